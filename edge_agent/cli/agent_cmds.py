@@ -1,0 +1,9 @@
+"""CLI: edge-agent run / status / doctor (issues 3, 7)."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to the root app."""

@@ -1,0 +1,64 @@
+"""Root of the ``edge-agent`` command. Each command group lives in its own module."""
+
+from __future__ import annotations
+
+import typer
+
+from .. import __version__
+from . import (
+    agent_cmds,
+    bench_cmd,
+    bridge_cmds,
+    camera_cmds,
+    config_cmds,
+    diag_cmds,
+    fleet_cmds,
+    infer_cmd,
+    models_cmds,
+    registry_cmds,
+)
+
+app = typer.Typer(
+    name="edge-agent",
+    help="Run quantized LiteRT models on camera frames; report, update and diagnose.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"edge-agent {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """edge-agent: inference, telemetry, updates and diagnostics for edge devices."""
+
+
+# top-level commands
+infer_cmd.register(app)
+bench_cmd.register(app)
+agent_cmds.register(app)
+# command groups
+app.add_typer(models_cmds.app, name="models")
+app.add_typer(config_cmds.app, name="config")
+app.add_typer(camera_cmds.app, name="camera")
+app.add_typer(bridge_cmds.app, name="bridge")
+app.add_typer(fleet_cmds.app, name="fleet")
+app.add_typer(registry_cmds.app, name="registry")
+app.add_typer(diag_cmds.app, name="diag")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

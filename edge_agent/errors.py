@@ -1,0 +1,55 @@
+"""The exception types of edge-agent, one per failure kind.
+
+Every error carries a message a technician can act on (what failed, where, what to do) and the
+exit code the CLI returns for it. Only the CLI turns them into exit codes; library code raises.
+"""
+
+from __future__ import annotations
+
+
+class EdgeAgentError(Exception):
+    """Base of every error edge-agent raises on purpose."""
+
+    exit_code: int = 1
+
+
+class ConfigError(EdgeAgentError):
+    """The configuration is invalid: names the key and the file."""
+
+    exit_code = 2
+
+
+class ModelError(EdgeAgentError):
+    """A model file cannot be used (missing, not TFLite, truncated, unsupported op...)."""
+
+    exit_code = 3
+
+
+class ModelIOError(ModelError):
+    """The model's inputs/outputs do not fit what was asked of it (e.g. two inputs, one image)."""
+
+    exit_code = 4
+
+
+class DelegateError(EdgeAgentError):
+    """A delegate failed to load or apply (callers fall back, never crash)."""
+
+    exit_code = 5
+
+
+class BackendError(EdgeAgentError):
+    """No usable inference backend (LiteRT, tflite-runtime, TensorFlow Lite) is installed."""
+
+    exit_code = 6
+
+
+class ImageError(EdgeAgentError):
+    """An input image cannot be read or decoded."""
+
+    exit_code = 7
+
+
+class SourceError(EdgeAgentError):
+    """A camera / frame source cannot be opened or read."""
+
+    exit_code = 8

@@ -1,0 +1,57 @@
+from pathlib import Path
+
+import pytest
+
+from edge_agent.config import load_config, parse_config, redacted
+from edge_agent.errors import ConfigError
+
+
+def test_defaults_are_valid() -> None:
+    cfg = parse_config({})
+    assert cfg.model.threads == 1
+    assert cfg.camera.source == "synthetic"
+    assert cfg.mqtt_prefix == f"edge/{cfg.device.id}"
+
+
+def test_unknown_key_names_file_line_and_key(tmp_path: Path) -> None:
+    f = tmp_path / "agent.toml"
+    f.write_text('[device]\nid = "cam1"\n\n[camera]\nsorce = "0"\n')
+    with pytest.raises(ConfigError) as e:
+        load_config(f, environ={})
+    assert f"{f}:5: camera.sorce: unknown key" in str(e.value)
+
+
+def test_wrong_type(tmp_path: Path) -> None:
+    f = tmp_path / "agent.toml"
+    f.write_text("[model]\nthreads = 'many'\n")
+    with pytest.raises(ConfigError, match=r"agent.toml:2: model.threads"):
+        load_config(f, environ={})
+
+
+def test_env_overrides_and_relative_paths(tmp_path: Path) -> None:
+    f = tmp_path / "agent.toml"
+    f.write_text('[model]\npath = "m.tflite"\n')
+    cfg = load_config(
+        f, environ={"EDGE_AGENT_MODEL__THREADS": "3", "EDGE_AGENT_MQTT__HOST": "b.local"}
+    )
+    assert cfg.model.threads == 3
+    assert cfg.mqtt.host == "b.local"
+    assert cfg.model.path == tmp_path / "m.tflite"
+
+
+def test_bad_toml_and_missing_file(tmp_path: Path) -> None:
+    f = tmp_path / "bad.toml"
+    f.write_text("[model\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(f, environ={})
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.toml", environ={})
+
+
+def test_redacted_hides_secrets() -> None:
+    cfg = parse_config(
+        {"mqtt": {"password": "hunter2", "tls": {"key": "/etc/k.pem", "ca": "/etc/ca.pem"}}}
+    )
+    text = str(redacted(cfg))
+    assert "hunter2" not in text and "/etc/k.pem" not in text
+    assert "/etc/ca.pem" in text
