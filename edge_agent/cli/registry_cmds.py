@@ -1,7 +1,96 @@
-"""CLI group: registry keygen/publish (issue 5)."""
+"""CLI group: registry keygen/publish (issue 5) — the central side of model updates."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import typer
 
-app = typer.Typer(no_args_is_help=True, help="registry keygen/publish (issue 5)")
+from ..errors import ConfigError
+from .common import handle_errors, print_json
+
+app = typer.Typer(no_args_is_help=True, help="Make release keys and publish signed models.")
+
+
+@app.command()
+@handle_errors
+def keygen(
+    out: Path = typer.Argument(..., help="Private key file to write (mode 0600); OUT.pub too"),
+) -> None:
+    """Make an Ed25519 release key pair. Put OUT.pub in the devices' [updates] trusted_keys."""
+    from ..updates.keys import keygen as make
+
+    priv, pub, kid = make(out)
+    typer.echo(f"private key {priv} (keep it secret), public key {pub}, key id {kid}")
+
+
+@app.command()
+@handle_errors
+def publish(
+    model: Path = typer.Argument(..., help="The .tflite file to release"),
+    name: str = typer.Option(..., "--name", help="Model name (the device's update target)"),
+    version: str = typer.Option(..., "--version", help="Version string, e.g. 1.4.0"),
+    key: Path = typer.Option(..., "--key", help="Private release key (registry keygen)"),
+    to: Path = typer.Option(..., "--to", help="Registry directory served over HTTP(S)"),
+    labels: Path | None = typer.Option(None, "--labels", help="Labels file, one per line"),
+    decoder: str | None = typer.Option(None, "--decoder", help="Decoder name (classification…)"),
+    description: Path | None = typer.Option(
+        None, "--description", help="Model description JSON (default: <model>.json beside it)"
+    ),
+    golden: Path | None = typer.Option(
+        None, "--golden", help=".npz with input0.. (and output0..; computed if absent)"
+    ),
+    atol: float = typer.Option(0.0, "--atol", help="Golden absolute tolerance"),
+    rtol: float = typer.Option(0.0, "--rtol", help="Golden relative tolerance"),
+    latency_budget_ms: float | None = typer.Option(None, "--latency-budget-ms"),
+    trial_inferences: int | None = typer.Option(None, "--trial-inferences"),
+    trial_seconds: float | None = typer.Option(None, "--trial-seconds"),
+    seq: int | None = typer.Option(None, "--seq", help="Monotonic sequence (default: now)"),
+    expires_days: float = typer.Option(365.0, "--expires", help="Days until the manifest expires"),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON"),
+) -> None:
+    """Write NAME/VERSION/manifest.json, its signature and the files into DIR."""
+    from ..updates.publish import describe
+    from ..updates.publish import publish as do_publish
+
+    desc = None
+    if description is not None:
+        try:
+            desc = json.loads(description.read_text())
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{description}: cannot read description JSON: {exc}") from None
+    desc = dict(describe(model, desc))
+    if decoder is not None or labels is not None:
+        dec = dict(desc.get("decoder") or {})
+        if decoder is not None:
+            dec["name"] = decoder
+        if labels is not None:
+            try:
+                dec["labels"] = [ln.strip() for ln in labels.read_text().splitlines() if ln.strip()]
+            except OSError as exc:
+                raise ConfigError(f"{labels}: cannot read labels: {exc.strerror}") from None
+        desc["decoder"] = dec
+    rel = do_publish(
+        model,
+        name=name,
+        version=version,
+        key=key,
+        to=to,
+        seq=seq,
+        description=desc,
+        golden=golden,
+        atol=atol,
+        rtol=rtol,
+        latency_budget_ms=latency_budget_ms,
+        trial_inferences=trial_inferences,
+        trial_seconds=trial_seconds,
+        expires_days=expires_days,
+    )
+    m = rel.manifest
+    if as_json:
+        print_json({"dir": str(rel.directory), "name": m.name, "version": m.version,
+                    "seq": m.seq, "keyid": rel.keyid, "files": [f.name for f in m.files]})
+    else:
+        typer.echo(f"published {m.name} {m.version} (seq {m.seq}, key {rel.keyid}) "
+                   f"to {rel.directory}")

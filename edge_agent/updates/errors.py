@@ -1,0 +1,162 @@
+"""One exception per way an update can be refused or fail.
+
+Split by who is at fault (as python-tuf does): the *registry* published something we must not
+install (:class:`ManifestRejected` and its subclasses), the *download* went wrong
+(:class:`DownloadError`), the *model* itself does not pass preflight or trial
+(:class:`ModelRejected`), or the device's own *store* is in a state we refuse to write into
+(:class:`StoreError`). Every class has a short ``reason`` code (published on ``<p>/update``) and
+its message says what failed, where, and what to do.
+"""
+
+from __future__ import annotations
+
+from ..errors import EdgeAgentError
+
+
+class UpdateError(EdgeAgentError):
+    """Base of every update failure."""
+
+    exit_code = 10
+    reason = "update_failed"
+
+
+# --- the registry published something we refuse --------------------------------------------
+class ManifestRejected(UpdateError):
+    """The manifest (or its signature) is not acceptable."""
+
+    exit_code = 11
+    reason = "manifest_rejected"
+
+
+class ManifestTooLarge(ManifestRejected):
+    reason = "manifest_too_large"
+
+
+class UnsignedManifest(ManifestRejected):
+    reason = "unsigned"
+
+
+class UnknownKey(ManifestRejected):
+    reason = "unknown_key"
+
+
+class BadSignature(ManifestRejected):
+    reason = "bad_signature"
+
+
+class ManifestNotJSON(ManifestRejected):
+    reason = "not_json"
+
+
+class ManifestInvalid(ManifestRejected):
+    """Missing or ill-typed fields, unknown schema."""
+
+    reason = "invalid_manifest"
+
+
+class WrongModelName(ManifestRejected):
+    reason = "wrong_name"
+
+
+class DowngradeRefused(ManifestRejected):
+    reason = "downgrade"
+
+
+class ManifestExpired(ManifestRejected):
+    reason = "expired"
+
+
+class BadFileName(ManifestRejected):
+    reason = "bad_file_name"
+
+
+class Incompatible(ManifestRejected):
+    """The model needs another runtime or input than this device has."""
+
+    reason = "incompatible"
+
+
+# --- the download went wrong ---------------------------------------------------------------
+class DownloadError(UpdateError):
+    exit_code = 12
+    reason = "download_failed"
+
+
+class FileTooLarge(DownloadError):
+    reason = "file_too_large"
+
+
+class WrongSize(DownloadError):
+    reason = "wrong_size"
+
+
+class WrongHash(DownloadError):
+    reason = "wrong_sha256"
+
+
+# --- the model does not pass -----------------------------------------------------------------
+class ModelRejected(UpdateError):
+    exit_code = 13
+    reason = "model_rejected"
+
+
+class NotTFLite(ModelRejected):
+    reason = "not_tflite"
+
+
+class InputShapeMismatch(ModelRejected):
+    reason = "input_shape"
+
+
+class PreflightCrashed(ModelRejected):
+    reason = "preflight_crashed"
+
+
+class PreflightTimeout(ModelRejected):
+    reason = "preflight_timeout"
+
+
+class PreflightLoadFailed(ModelRejected):
+    reason = "preflight_load_failed"
+
+
+class GoldenMismatch(ModelRejected):
+    reason = "golden_mismatch"
+
+
+class TooSlow(ModelRejected):
+    reason = "too_slow"
+
+
+class TrialFailed(ModelRejected):
+    reason = "trial_failed"
+
+
+# --- the device's store ----------------------------------------------------------------------
+class StoreError(UpdateError):
+    exit_code = 14
+    reason = "store_error"
+
+
+class SymlinkInStore(StoreError):
+    reason = "symlink_in_store"
+
+
+class CorruptModel(StoreError):
+    """A stored model's bytes no longer match the sha256 recorded when it was installed."""
+
+    reason = "corrupt_model"
+
+
+class VersionNotFound(StoreError):
+    reason = "version_not_found"
+
+
+class NoPreviousVersion(StoreError):
+    reason = "no_previous"
+
+
+class UpdateBusy(UpdateError):
+    """Another update is running on this device."""
+
+    reason = "busy"

@@ -1,0 +1,185 @@
+"""The central side: build, sign and write one model release into a registry directory.
+
+``<to>/<name>/<version>/`` receives ``manifest.json``, ``manifest.json.sig``, the model file,
+and the golden file when one is given. Any static HTTP server (nginx, S3/MinIO, a CDN) can
+serve that tree; a device can also read it through ``file://``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError, ModelError
+from .durable import fsync_dir, write_atomic
+from .keys import load_private, sign
+from .manifest import (
+    MANIFEST_NAME,
+    SIGNATURE_NAME,
+    Manifest,
+    check_file_name,
+    parse_manifest,
+)
+
+GOLDEN_NAME = "golden.npz"
+TFLITE_MAGIC = b"TFL3"
+
+
+@dataclass
+class Release:
+    directory: Path
+    manifest: Manifest
+    keyid: str
+
+
+def file_entry(path: Path, name: str | None = None) -> dict[str, Any]:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1024 * 1024):
+            h.update(chunk)
+    return {"name": name or path.name, "size": path.stat().st_size, "sha256": h.hexdigest()}
+
+
+def tensor_info(spec: Any) -> dict[str, Any]:
+    q = getattr(spec, "quantization", None)
+    scale = getattr(q, "scale", None)
+    zp = getattr(q, "zero_point", None)
+    out: dict[str, Any] = {
+        "name": str(spec.name),
+        "shape": [int(x) for x in spec.shape],
+        "dtype": np.dtype(spec.dtype).name,
+    }
+    if isinstance(scale, (int, float)) and scale:
+        out["scale"] = float(scale)
+        out["zero_point"] = int(zp or 0)
+    return out
+
+
+def golden_outputs(model_path: Path, inputs: list[np.ndarray], threads: int = 1) -> list[Any]:
+    """Run the model on the golden inputs; the expected outputs the device must reproduce."""
+    from ..inference import Model
+
+    model = Model(model_path, threads=threads)
+    for i, arr in enumerate(inputs):
+        view = model.input_view(i)
+        view[...] = arr.astype(view.dtype).reshape(view.shape)
+        del view
+    model.invoke()
+    return list(model.outputs_all())
+
+
+def build_golden(model_path: Path, golden: Path, dest: Path) -> None:
+    """Write ``dest`` (npz with input0.. and output0..) from the publisher's golden file."""
+    try:
+        with np.load(golden, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{golden}: not a .npz with input0.. arrays: {exc}") from None
+    inputs = [arrays[f"input{i}"] for i in range(len(arrays)) if f"input{i}" in arrays]
+    if not inputs:
+        raise ConfigError(f"{golden}: no input0 array")
+    if not any(k.startswith("output") for k in arrays):
+        for i, out in enumerate(golden_outputs(model_path, inputs)):
+            arrays[f"output{i}"] = out
+    tmp = dest.with_name(dest.name + ".tmp.npz")
+    np.savez(tmp, **arrays)
+    write_atomic(dest, tmp.read_bytes())
+    tmp.unlink()
+
+
+def describe(model_path: Path, description: dict[str, Any] | None) -> dict[str, Any]:
+    if description is not None:
+        return description
+    beside = model_path.with_suffix(".json")
+    if beside.is_file():
+        loaded: dict[str, Any] = json.loads(beside.read_text())
+        return loaded
+    return {}
+
+
+def model_io(model_path: Path) -> dict[str, Any]:
+    from ..inference import Model
+
+    model = Model(model_path, threads=1)
+    return {
+        "inputs": [tensor_info(s) for s in model.inputs],
+        "outputs": [tensor_info(s) for s in model.outputs],
+    }
+
+
+def publish(
+    model_path: Path,
+    *,
+    name: str,
+    version: str,
+    key: Path,
+    to: Path,
+    seq: int | None = None,
+    description: dict[str, Any] | None = None,
+    golden: Path | None = None,
+    atol: float = 0.0,
+    rtol: float = 0.0,
+    latency_budget_ms: float | None = None,
+    trial_inferences: int | None = None,
+    trial_seconds: float | None = None,
+    expires_days: float = 365.0,
+    now: datetime | None = None,
+    extra_files: list[Path] | None = None,
+) -> Release:
+    """Write one signed release; returns where and what."""
+    private = load_private(key)
+    try:
+        head = model_path.read_bytes()[:8]
+    except OSError as exc:
+        raise ModelError(f"{model_path}: cannot read model: {exc.strerror}") from None
+    if head[4:8] != TFLITE_MAGIC:
+        raise ModelError(f"{model_path}: not a TFLite flatbuffer (no TFL3 identifier)")
+    now = now or datetime.now(timezone.utc)
+    out = to / name / version
+    out.mkdir(parents=True, exist_ok=True)
+    model_name = model_path.name
+    check_file_name(model_name)
+    shutil.copyfile(model_path, out / model_name)
+    files = [file_entry(out / model_name)]
+    health: dict[str, Any] = {}
+    if golden is not None:
+        build_golden(model_path, golden, out / GOLDEN_NAME)
+        files.append(file_entry(out / GOLDEN_NAME))
+        health["golden"] = {"file": GOLDEN_NAME, "atol": atol, "rtol": rtol}
+    for extra in extra_files or []:
+        check_file_name(extra.name)
+        shutil.copyfile(extra, out / extra.name)
+        files.append(file_entry(out / extra.name))
+    if latency_budget_ms is not None:
+        health["latency_budget_ms"] = latency_budget_ms
+    if trial_inferences is not None:
+        health["trial_inferences"] = trial_inferences
+    if trial_seconds is not None:
+        health["trial_seconds"] = trial_seconds
+    io = model_io(model_path)
+    doc = {
+        "schema": 1,
+        "name": name,
+        "version": version,
+        "seq": seq if seq is not None else int(now.timestamp()),
+        "created": now.isoformat().replace("+00:00", "Z"),
+        "expires": (now + timedelta(days=expires_days)).isoformat().replace("+00:00", "Z"),
+        "files": files,
+        "model": {"file": model_name, **io},
+        "postprocessing": describe(model_path, description),
+        "health": health,
+    }
+    raw = (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode()
+    manifest = parse_manifest(raw, str(out / MANIFEST_NAME))
+    write_atomic(out / MANIFEST_NAME, raw)
+    sig = sign(private, raw)
+    write_atomic(out / SIGNATURE_NAME, sig)
+    fsync_dir(out)
+    return Release(out, manifest, json.loads(sig)["keyid"])
