@@ -53,3 +53,13 @@ class SourceError(EdgeAgentError):
     """A camera / frame source cannot be opened or read."""
 
     exit_code = 8
+
+
+class FrameError(SourceError):
+    """One frame of a source cannot be used (a non-image in a folder...); it is skipped."""
+
+
+class PipelineError(EdgeAgentError):
+    """The pipeline cannot be built or used as asked (e.g. a swap to an incompatible runner)."""
+
+    exit_code = 9

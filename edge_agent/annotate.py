@@ -1,0 +1,46 @@
+"""Draw inference results onto a frame and write it as a JPEG (snapshot ring, camera tools)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+
+def annotate(image: np.ndarray, result: Any) -> np.ndarray:
+    """A copy of ``image`` with the result's boxes and top classes drawn on it."""
+    out = image.copy()
+    if result is None:
+        return out
+    for det in getattr(result, "detections", []) or []:
+        x1, y1, x2, y2 = (int(round(v)) for v in det.box)
+        cv2.rectangle(out, (x1, y1), (x2, y2), (0, 255, 0), 2)
+        text = f"{det.label or det.class_id} {det.score:.2f}"
+        cv2.putText(out, text, (x1, max(12, y1 - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
+                    (0, 255, 0), 1, cv2.LINE_AA)
+    for i, cls in enumerate((getattr(result, "classes", []) or [])[:3]):
+        text = f"{cls.label or cls.class_id} {cls.score:.2f}"
+        cv2.putText(out, text, (8, 20 + 18 * i), cv2.FONT_HERSHEY_SIMPLEX, 0.55,
+                    (255, 255, 255), 1, cv2.LINE_AA)
+    return out
+
+
+def write_jpeg(path: Path, image: np.ndarray, quality: int = 90) -> None:
+    """Encode and write atomically: temp file -> fsync -> rename -> fsync(directory)."""
+    ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise ValueError(f"{path}: JPEG encoding failed")
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(data.tobytes())
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

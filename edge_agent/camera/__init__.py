@@ -1,0 +1,27 @@
+"""Camera: frame sources, the reader thread and the latest-frame slot (issue #3)."""
+
+from .backoff import Backoff
+from .frame import Frame, LatestFrameSlot, Policy
+from .reader import CameraReader
+from .sources import (
+    FrameSource,
+    ImageFolderSource,
+    OpenCVSource,
+    SyntheticSource,
+    open_source,
+)
+from .synthetic import synthetic_frame
+
+__all__ = [
+    "Backoff",
+    "CameraReader",
+    "Frame",
+    "FrameSource",
+    "ImageFolderSource",
+    "LatestFrameSlot",
+    "OpenCVSource",
+    "Policy",
+    "SyntheticSource",
+    "open_source",
+    "synthetic_frame",
+]

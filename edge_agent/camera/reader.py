@@ -1,0 +1,205 @@
+"""The camera reader thread: source -> :class:`LatestFrameSlot`, with reconnection.
+
+A failed open/read or the end of a live stream closes the source and retries after an
+exponential backoff with jitter; ``health`` says ``ok``, ``reconnecting`` or ``failed`` (still
+retrying, at the maximum delay, after ``failed_after`` failures in a row). A bad single frame is
+skipped and counted. A finite source that ends (a video file without loop) sets :attr:`ended`.
+``clock`` and ``sleep`` are injectable: tests drive the backoff with a fake clock.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ..errors import FrameError, SourceError
+from .backoff import Backoff
+from .frame import Frame, LatestFrameSlot
+from .sources import FrameSource
+
+log = logging.getLogger("edge_agent.camera")
+
+Health = str  # "starting" | "ok" | "reconnecting" | "failed" | "ended" | "stopped"
+
+
+class CameraReader:
+    def __init__(
+        self,
+        source: FrameSource,
+        slot: LatestFrameSlot,
+        *,
+        backoff: Backoff | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+        sleep: Callable[[float], object] | None = None,
+        failed_after: int = 5,
+    ) -> None:
+        self.source = source
+        self.slot = slot
+        self.backoff = backoff or Backoff()
+        self.clock = clock
+        self.wall = wall
+        self._stop = threading.Event()
+        self._sleep = sleep or self._stop.wait
+        self.failed_after = failed_after
+        self.ended = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self.health: Health = "starting"
+        self.frames = 0
+        self.reconnects = 0
+        self.failures = 0
+        self.consecutive_failures = 0
+        self.bad_frames = 0
+        self.size_changes = 0
+        self.resolution: tuple[int, int] | None = None
+        self.last_error: str | None = None
+        self.delays: list[float] = []  # the backoff delays waited, most recent last (bounded)
+        self._opened = False
+        self.read_s = 0.0  # moving average of one read (decode) in seconds
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> None:
+        if self._thread is not None:
+            raise RuntimeError("reader already started")
+        self._thread = threading.Thread(target=self._run, name="camera-reader", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 1.0) -> bool:
+        """Stop reading; True if the thread ended within ``timeout``."""
+        self._stop.set()
+        self.slot.close()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            alive = self._thread.is_alive()
+        else:
+            alive = False
+        if not alive:
+            self._close_source()
+            if self.health not in ("ended",):
+                self.health = "stopped"
+        return not alive
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    # -- the loop ----------------------------------------------------------------------------
+    def _run(self) -> None:
+        next_due = self.clock()
+        while not self._stop.is_set():
+            if not self._opened and not self._try(self._open):
+                continue
+            if not self.slot.wait_request(timeout=0.2):
+                continue
+            pace = self.source.pace_fps
+            if pace:
+                now = self.clock()
+                if next_due > now:
+                    self._sleep(next_due - now)
+                    if self._stop.is_set():
+                        break
+                next_due = max(next_due, self.clock() - 1.0 / pace) + 1.0 / pace
+            image = None
+            t0 = self.clock()
+            try:
+                image = self.source.read()
+            except FrameError as exc:
+                self.bad_frames += 1
+                self._note(str(exc), level=logging.WARNING)
+                continue
+            except SourceError as exc:
+                self._fail(str(exc))
+                continue
+            except Exception as exc:  # a backend bug must not kill the reader
+                self._fail(f"{self.source.name}: unexpected read error: {exc!r}")
+                continue
+            if image is None:
+                log.info("%s: end of source", self.source.name)
+                self.health = "ended"
+                self.ended.set()
+                break
+            self.read_s = 0.8 * self.read_s + 0.2 * (self.clock() - t0) if self.frames else (
+                self.clock() - t0
+            )
+            self._deliver(image)
+        self._close_source()
+
+    def _open(self) -> None:
+        self.source.open()
+        self._opened = True
+
+    def _try(self, step: Callable[[], None]) -> bool:
+        try:
+            step()
+            return True
+        except SourceError as exc:
+            self._fail(str(exc))
+        except Exception as exc:
+            self._fail(f"{self.source.name}: unexpected error: {exc!r}")
+        return False
+
+    def _deliver(self, image: Any) -> None:
+        h, w = image.shape[:2]
+        if self.resolution is not None and (w, h) != self.resolution:
+            self.size_changes += 1
+            self._note(
+                f"{self.source.name}: frame size changed {self.resolution[0]}x"
+                f"{self.resolution[1]} -> {w}x{h}",
+                level=logging.INFO,
+            )
+        self.resolution = (w, h)
+        if self.health != "ok":
+            if self.health in ("reconnecting", "failed"):
+                log.info("%s: frames flowing again", self.source.name)
+            self.health = "ok"
+        self.consecutive_failures = 0
+        self.backoff.reset()
+        frame = Frame(image=image, seq=self.frames, t_capture=self.clock(), wall_time=self.wall())
+        self.frames += 1
+        while not self.slot.put(frame, timeout=0.2):
+            if self._stop.is_set() or self.slot.closed:
+                self.frames -= 1  # never handed over: not captured
+                return
+
+    def _fail(self, message: str) -> None:
+        self._close_source()
+        self.failures += 1
+        self.consecutive_failures += 1
+        if self.health in ("ok", "starting") and self.frames:
+            self.reconnects += 1
+        self.health = "failed" if self.consecutive_failures >= self.failed_after else "reconnecting"
+        delay = self.backoff.next_delay()
+        with self._lock:
+            self.delays.append(delay)
+            del self.delays[:-32]
+        self._note(f"{message}; retrying in {delay:.2f} s", level=logging.WARNING)
+        self._sleep(delay)
+
+    def _note(self, message: str, *, level: int) -> None:
+        self.last_error = message if level >= logging.WARNING else self.last_error
+        log.log(level, "%s", message)
+
+    def _close_source(self) -> None:
+        if self._opened:
+            self._opened = False
+            try:
+                self.source.close()
+            except Exception as exc:  # pragma: no cover - release errors are only logged
+                log.debug("close %s: %r", self.source.name, exc)
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "source": self.source.describe(),
+            "health": self.health,
+            "frames": self.frames,
+            "reconnects": self.reconnects,
+            "failures": self.failures,
+            "bad_frames": self.bad_frames,
+            "size_changes": self.size_changes,
+            "resolution": None if self.resolution is None else list(self.resolution),
+            "last_error": self.last_error,
+        }

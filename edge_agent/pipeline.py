@@ -1,0 +1,539 @@
+"""capture -> preprocess -> invoke -> postprocess -> sinks, with the stages overlapping.
+
+Threads (one pipeline = one inference worker = one interpreter):
+
+* ``camera-reader`` (:class:`~edge_agent.camera.CameraReader`) decodes frames into the
+  :class:`~edge_agent.camera.LatestFrameSlot`.
+* ``pipeline-prep`` takes a frame and preprocesses it into a staging buffer shaped like the
+  model input, *while the previous frame is being invoked*. It starts "just in time": when the
+  worker begins an invoke, prep waits until ``invoke estimate - preprocess estimate - margin``
+  has passed, so the next input is ready when the invoke ends and the frame it comes from is as
+  fresh as possible (low end-to-end latency at full throughput).
+* ``pipeline-infer`` copies the staging buffer into the interpreter's input (one memcpy),
+  invokes (the interpreter releases the GIL, so the other threads run meanwhile) and copies the
+  outputs out.
+* ``pipeline-post`` decodes the outputs into a Result and hands a :class:`FrameResult` to every
+  sink (JSON lines, snapshot ring, the Agent's components).
+
+Counters: ``captured`` = frames the reader handed to the slot; ``processed`` = frames that
+went through every stage; ``dropped`` = frames discarded (``stale``: replaced in the slot under
+policy ``latest``; ``error``: a stage raised; ``swap``: lost to a model swap; ``shutdown``: in
+flight at stop). ``captured == processed + dropped + in_flight`` at every moment and
+``in_flight == 0`` after :meth:`Pipeline.stop`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, TextIO
+
+import numpy as np
+
+from .camera import CameraReader, Frame, LatestFrameSlot
+from .errors import PipelineError
+from .telemetry.latency import StageLatencies
+
+log = logging.getLogger("edge_agent.pipeline")
+
+JIT_MARGIN_S = 0.0005
+DROP_REASONS = ("stale", "error", "swap", "shutdown")
+
+
+class RunnerLike(Protocol):
+    """What the pipeline needs from :class:`edge_agent.inference.Runner`."""
+
+    model: Any
+    preprocessor: Any
+    decoder: Any
+
+
+@dataclass
+class FrameResult:
+    """One frame's outcome, given to every sink and to ``Component.on_result``.
+
+    ``result`` is the inference Result (None when a stage failed; then ``error`` says why);
+    ``timings`` are seconds per stage (``age``, ``preprocess``, ``invoke``, ``postprocess``,
+    ``e2e``); ``image`` is the original BGR frame (do not modify it).
+    """
+
+    seq: int
+    wall_time: float
+    t_capture: float
+    result: Any
+    timings: dict[str, float]
+    model: str
+    image: np.ndarray | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "frame": self.seq,
+            "ts": round(self.wall_time, 6),
+            "model": self.model,
+            "latency_ms": {k: round(v * 1000, 3) for k, v in self.timings.items()},
+        }
+        if self.error is not None:
+            body["error"] = self.error
+        elif self.result is not None:
+            body.update(self.result.to_json())
+        return body
+
+
+Sink = Callable[[FrameResult], None]
+
+
+@dataclass
+class _Staged:
+    frame: Frame
+    runner: Any
+    buffer: np.ndarray
+    transform: Any
+    t_pick: float
+    pre_s: float
+
+
+@dataclass
+class _Invoked:
+    frame: Frame
+    runner: Any
+    transform: Any
+    outputs: list[np.ndarray]
+    times: dict[str, float]
+
+
+@dataclass
+class _Estimate:
+    """Moving averages used to start preprocessing just in time."""
+
+    pre_s: float = 0.0
+    invoke_s: float = 0.0
+    samples: int = 0
+
+    def update(self, pre_s: float, invoke_s: float) -> None:
+        a = 0.2 if self.samples else 1.0
+        self.pre_s += a * (pre_s - self.pre_s)
+        self.invoke_s += a * (invoke_s - self.invoke_s)
+        self.samples += 1
+
+
+@dataclass
+class Counters:
+    captured: int = 0
+    processed: int = 0
+    dropped: int = 0
+    errors: int = 0
+    in_flight: int = 0
+    dropped_by: dict[str, int] = field(default_factory=lambda: dict.fromkeys(DROP_REASONS, 0))
+    swaps: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "captured": self.captured,
+            "processed": self.processed,
+            "dropped": self.dropped,
+            "errors": self.errors,
+            "in_flight": self.in_flight,
+            "dropped_by": dict(self.dropped_by),
+            "swaps": self.swaps,
+        }
+
+
+class Pipeline:
+    """One worker: a reader, a prep thread, an infer thread and a post thread (see module doc).
+
+    ``runner_factory()`` builds the Runner (one interpreter) this pipeline uses;
+    :meth:`swap` replaces it between two frames. ``limit``: stop taking frames after that
+    many (``--frames N``); :attr:`done` is set when they are all processed, when a finite
+    source ended and everything taken was processed, or at :meth:`stop`.
+    """
+
+    def __init__(
+        self,
+        runner_factory: Callable[[], Any],
+        reader: CameraReader,
+        *,
+        sinks: Sequence[Sink] = (),
+        limit: int | None = None,
+        model_name: str = "",
+        clock: Callable[[], float] = time.monotonic,
+        just_in_time: bool = True,
+        keep_images: bool = True,
+    ) -> None:
+        self.reader = reader
+        self.slot: LatestFrameSlot = reader.slot
+        self.sinks: list[Sink] = list(sinks)
+        self.limit = limit
+        self.model_name = model_name
+        self.clock = clock
+        self.just_in_time = just_in_time
+        self.keep_images = keep_images
+        self.latencies = StageLatencies()
+        self.done = threading.Event()
+        self._runner = runner_factory()
+        self._buffers: dict[int, list[np.ndarray]] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._staged: queue.Queue[_Staged] = queue.Queue(maxsize=1)
+        self._invoked: queue.Queue[_Invoked | None] = queue.Queue(maxsize=2)
+        self._taken_event = threading.Event()  # infer took the staged item (an invoke begins)
+        self._t_invoke_start = 0.0
+        self._estimate = _Estimate()
+        self._picked = 0
+        self._prep_finished = threading.Event()
+        self._infer_finished = threading.Event()
+        self._c = Counters()
+        self._threads: list[threading.Thread] = []
+        self._sink_errors = 0
+        self._last_sink_error_log = 0.0
+
+    # -- public API --------------------------------------------------------------------------
+    @property
+    def runner(self) -> Any:
+        return self._runner
+
+    def add_sink(self, sink: Sink) -> None:
+        self.sinks.append(sink)
+
+    def start(self) -> None:
+        if self._threads:
+            raise RuntimeError("pipeline already started")
+        for name, target in (
+            ("pipeline-post", self._post_loop),
+            ("pipeline-infer", self._infer_loop),
+            ("pipeline-prep", self._prep_loop),
+        ):
+            t = threading.Thread(target=target, name=name, daemon=True)
+            self._threads.append(t)
+            t.start()
+        self.reader.start()
+
+    def stop(self, timeout: float = 1.5) -> bool:
+        """Stop everything; True if every thread ended within ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        self._stop.set()
+        self.slot.close()
+        ok = self.reader.stop(timeout=max(0.05, (deadline - time.monotonic()) / 2))
+        for t in self._threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+            ok = ok and not t.is_alive()
+        if self.slot.discard():
+            pass  # counted by the slot as a stale drop
+        self.done.set()
+        return ok
+
+    def swap(self, runner: Any) -> Any:
+        """Use ``runner`` from the next frame on; returns the previous runner.
+
+        A frame already preprocessed for the old model is preprocessed again for the new one
+        (never dropped); :meth:`counters` ``swaps`` counts swaps, ``dropped_by["swap"]`` any
+        frame that could not be carried over.
+        """
+        if runner is None:
+            raise PipelineError("swap needs a runner")
+        with self._lock:
+            old, self._runner = self._runner, runner
+            self._c.swaps += 1
+            self._estimate = _Estimate()
+        log.info("model swapped in between two frames")
+        return old
+
+    def counters(self) -> dict[str, Any]:
+        with self._lock:
+            c = self._c
+            c.captured = self.slot.put_count
+            c.dropped_by["stale"] = self.slot.dropped
+            c.dropped = sum(c.dropped_by.values())
+            c.in_flight = c.captured - c.processed - c.dropped
+            return c.as_dict()
+
+    def stats(self) -> dict[str, Any]:
+        """Counters, camera state and the estimates the prep thread schedules with."""
+        return {
+            "counters": self.counters(),
+            "camera": self.reader.stats(),
+            "sink_errors": self._sink_errors,
+            "estimate_ms": {
+                "preprocess": round(self._estimate.pre_s * 1000, 3),
+                "invoke": round(self._estimate.invoke_s * 1000, 3),
+            },
+        }
+
+    # -- helpers -----------------------------------------------------------------------------
+    def _drop(self, reason: str, error: bool = False) -> None:
+        with self._lock:
+            self._c.dropped_by[reason] += 1
+            if error:
+                self._c.errors += 1
+
+    def _buffer(self, runner: Any) -> np.ndarray:
+        with self._lock:
+            pool = self._buffers.get(id(runner))
+            if pool is None:
+                if len(self._buffers) > 4:  # old runners' buffers: keep memory bounded
+                    self._buffers.clear()
+                spec = runner.model.inputs[0]
+                pool = [np.zeros(tuple(spec.shape), dtype=spec.dtype) for _ in range(2)]
+                self._buffers[id(runner)] = pool
+        # two buffers: one being filled by prep, one waiting in the staged queue
+        buf = pool.pop(0)
+        pool.append(buf)
+        return buf
+
+    def _report_error(self, frame: Frame, stage: str, exc: BaseException, model: str) -> None:
+        message = f"frame {frame.seq}: {stage} failed: {exc}"
+        now = time.monotonic()
+        if now - self._last_sink_error_log > 5.0:
+            self._last_sink_error_log = now
+            log.warning("%s", message)
+        fr = FrameResult(
+            seq=frame.seq, wall_time=frame.wall_time, t_capture=frame.t_capture, result=None,
+            timings={}, model=model, image=None, error=message,
+        )
+        self._emit(fr)
+
+    def _emit(self, fr: FrameResult) -> None:
+        for sink in list(self.sinks):
+            try:
+                sink(fr)
+            except Exception as exc:  # a sink must never stop the pipeline
+                self._sink_errors += 1
+                now = time.monotonic()
+                if now - self._last_sink_error_log > 5.0:
+                    self._last_sink_error_log = now
+                    log.warning("result sink %r failed: %r", sink, exc)
+
+    # -- prep --------------------------------------------------------------------------------
+    def _wait_until_due(self) -> None:
+        """Wait for the moment to pick the next frame (just in time for the running invoke)."""
+        if not self.just_in_time or self._estimate.samples < 3:
+            return
+        lead = self._estimate.pre_s + JIT_MARGIN_S
+        if self.slot.on_demand:
+            lead += self.reader.read_s
+        due = self._t_invoke_start + self._estimate.invoke_s - lead
+        delay = due - self.clock()
+        if delay > 0:
+            self._stop.wait(delay)
+
+    def _prep_loop(self) -> None:
+        try:
+            while not self._stop.is_set():
+                if self.limit is not None and self._picked >= self.limit:
+                    break
+                self._wait_until_due()
+                self.slot.request()
+                frame = self.slot.get(timeout=0.05)
+                if frame is None:
+                    if self.reader.ended.is_set() and self.slot.pending == 0:
+                        break
+                    continue
+                self._picked += 1
+                t_pick = self.clock()
+                runner = self._runner
+                try:
+                    buf = self._buffer(runner)
+                    transform = runner.preprocessor.run(frame.image, buf)
+                except Exception as exc:
+                    self._drop("error", error=True)
+                    self._report_error(frame, "preprocess", exc, self.model_name)
+                    continue
+                staged = _Staged(frame, runner, buf, transform, t_pick, self.clock() - t_pick)
+                self._taken_event.clear()
+                if not self._put(self._staged, staged):
+                    self._drop("shutdown")
+                    break
+                # wait until infer takes it (its invoke starts) before preparing the next one
+                while not self._taken_event.wait(0.1):
+                    if self._stop.is_set():
+                        return
+        finally:
+            self._prep_finished.set()
+
+    def _put(self, q: queue.Queue[Any], item: Any) -> bool:
+        while not self._stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    # -- infer -------------------------------------------------------------------------------
+    def _infer_loop(self) -> None:
+        try:
+            while True:
+                try:
+                    st = self._staged.get(timeout=0.05)
+                except queue.Empty:
+                    if self._stop.is_set() or self._prep_finished.is_set():
+                        if self._staged.empty():
+                            break
+                    continue
+                if self._stop.is_set():
+                    self._drop("shutdown")
+                    self._taken_event.set()
+                    continue
+                self._invoke_one(st)
+        finally:
+            self._infer_finished.set()
+            try:
+                self._invoked.put(None, timeout=0.5)
+            except queue.Full:
+                pass
+
+    def _invoke_one(self, st: _Staged) -> None:
+        runner = self._runner
+        frame = st.frame
+        pre_s = st.pre_s
+        try:
+            if runner is not st.runner:  # swapped since prep: prepare again for the new model
+                t0 = self.clock()
+                buf = self._buffer(runner)
+                transform = runner.preprocessor.run(frame.image, buf)
+                st = _Staged(frame, runner, buf, transform, st.t_pick, self.clock() - t0)
+                pre_s += st.pre_s
+        except Exception as exc:
+            self._taken_event.set()
+            self._drop("swap", error=True)
+            self._report_error(frame, "preprocess after swap", exc, self.model_name)
+            return
+        model = runner.model
+        try:
+            np.copyto(model.input_view(0), st.buffer)
+            self._t_invoke_start = self.clock()
+            self._taken_event.set()
+            model.invoke()
+            t1 = self.clock()
+            outputs = model.outputs_all()
+        except Exception as exc:
+            self._taken_event.set()
+            self._drop("error", error=True)
+            self._report_error(frame, "invoke", exc, self.model_name)
+            return
+        invoke_s = t1 - self._t_invoke_start
+        self._estimate.update(st.pre_s, invoke_s)
+        times = {"age": st.t_pick - frame.t_capture, "preprocess": pre_s, "invoke": invoke_s}
+        if not self._put(self._invoked, _Invoked(frame, runner, st.transform, outputs, times)):
+            self._drop("shutdown")
+
+    # -- post --------------------------------------------------------------------------------
+    def _post_loop(self) -> None:
+        try:
+            while True:
+                try:
+                    item = self._invoked.get(timeout=0.05)
+                except queue.Empty:
+                    if self._infer_finished.is_set() and self._invoked.empty():
+                        break
+                    continue
+                if item is None:
+                    break
+                self._post_one(item)
+        finally:
+            while True:  # anything left behind at a forced stop
+                try:
+                    left = self._invoked.get_nowait()
+                except queue.Empty:
+                    break
+                if left is not None:
+                    self._drop("shutdown")
+            self.done.set()
+
+    def _post_one(self, item: _Invoked) -> None:
+        t0 = self.clock()
+        try:
+            result = item.runner.decoder.decode(item.outputs, item.transform)
+        except Exception as exc:
+            self._drop("error", error=True)
+            self._report_error(item.frame, "postprocess", exc, self.model_name)
+            return
+        t1 = self.clock()
+        times = dict(item.times)
+        times["postprocess"] = t1 - t0
+        times["e2e"] = t1 - item.frame.t_capture
+        self.latencies.record_many(times)
+        with self._lock:
+            self._c.processed += 1
+            processed = self._c.processed
+        fr = FrameResult(
+            seq=item.frame.seq,
+            wall_time=item.frame.wall_time,
+            t_capture=item.frame.t_capture,
+            result=result,
+            timings=times,
+            model=self.model_name,
+            image=item.frame.image if self.keep_images else None,
+        )
+        self._emit(fr)
+        if self.limit is not None and processed >= self.limit:
+            self.done.set()
+
+
+# ---------------------------------------------------------------------------------------------
+# Sinks
+
+
+class JsonLinesSink:
+    """Writes each result as one JSON line (local runs; ``pipeline.stdout_jsonl``)."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream or sys.stdout
+        self._lock = threading.Lock()
+
+    def __call__(self, fr: FrameResult) -> None:
+        line = json.dumps(fr.to_json(), separators=(",", ":"), default=str)
+        with self._lock:
+            self.stream.write(line + "\n")
+            self.stream.flush()
+
+
+class SnapshotRing:
+    """The last ``size`` frames with their results; annotated and saved on demand."""
+
+    def __init__(self, size: int = 8) -> None:
+        self._ring: deque[FrameResult] = deque(maxlen=max(size, 1))
+        self._lock = threading.Lock()
+        self.size = size
+
+    def __call__(self, fr: FrameResult) -> None:
+        if self.size and fr.image is not None:
+            with self._lock:
+                self._ring.append(fr)
+
+    def items(self) -> list[FrameResult]:
+        with self._lock:
+            return list(self._ring)
+
+    def annotated(self, fr: FrameResult) -> np.ndarray:
+        from .annotate import annotate
+
+        assert fr.image is not None
+        return annotate(fr.image, fr.result)
+
+    def save(self, directory: Path, *, last: int | None = None) -> list[Path]:
+        """Write the kept frames as annotated JPEGs (atomically); returns the paths."""
+        from .annotate import write_jpeg
+
+        directory.mkdir(parents=True, exist_ok=True)
+        items = self.items()
+        if last is not None:
+            items = items[-last:]
+        out = []
+        for fr in items:
+            path = directory / f"frame-{fr.seq:08d}.jpg"
+            write_jpeg(path, self.annotated(fr))
+            out.append(path)
+        return out
