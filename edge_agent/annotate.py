@@ -16,7 +16,7 @@ def annotate(image: np.ndarray, result: Any) -> np.ndarray:
     if result is None:
         return out
     for det in getattr(result, "detections", []) or []:
-        x1, y1, x2, y2 = (int(round(v)) for v in det.box)
+        x1, y1, x2, y2 = (round(float(v)) for v in det.box)
         cv2.rectangle(out, (x1, y1), (x2, y2), (0, 255, 0), 2)
         text = f"{det.label or det.class_id} {det.score:.2f}"
         cv2.putText(out, text, (x1, max(12, y1 - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.5,

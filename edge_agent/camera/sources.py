@@ -101,7 +101,7 @@ class OpenCVSource(FrameSource):
 
     def open(self) -> None:
         self.close()
-        if not self._is_device() and not self._is_stream() and not Path(self.target).is_file():
+        if not self._is_device() and not self._is_stream() and not Path(str(self.target)).is_file():
             raise SourceError(f"{self.target}: no such video file")
         if self._is_device():
             cap = cv2.VideoCapture(self.target, cv2.CAP_V4L2)
