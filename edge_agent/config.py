@@ -21,7 +21,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
 
 from .errors import ConfigError
 
@@ -201,6 +209,7 @@ class Config(_Section):
     updates: UpdatesConfig = Field(default_factory=UpdatesConfig)
     bridge: BridgeConfig = Field(default_factory=BridgeConfig)
     control: ControlConfig = Field(default_factory=ControlConfig)
+    _source: Path | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Config:
@@ -213,6 +222,11 @@ class Config(_Section):
         return self
 
     # Derived values -----------------------------------------------------------------------
+    @property
+    def source(self) -> Path | None:
+        """The file this config was read from (None: defaults/env only); SIGHUP re-reads it."""
+        return self._source
+
     @property
     def mqtt_prefix(self) -> str:
         return self.mqtt.prefix or f"edge/{self.device.id}"
@@ -342,6 +356,7 @@ def load_config(path: Path | str | None, *, environ: Mapping[str, str] | None = 
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{p}: not valid TOML: {exc}") from None
     cfg = parse_config(data, environ=env, where=str(p), text=text)
+    cfg._source = p
     return _resolve_relative(cfg, p.parent)
 
 

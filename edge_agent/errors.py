@@ -63,3 +63,15 @@ class PipelineError(EdgeAgentError):
     """The pipeline cannot be built or used as asked (e.g. a swap to an incompatible runner)."""
 
     exit_code = 9
+
+
+class AgentNotRunning(EdgeAgentError):
+    """No agent answers on the control socket (not started, crashed, or another socket path)."""
+
+    exit_code = 30
+
+
+class ControlError(EdgeAgentError):
+    """The control socket cannot be served or answered garbage (another agent owns it?)."""
+
+    exit_code = 31

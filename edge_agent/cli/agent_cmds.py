@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 from pathlib import Path
 from typing import Any
 
 import typer
 
+from .. import logging_setup
 from ..config import Config
-from .common import handle_errors, load
+from .common import handle_errors, load, print_json
 
 
 def _setup_logging(cfg: Config) -> None:
-    fmt = (
-        '{"ts":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s","msg":"%(message)s"}'
-        if cfg.logging.format == "json"
-        else "%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    logging.basicConfig(level=cfg.logging.level, format=fmt, stream=sys.stderr, force=True)
+    logging_setup.apply_config(cfg)
 
 
 def run_agent(config: Path | None, duration: float | None, frames: int | None) -> dict[str, Any]:
@@ -48,6 +43,16 @@ def run_agent(config: Path | None, duration: float | None, frames: int | None) -
     return summary
 
 
+CONFIG_HELP = "Config file (TOML). Default: $EDGE_AGENT_CONFIG, else /etc/edge-agent/agent.toml."
+SYSTEM_CONFIG = Path("/etc/edge-agent/agent.toml")
+
+
+def resolve_config(given: Path | None) -> Path | None:
+    if given is not None:
+        return given
+    return SYSTEM_CONFIG if SYSTEM_CONFIG.is_file() else None
+
+
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the root app."""
 
@@ -66,3 +71,64 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Run the agent: camera -> model -> metrics, until Ctrl-C / SIGTERM."""
         run_agent(config, duration, frames)
+
+    app.command("status")(status)
+    app.command("doctor")(doctor)
+
+
+@handle_errors
+def status(
+    config: Path | None = typer.Option(
+        None, "--config", "-c", envvar="EDGE_AGENT_CONFIG", help=CONFIG_HELP
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the status record as JSON."),
+) -> None:
+    """The running agent's status (through its control socket); else the last persisted one.
+
+    Exit 0 when the agent answers, 30 when it is not running.
+    """
+    from ..control import read_persisted, request
+    from ..errors import AgentNotRunning
+    from ..status import render
+
+    cfg = load(resolve_config(config))
+    try:
+        record = request(cfg.control_socket, "status")
+        running = True
+    except AgentNotRunning as exc:
+        running = False
+        record = read_persisted(cfg.device.state_dir) or {}
+        reason = str(exc)
+    if as_json:
+        print_json({"running": running, **record})
+    elif running:
+        typer.echo(render(record, running=True))
+    elif record:
+        typer.echo(render(record, running=False))
+    else:
+        typer.echo(f"agent: not running, never ran with state_dir {cfg.device.state_dir}")
+    if not running:
+        typer.echo(reason, err=True)
+        raise typer.Exit(AgentNotRunning.exit_code)
+
+
+@handle_errors
+def doctor(
+    config: Path | None = typer.Option(
+        None, "--config", "-c", envvar="EDGE_AGENT_CONFIG", help=CONFIG_HELP
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the checks as JSON."),
+) -> None:
+    """Check config, model sha256, backend/delegates, camera, broker, registry, clock, disk, serial.
+
+    Each check prints PASS / WARN / FAIL / SKIP with a one-line fix; exit 1 if any FAILs.
+    """
+    from .. import doctor as doc
+
+    results = doc.run(resolve_config(config))
+    if as_json:
+        print_json(doc.to_json(results))
+    else:
+        typer.echo(doc.render(results))
+    if doc.failed(results):
+        raise typer.Exit(1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from .. import __version__
+from .. import __version__, logging_setup
 from . import (
     agent_cmds,
     bench_cmd,
@@ -38,8 +38,18 @@ def _root(
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),
+    log_format: str | None = typer.Option(
+        None, "--log-format", help="human | json (JSON lines). Wins over [logging] format."
+    ),
+    log_level: str | None = typer.Option(
+        None, "--log-level", help="DEBUG | INFO | WARNING | ERROR. Wins over [logging] level."
+    ),
 ) -> None:
     """edge-agent: inference, telemetry, updates and diagnostics for edge devices."""
+    try:
+        logging_setup.set_cli_overrides(log_format, log_level)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
 
 
 # top-level commands

@@ -1,0 +1,62 @@
+"""Read-only view of a running :class:`~edge_agent.service.Agent` for the ops components.
+
+sd_notify, the control socket and status.json only read the agent; this module is the one
+place that knows where each fact lives (pipeline counters, the model, MQTT/bridge/update
+status fields), so the other modules stay independent of the agent's inner layout.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from . import __version__
+
+
+def _get(obj: Any, *names: str, default: Any = None) -> Any:
+    for name in names:
+        if obj is None:
+            return default
+        obj = obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
+    return default if obj is None else obj
+
+
+class AgentView:
+    def __init__(self, agent: Any) -> None:
+        self.agent = agent
+        self.started = time.time()
+
+    def processed(self) -> int:
+        pipeline = getattr(self.agent, "pipeline", None)
+        if pipeline is None:
+            return 0
+        counters = pipeline.counters()
+        value = _get(counters, "processed", default=0)
+        return int(value)
+
+    def model_label(self) -> str:
+        info = self.model_info()
+        name = info.get("name") or "?"
+        version = info.get("version")
+        return f"{name} {version}" if version else str(name)
+
+    def model_info(self) -> dict[str, Any]:
+        """The agent's ``model_info`` (name, file, sha256, source, backend, delegate, threads)."""
+        info = dict(getattr(self.agent, "model_info", None) or {})
+        info.setdefault("name", None)
+        return info
+
+    def facts(self) -> dict[str, Any]:
+        """Everything status needs that is not in the metrics snapshot."""
+        cfg = self.agent.config
+        mqtt = getattr(self.agent, "mqtt", None)
+        return {
+            "version": __version__,
+            "device_id": cfg.device.id,
+            "started": self.started,
+            "uptime_s": round(time.time() - self.started, 1),
+            "model": self.model_info(),
+            "camera": {"source": cfg.camera.source},
+            "broker": dict(_get(mqtt, "status_fields", default={}))
+            | {"enabled": cfg.mqtt.enabled, "host": cfg.mqtt.host, "port": cfg.mqtt.port},
+        }

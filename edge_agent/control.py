@@ -1,0 +1,222 @@
+"""Local control socket: the running agent answers ``edge-agent status`` and ``diag bundle``.
+
+Protocol: a unix stream socket (``config.control_socket``, mode 0660); the client sends one JSON
+line ``{"cmd": "status"}`` or ``{"cmd": "logs", "lines": N}`` and reads one JSON line back.
+Requests are capped at :data:`MAX_REQUEST` bytes, answers at :data:`MAX_REPLY`.
+
+The agent also writes its status to ``<state_dir>/status.json`` (atomically) on start, every
+``persist_every_s`` and on stop, so ``status`` can show the last known state of a stopped agent.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from .atomicfile import atomic_write_bytes
+from .errors import AgentNotRunning, ControlError
+from .logging_setup import RECENT
+from .service import Component
+from .status import summarize
+
+log = logging.getLogger(__name__)
+
+MAX_REQUEST = 4096
+MAX_REPLY = 4 * 1024 * 1024
+STATUS_FILE = "status.json"
+
+
+def status_path(state_dir: Path) -> Path:
+    return state_dir / STATUS_FILE
+
+
+def read_persisted(state_dir: Path) -> dict[str, Any] | None:
+    """The last status the agent wrote, or None when it never ran with this state_dir."""
+    try:
+        data = json.loads(status_path(state_dir).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise ControlError(f"{status_path(state_dir)}: unreadable ({exc}); delete it") from None
+    return data if isinstance(data, dict) else None
+
+
+def request(sock_path: Path, cmd: str, timeout: float = 3.0, **params: Any) -> dict[str, Any]:
+    """Ask the running agent; raises :class:`AgentNotRunning` when nobody answers."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    s.settimeout(timeout)
+    try:
+        try:
+            s.connect(str(sock_path))
+        except (FileNotFoundError, ConnectionRefusedError) as exc:
+            raise AgentNotRunning(
+                f"agent not running (no answer on {sock_path}: {exc.strerror})"
+            ) from None
+        except PermissionError:
+            raise ControlError(
+                f"{sock_path}: permission denied; run as the agent's user or group edge-agent"
+            ) from None
+        s.sendall(json.dumps({"cmd": cmd, **params}).encode() + b"\n")
+        buf = bytearray()
+        while b"\n" not in buf:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            buf += chunk
+            if len(buf) > MAX_REPLY:
+                raise ControlError(f"{sock_path}: answer larger than {MAX_REPLY} bytes")
+    except TimeoutError:
+        raise ControlError(f"{sock_path}: agent did not answer within {timeout:g} s") from None
+    finally:
+        s.close()
+    try:
+        reply = json.loads(bytes(buf).decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise ControlError(f"{sock_path}: answer is not JSON (another program on it?)") from None
+    if not isinstance(reply, dict):
+        raise ControlError(f"{sock_path}: answer is not a JSON object")
+    if "error" in reply:
+        raise ControlError(f"agent refused {cmd!r}: {reply['error']}")
+    return reply
+
+
+class ControlServer(Component):
+    """Serves status requests and persists status.json; one thread, one client at a time."""
+
+    name = "control"
+
+    def __init__(self, persist_every_s: float = 10.0) -> None:
+        self.persist_every_s = persist_every_s
+        self._sock: socket.socket | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._snapshot: dict[str, Any] = {}
+        self._last_persist = 0.0
+        self._view: Any = None
+        self.path: Path | None = None
+        self.state_dir: Path | None = None
+
+    # lifecycle -------------------------------------------------------------------------------
+    def start(self, agent: Any) -> None:
+        from .agent_view import AgentView
+
+        self._view = AgentView(agent)
+        self.path = agent.config.control_socket
+        self.state_dir = agent.config.device.state_dir
+        self._sock = self._bind(self.path)
+        self._thread = threading.Thread(target=self._serve, name="control", daemon=True)
+        self._thread.start()
+        self.persist()
+        log.info("control socket on %s", self.path)
+
+    def on_tick(self, snapshot: dict[str, Any]) -> None:
+        with self._lock:
+            self._snapshot = snapshot
+        if time.monotonic() - self._last_persist >= self.persist_every_s:
+            self.persist()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._sock is not None:
+            self._sock.close()
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
+        if self._view is not None:
+            self.persist(state="stopped")
+
+    # status ----------------------------------------------------------------------------------
+    def status(self, state: str = "running") -> dict[str, Any]:
+        with self._lock:
+            snapshot = dict(self._snapshot)
+        return summarize(snapshot, self._view.facts(), state=state, pid=os.getpid())
+
+    def persist(self, state: str = "running") -> None:
+        if self.state_dir is None:
+            return
+        self._last_persist = time.monotonic()
+        data = json.dumps(self.status(state), default=str, indent=1).encode()
+        try:
+            atomic_write_bytes(status_path(self.state_dir), data)
+        except OSError as exc:
+            log.warning("cannot write %s: %s", status_path(self.state_dir), exc)
+
+    # socket ----------------------------------------------------------------------------------
+    @staticmethod
+    def _bind(path: Path) -> socket.socket:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.exists() or path.is_symlink():
+            try:
+                request(path, "ping", timeout=1.0)
+            except AgentNotRunning:
+                path.unlink(missing_ok=True)  # stale socket of an agent that died
+            except ControlError:
+                path.unlink(missing_ok=True)
+            else:
+                raise ControlError(f"{path}: another agent is running (it answers there)")
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        try:
+            s.bind(str(path))
+            os.chmod(path, 0o660)
+            s.listen(8)
+        except OSError as exc:
+            s.close()
+            raise ControlError(f"{path}: cannot serve the control socket: {exc}") from None
+        s.settimeout(0.5)
+        return s
+
+    def _serve(self) -> None:
+        assert self._sock is not None
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return  # closed by stop()
+            with conn:
+                try:
+                    self._answer(conn)
+                except (OSError, ValueError) as exc:
+                    log.debug("control client dropped: %s", exc)
+
+    def _answer(self, conn: socket.socket) -> None:
+        conn.settimeout(2.0)
+        buf = bytearray()
+        while b"\n" not in buf and len(buf) <= MAX_REQUEST:
+            chunk = conn.recv(MAX_REQUEST)
+            if not chunk:
+                break
+            buf += chunk
+        reply: dict[str, Any]
+        if len(buf) > MAX_REQUEST:
+            reply = {"error": f"request larger than {MAX_REQUEST} bytes"}
+        else:
+            try:
+                req = json.loads(bytes(buf).decode("utf-8") or "{}")
+                reply = self.handle(req if isinstance(req, dict) else {})
+            except (UnicodeDecodeError, ValueError):
+                reply = {"error": "request is not a JSON line"}
+        conn.sendall(json.dumps(reply, default=str).encode() + b"\n")
+
+    def handle(self, req: dict[str, Any]) -> dict[str, Any]:
+        cmd = req.get("cmd")
+        if cmd == "ping":
+            return {"ok": True}
+        if cmd == "status":
+            return self.status()
+        if cmd == "logs":
+            try:
+                n = max(1, min(int(req.get("lines", 200)), 1000))
+            except (TypeError, ValueError):
+                return {"error": "lines must be a number"}
+            return {"lines": RECENT.lines()[-n:]}
+        return {"error": f"unknown command {cmd!r} (status, logs, ping)"}

@@ -1,0 +1,79 @@
+"""The agent's status record (pure): built from the metrics snapshot + facts, and rendered.
+
+One record answers every question a technician asks first: which model and version, which
+backend and delegate, how fast, how slow per stage (p95), camera, broker, bridge, the last
+update's outcome and uptime. ``edge-agent status --json`` prints it as is.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+SCHEMA = 1
+
+
+def _stage_p95(snapshot: dict[str, Any]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    latency = snapshot.get("latency_ms") or snapshot.get("latency") or {}
+    if isinstance(latency, dict):
+        for stage, stats in latency.items():
+            if isinstance(stats, dict) and isinstance(stats.get("p95"), (int, float)):
+                out[stage] = round(float(stats["p95"]), 3)
+    return out
+
+
+def summarize(
+    snapshot: dict[str, Any], facts: dict[str, Any], *, state: str, pid: int
+) -> dict[str, Any]:
+    fps = snapshot.get("fps") if isinstance(snapshot.get("fps"), dict) else {}
+    return {
+        "schema": SCHEMA,
+        "state": state,
+        "pid": pid,
+        "updated": time.time(),
+        "version": facts.get("version"),
+        "device_id": facts.get("device_id"),
+        "uptime_s": facts.get("uptime_s"),
+        "model": facts.get("model", {}),
+        "fps": fps,
+        "latency_p95_ms": _stage_p95(snapshot),
+        "camera": {**facts.get("camera", {}), **(snapshot.get("camera") or {})},
+        "broker": facts.get("broker", {}),
+        "bridge": snapshot.get("bridge") or facts.get("bridge") or {},
+        "update": snapshot.get("update") or facts.get("update") or {},
+        "metrics": snapshot,
+    }
+
+
+def _fmt_dict(d: Any) -> str:
+    if not isinstance(d, dict) or not d:
+        return "-"
+    return ", ".join(f"{k}={v}" for k, v in d.items() if not isinstance(v, (dict, list)))
+
+
+def render(status: dict[str, Any], *, running: bool) -> str:
+    """Human text: one line per topic."""
+    model = status.get("model") or {}
+    lines = []
+    if running:
+        lines.append(f"agent: running (pid {status.get('pid')}, up {status.get('uptime_s')} s)")
+    else:
+        when = status.get("updated")
+        at = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(when)) if when else "?"
+        lines.append(f"agent: not running; last state {status.get('state')!r} at {at}")
+    lines.append(
+        f"model: {model.get('name')} {model.get('version') or ''} "
+        f"sha256 {str(model.get('sha256') or '?')[:12]}".replace("  ", " ")
+    )
+    lines.append(
+        f"backend: {model.get('backend')} {model.get('backend_version') or ''}"
+        f" delegate {model.get('delegate') or 'cpu'}"
+    )
+    lines.append(f"fps: {_fmt_dict(status.get('fps'))}")
+    lines.append(f"p95 ms: {_fmt_dict(status.get('latency_p95_ms'))}")
+    lines.append(f"camera: {_fmt_dict(status.get('camera'))}")
+    lines.append(f"broker: {_fmt_dict(status.get('broker'))}")
+    lines.append(f"bridge: {_fmt_dict(status.get('bridge'))}")
+    lines.append(f"last update: {_fmt_dict(status.get('update'))}")
+    return "\n".join(lines)

@@ -1,0 +1,140 @@
+"""`edge-agent doctor` against the real things: each check fails alone and names its fix."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import cli_env, run_cli
+from tests.ops_helpers import free_port, mosquitto
+
+
+def _doctor(tmp_path: Path, toml: str, **env: str) -> tuple[int, dict[str, dict[str, str]], str]:
+    cfg = tmp_path / "agent.toml"
+    cfg.write_text(f'[device]\nstate_dir = "{tmp_path / "state"}"\n' + toml)
+    r = run_cli("doctor", "--json", "--config", str(cfg), env=cli_env(**env))
+    assert "Traceback" not in r.stderr, r.stderr
+    data = json.loads(r.stdout)
+    checks = {c["name"]: c for c in data["checks"]}
+    assert data["ok"] == (r.returncode == 0)
+    human = run_cli("doctor", "--config", str(cfg), env=cli_env(**env)).stdout
+    return r.returncode, checks, human
+
+
+def _only_failure(checks: dict[str, dict[str, str]]) -> dict[str, str]:
+    failed = [c for c in checks.values() if c["status"] == "FAIL"]
+    assert len(failed) == 1, failed
+    assert failed[0]["fix"], failed[0]
+    return failed[0]
+
+
+@pytest.fixture
+def fake_models(tmp_path: Path) -> Path:
+    """A models folder whose README lists a sha256 for a small file (a real reference table)."""
+    import hashlib
+
+    d = tmp_path / "models"
+    d.mkdir()
+    blob = d / "factory.tflite"
+    blob.write_bytes(b"TFL3" + bytes(range(256)) * 4)
+    digest = hashlib.sha256(blob.read_bytes()).hexdigest()
+    (d / "README.md").write_text(
+        f"| file | bytes | sha256 |\n|---|---:|---|\n| `factory.tflite` | 1028 | `{digest}` |\n"
+    )
+    return d
+
+
+def test_missing_model(tmp_path: Path) -> None:
+    rc, checks, human = _doctor(tmp_path, f'[model]\npath = "{tmp_path / "nope.tflite"}"\n')
+    assert rc == 1
+    assert checks["model"]["status"] == "FAIL"
+    assert "model file missing" in checks["model"]["detail"]
+    assert "fix: restore the file" in human
+
+
+def test_bad_sha256(tmp_path: Path, fake_models: Path) -> None:
+    model = fake_models / "factory.tflite"
+    rc, checks, _ = _doctor(tmp_path, f'[model]\npath = "{model}"\n',
+                            EDGE_AGENT_MODELS_DIR=str(fake_models))
+    assert checks["model"]["status"] == "PASS", checks["model"]
+    data = bytearray(model.read_bytes())
+    data[10] ^= 0xFF  # one flipped byte
+    model.write_bytes(bytes(data))
+    rc, checks, _human = _doctor(tmp_path, f'[model]\npath = "{model}"\n',
+                                EDGE_AGENT_MODELS_DIR=str(fake_models))
+    assert rc == 1
+    assert "sha256 mismatch" in checks["model"]["detail"]
+    assert "rollback" in checks["model"]["fix"]
+
+
+def test_camera_absent(tmp_path: Path) -> None:
+    rc, checks, _ = _doctor(tmp_path, '[camera]\nsource = "/dev/video97"\n')
+    assert rc == 1
+    cam = checks["camera"]
+    assert cam["status"] == "FAIL" and "/dev/video97" in cam["detail"]
+    assert "camera.source" in cam["fix"]
+
+
+def test_broker_down(tmp_path: Path) -> None:
+    with mosquitto(tmp_path) as (_proc, port):
+        rc, checks, _ = _doctor(tmp_path, f"[mqtt]\nenabled = true\nport = {port}\n")
+        assert checks["broker"]["status"] == "PASS", checks["broker"]
+    # the same broker, stopped
+    rc, checks, _ = _doctor(tmp_path, f"[mqtt]\nenabled = true\nport = {port}\n")
+    assert rc == 1
+    assert "unreachable" in checks["broker"]["detail"]
+    assert "start the broker" in checks["broker"]["fix"]
+
+
+def test_wrong_broker_password(tmp_path: Path) -> None:
+    pw = tmp_path / "pw"
+    with mosquitto(tmp_path, users={"cam1": "right-horse-battery"}) as (_, port):
+        base = f'[mqtt]\nenabled = true\nport = {port}\nusername = "cam1"\n'
+        pw.write_text("right-horse-battery\n")
+        rc, checks, _ = _doctor(tmp_path, base + f'password_file = "{pw}"\n')
+        assert checks["broker"]["status"] == "PASS", checks["broker"]
+        pw.write_text("wrong-staple\n")
+        for proto in ("5", "3.1.1"):
+            rc, checks, human = _doctor(
+                tmp_path, base + f'password_file = "{pw}"\nprotocol = "{proto}"\n'
+            )
+            assert rc == 1
+            assert "refused the credentials" in checks["broker"]["detail"]
+            assert "password" in checks["broker"]["fix"]
+            assert "wrong-staple" not in human
+
+
+def test_no_serial_port(tmp_path: Path) -> None:
+    rc, checks, _ = _doctor(tmp_path, '[bridge]\nenabled = true\nport = "/dev/ttyNOPE9"\n')
+    assert rc == 1
+    assert "/dev/ttyNOPE9" in checks["serial"]["detail"]
+    assert "bridge.port" in checks["serial"]["fix"]
+
+
+def test_registry_unreachable(tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{free_port()}/registry"
+    _rc, checks, _ = _doctor(tmp_path, f'[updates]\nregistry = "{url}"\n')
+    assert checks["registry"]["status"] == "FAIL"
+    assert "unreachable" in checks["registry"]["detail"]
+
+
+def test_invalid_config_skips_the_rest(tmp_path: Path) -> None:
+    rc, checks, _ = _doctor(tmp_path, "[camera]\nsorce = 1\n")
+    assert rc == 1
+    assert checks["config"]["status"] == "FAIL" and "camera.sorce" in checks["config"]["detail"]
+    assert {c["status"] for n, c in checks.items() if n != "config"} == {"SKIP"}
+
+
+def test_disk_and_clock_pass(tmp_path: Path, fake_models: Path) -> None:
+    _rc, checks, _ = _doctor(tmp_path, f'[model]\npath = "{fake_models / "factory.tflite"}"\n',
+                            EDGE_AGENT_MODELS_DIR=str(fake_models))
+    assert checks["clock"]["status"] == "PASS"
+    assert checks["disk"]["status"] in ("PASS", "WARN")
+
+
+@pytest.mark.skipif(shutil.which("mosquitto") is None, reason="needs mosquitto")
+def test_mosquitto_present() -> None:
+    assert shutil.which("mosquitto_passwd")

@@ -1,0 +1,67 @@
+"""Pure parts: the SIGHUP reload plan and the status record."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from edge_agent.config import parse_config
+from edge_agent.reload import plan_reload
+from edge_agent.status import render, summarize
+
+
+class TestReloadPlan:
+    def test_no_change(self) -> None:
+        a = parse_config({"device": {"id": "d"}})
+        plan = plan_reload(a, parse_config({"device": {"id": "d"}}))
+        assert plan.live == [] and plan.restart == []
+
+    def test_logging_live_rest_restart(self) -> None:
+        a = parse_config({"device": {"id": "d"}})
+        b = parse_config(
+            {
+                "device": {"id": "d"},
+                "logging": {"level": "DEBUG"},
+                "camera": {"source": "/dev/video1"},
+                "model": {"threads": 3},
+            }
+        )
+        plan = plan_reload(a, b)
+        assert plan.live == ["logging.level"]
+        assert plan.restart == ["camera.source", "model.threads"]
+
+    def test_password_change_is_detected_not_shown(self) -> None:
+        a = parse_config({"device": {"id": "d"}, "mqtt": {"password": "one1"}})
+        b = parse_config({"device": {"id": "d"}, "mqtt": {"password": "two2"}})
+        assert plan_reload(a, b).restart == ["mqtt.password"]
+
+
+class TestStatus:
+    SNAP: ClassVar[dict[str, Any]] = {
+        "fps": {"captured": 30.0, "processed": 29.5, "dropped": 0.5},
+        "latency_ms": {"invoke": {"p50": 3.0, "p95": 4.25}, "preprocess": {"p95": 1.0}},
+        "bridge": {"connected": True},
+    }
+    FACTS: ClassVar[dict[str, Any]] = {
+        "version": "1.0",
+        "device_id": "d",
+        "uptime_s": 12.0,
+        "model": {"name": "digits", "version": "3", "sha256": "ab" * 32, "backend": "litert"},
+        "camera": {"source": "/dev/video0"},
+        "broker": {"enabled": False},
+    }
+
+    def test_summarize(self) -> None:
+        s = summarize(self.SNAP, self.FACTS, state="running", pid=7)
+        assert s["latency_p95_ms"] == {"invoke": 4.25, "preprocess": 1.0}
+        assert s["fps"]["processed"] == 29.5
+        assert s["bridge"] == {"connected": True}
+        assert s["model"]["name"] == "digits" and s["state"] == "running"
+
+    def test_render_running_and_stopped(self) -> None:
+        s = summarize(self.SNAP, self.FACTS, state="running", pid=7)
+        text = render(s, running=True)
+        assert "agent: running (pid 7" in text
+        assert "model: digits 3 sha256 abababababab" in text
+        assert "invoke=4.25" in text
+        stopped = render(summarize({}, self.FACTS, state="stopped", pid=7), running=False)
+        assert stopped.startswith("agent: not running; last state 'stopped'")
