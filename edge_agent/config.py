@@ -155,6 +155,11 @@ class MQTTConfig(_Section):
     max_event_bytes: int = Field(default=16 * 1024, ge=256)
     max_command_bytes: int = Field(default=64 * 1024, ge=256)
     outbox: OutboxConfig = Field(default_factory=OutboxConfig)
+    reconnect_initial_s: float = Field(default=1.0, ge=1, le=60, description="First retry delay")
+    reconnect_max_s: float = Field(default=60.0, ge=1, le=3600, description="Backoff ceiling")
+    max_inflight: int = Field(default=64, ge=1, le=1000, description="Unacked QoS 1 records")
+    command_queue: int = Field(default=16, ge=1, le=1000, description="Commands waiting to run")
+    recent_commands: int = Field(default=256, ge=1, le=100_000, description="Ids kept for repeats")
 
 
 class UpdatesConfig(_Section):

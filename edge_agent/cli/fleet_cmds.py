@@ -1,7 +1,211 @@
-"""CLI group: fleet watch/cmd/push-update (issues 4, 5)."""
+"""CLI group: fleet watch/cmd (issue 4); push-update (issue 5) joins here.
+
+Every command connects like the device does: ``--config FILE`` (its ``[mqtt]`` section) and/or
+``--broker HOST[:PORT]`` plus TLS and credential options, which override the file.
+"""
 
 from __future__ import annotations
 
+import json
+import time
+import uuid
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
 import typer
 
-app = typer.Typer(no_args_is_help=True, help="fleet watch/cmd/push-update (issues 4, 5)")
+from ..config import load_config
+from ..errors import ConfigError
+from ..mqtt.errors import CredentialsError
+from ..mqtt.link import LinkSettings, TLSFiles, settings_from_config
+from .common import handle_errors, print_json
+
+app = typer.Typer(no_args_is_help=True, help="Watch devices and send them commands over MQTT.")
+
+BrokerOpt = typer.Option(None, "--broker", help="HOST[:PORT] of the broker (default localhost)")
+ConfigOpt = typer.Option(None, "--config", help="Take broker, TLS and credentials from [mqtt]")
+CaOpt = typer.Option(None, "--ca", help="CA bundle that signed the broker's certificate (TLS)")
+CertOpt = typer.Option(None, "--cert", help="Client certificate (PEM) for TLS")
+KeyOpt = typer.Option(None, "--key", help="Client private key (PEM) for TLS")
+UserOpt = typer.Option(None, "--username", help="Broker user name")
+PwFileOpt = typer.Option(
+    None, "--password-file", help="File with the password (or EDGE_AGENT_MQTT__PASSWORD)"
+)
+ProtoOpt = typer.Option(None, "--protocol", help="5 (default) or 3.1.1")
+RootOpt = typer.Option("edge", "--root", help="Topic root of the devices (edge/<device>/...)")
+
+
+def connection(
+    broker: str | None,
+    config: Path | None,
+    ca: Path | None,
+    cert: Path | None,
+    key: Path | None,
+    username: str | None,
+    password_file: Path | None,
+    protocol: str | None,
+) -> tuple[LinkSettings, str]:
+    """Link settings for a central client + the group topics root, from options and config."""
+    cfg = load_config(config)
+    if password_file is not None:
+        cfg.mqtt.password = None
+        cfg.mqtt.password_file = password_file
+    s = settings_from_config(cfg, client_id=f"edge-fleet-{uuid.uuid4().hex[:10]}")
+    if broker:
+        host, _, port = broker.rpartition(":") if broker.count(":") == 1 else (broker, "", "")
+        try:
+            s = replace(s, host=host or broker, port=int(port) if port else s.port)
+        except ValueError:
+            raise ConfigError(f"--broker {broker!r}: expected HOST or HOST:PORT") from None
+    if protocol is not None:
+        if protocol not in ("5", "3.1.1"):
+            raise ConfigError(f"--protocol {protocol!r}: expected 5 or 3.1.1")
+        s = replace(s, protocol=protocol)
+    if username is not None:
+        s = replace(s, username=username)
+    if ca or cert or key:
+        base = s.tls or TLSFiles()
+        s = replace(s, tls=TLSFiles(ca or base.ca, cert or base.cert, key or base.key))
+    if s.tls and s.tls.key is not None and s.tls.cert is None:
+        raise CredentialsError("--key needs --cert")
+    return s, cfg.mqtt.group_prefix
+
+
+def parse_params(items: list[str]) -> dict[str, Any]:
+    """``k=v`` pairs; values are JSON when they parse as JSON, else strings."""
+    params: dict[str, Any] = {}
+    for item in items:
+        k, sep, v = item.partition("=")
+        if not sep or not k:
+            raise ConfigError(f"parameter {item!r}: expected key=value")
+        try:
+            params[k] = json.loads(v)
+        except ValueError:
+            params[k] = v
+    return params
+
+
+def _fmt(v: Any, unit: str = "", digits: int = 1) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.{digits}f}{unit}"
+    return f"{v}{unit}"
+
+
+def _ago(ts: float | None) -> str:
+    if ts is None:
+        return "-"
+    d = max(0.0, time.time() - ts)
+    return f"{d:.0f}s ago" if d < 120 else f"{d / 60:.0f}m ago"
+
+
+def render_table(state: Any) -> Any:
+    from rich.table import Table
+
+    table = Table(title=f"edge-agent fleet ({len(state.devices)} devices)")
+    for col in ("device", "online", "model", "version", "backend", "fps", "p95", "CPU", "temp",
+                "seen", "gaps"):
+        table.add_column(col)
+    for r in state.rows():
+        online = {True: "[green]online[/]", False: f"[red]offline[/] {r.reason or ''}".rstrip(),
+                  None: "?"}[r.online]
+        gaps = f"[red]{r.gaps}[/]" if r.gaps else "0"
+        if r.duplicates:
+            gaps += f" (+{r.duplicates} dup)"
+        table.add_row(r.device, online, r.model or "-", r.version or "-", r.backend or "-",
+                      _fmt(r.fps), _fmt(r.p95_ms, " ms"), _fmt(r.cpu_percent, " %"),
+                      _fmt(r.temperature_c, " °C"), _ago(r.last_seen), gaps)
+    return table
+
+
+@app.command("watch")
+@handle_errors
+def watch_cmd(
+    broker: str | None = BrokerOpt,
+    as_json: bool = typer.Option(False, "--json", help="One JSON line per device update"),
+    duration: float | None = typer.Option(None, "--duration", min=0, help="Stop after S seconds"),
+    count: int | None = typer.Option(None, "--count", min=1, help="Stop after N records"),
+    root: str = RootOpt,
+    config: Path | None = ConfigOpt,
+    ca: Path | None = CaOpt,
+    cert: Path | None = CertOpt,
+    key: Path | None = KeyOpt,
+    username: str | None = UserOpt,
+    password_file: Path | None = PwFileOpt,
+    protocol: str | None = ProtoOpt,
+) -> None:
+    """Live table of devices: online, model, backend, fps, p95, CPU, temperature, seq gaps."""
+    from ..mqtt.central import watch
+
+    settings, _ = connection(broker, config, ca, cert, key, username, password_file, protocol)
+    if as_json:
+        watch(settings, lambda row: print_json(row.to_json()), root=root, duration=duration,
+              count=count)
+        return
+    from rich.console import Console
+    from rich.live import Live
+
+    from ..mqtt.fleet import FleetState
+
+    console = Console()
+    with Live(render_table(FleetState(root)), console=console, auto_refresh=False) as live:
+
+        def refresh(state: FleetState) -> None:
+            live.update(render_table(state), refresh=True)
+
+        final = watch(settings, lambda row: None, root=root, duration=duration, count=count,
+                      on_idle=refresh)
+        refresh(final)
+
+
+@app.command("cmd", context_settings={"allow_extra_args": False})
+@handle_errors
+def cmd_cmd(
+    args: list[str] = typer.Argument(..., metavar="DEVICE NAME [k=v ...] | NAME [k=v ...]"),
+    group: str | None = typer.Option(None, "--group", help="Send to a group instead of a device"),
+    timeout: float = typer.Option(10.0, "--timeout", min=0.1, help="Seconds to wait for replies"),
+    req_id: str | None = typer.Option(None, "--id", help="Command id (repeat one safely)"),
+    broker: str | None = BrokerOpt,
+    root: str = RootOpt,
+    config: Path | None = ConfigOpt,
+    ca: Path | None = CaOpt,
+    cert: Path | None = CertOpt,
+    key: Path | None = KeyOpt,
+    username: str | None = UserOpt,
+    password_file: Path | None = PwFileOpt,
+    protocol: str | None = ProtoOpt,
+) -> None:
+    """Send a command (ping, snapshot, reload, update, rollback...) and print the reply.
+
+    Exit code 0 if every reply is ok, 1 if a device answered with an error.
+    """
+    from ..mqtt.central import send_command
+    from ..mqtt.topics import Topics, group_cmd_topic
+
+    need = 1 if group else 2
+    if len(args) < need:
+        raise ConfigError("expected DEVICE NAME [k=v ...]" if not group else
+                          "expected NAME [k=v ...] after --group G")
+    settings, group_prefix = connection(broker, config, ca, cert, key, username, password_file,
+                                        protocol)
+    if group:
+        name, rest = args[0], args[1:]
+        topic = group_cmd_topic(group_prefix, group, name)
+        reply_filter = f"{root}/+/cmd/{name}/reply"
+    else:
+        device, name, rest = args[0], args[1], args[2:]
+        topics = Topics(f"{root}/{device}", group_prefix)
+        topic = topics.cmd(name)
+        reply_filter = topics.reply(name)
+    body = {"id": req_id or uuid.uuid4().hex[:16], "params": parse_params(rest)}
+    replies = send_command(settings, topic, body, reply_filter=reply_filter, timeout=timeout,
+                           expect=None if group else 1)
+    for r in replies:
+        print_json(r)
+    if group and not replies:
+        typer.echo(f"no device of group {group} answered within {timeout:g} s", err=True)
+        raise typer.Exit(1)
+    if not all(r.get("ok") for r in replies):
+        raise typer.Exit(1)

@@ -1,0 +1,484 @@
+"""MqttComponent: the agent's MQTT link (status, metrics, events, update, commands).
+
+Threads: paho's network thread (callbacks only queue work), the *drainer* (outbox -> paho,
+PUBACKs -> outbox deletes, status, queued events) and the *command worker* (runs handlers,
+so a slow handler never blocks the network thread). ``publish`` writes to the outbox and
+returns once the record is on disk.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import queue
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from .. import __version__
+from ..config import Config, load_config
+from ..errors import EdgeAgentError
+from ..service import Component
+from . import commands as cmds
+from .errors import CommandError
+from .events import TokenBucket, cap_event
+from .link import Incoming, Link, settings_from_config
+from .outbox import Caps, Outbox
+from .topics import STREAMS, Topics
+
+log = logging.getLogger("edge_agent.mqtt")
+
+ACK_FLUSH_S = 0.05
+ACK_FLUSH_BATCH = 200
+EXPIRE_EVERY_S = 10.0
+
+
+def dumps(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":"), default=str).encode()
+
+
+def topics_for(cfg: Config) -> Topics:
+    return Topics(cfg.mqtt_prefix, cfg.mqtt.group_prefix, tuple(cfg.device.groups))
+
+
+class MqttComponent(Component):
+    """See docs/mqtt.md for the topics and payloads, docs/architecture.md for the contract."""
+
+    name = "mqtt"
+
+    def __init__(self, config: Config | None = None) -> None:
+        self.config = config
+        self.status_fields: dict[str, Any] = {}
+        self.agent: Any = None
+        self.topics: Topics | None = None
+        self.outbox: Outbox | None = None
+        self.link: Link | None = None
+        self._registry = cmds.Registry()
+        self._recent = cmds.RecentReplies()
+        self._commands: queue.Queue[Incoming | None] = queue.Queue(maxsize=16)
+        self._events: collections.deque[dict[str, Any]] = collections.deque(maxlen=64)
+        self._bucket = TokenBucket(2.0)
+        self._wake = threading.Condition()
+        self._stopping = threading.Event()
+        self._status_dirty = False
+        self._status_sent = b""
+        self._threads: list[threading.Thread] = []
+        self._inflight: dict[int, int] = {}  # paho mid -> outbox row id (drainer thread only)
+        self._last_handed = 0
+        self._acked: list[int] = []  # outbox rows acknowledged, not yet deleted
+        self._acked_since: float | None = None
+        self._started_at = time.time()
+        self.counters: collections.Counter[str] = collections.Counter()
+        self._register_builtin()
+
+    # -- the contract used by other components -----------------------------------------------
+    def publish(self, stream: str, payload: dict[str, Any], retain: bool = False) -> int:
+        """Publish a record on ``stream``; returns its ``seq`` (0 for ``status``, see below).
+
+        ``metrics``, ``events`` and ``update`` are stored in the on-disk outbox (QoS 1) before
+        this returns and leave it on PUBACK. ``status`` merges ``payload`` into
+        :attr:`status_fields` and re-publishes the retained status record.
+        """
+        if stream not in STREAMS:
+            raise ValueError(f"unknown stream {stream!r}; expected one of {', '.join(STREAMS)}")
+        if stream == "status":
+            self.status_fields.update(payload)
+            self._mark_status()
+            return 0
+        assert self.outbox is not None and self.topics is not None, "publish() before start()"
+        base = {k: v for k, v in payload.items() if k != "seq"}
+        base.setdefault("ts", round(time.time(), 3))
+        base.setdefault("device", self._device)
+
+        def build(seq: int) -> bytes:
+            return dumps({"seq": seq, **base})
+
+        seq = self.outbox.append(stream, self.topics.stream(stream), build, retain=retain)
+        self._notify()
+        return seq
+
+    def add_command(
+        self,
+        name: str,
+        handler: cmds.Handler,
+        params_model: type[Any] | None = None,
+    ) -> None:
+        """Register ``handler(params) -> reply body`` for ``<prefix>/cmd/<name>``.
+
+        ``params_model`` (a pydantic model) validates the params before the handler runs.
+        """
+        self._registry.add(name, handler, params_model)
+
+    # -- Component lifecycle ---------------------------------------------------------------
+    def start(self, agent: Any) -> None:
+        self.agent = agent
+        cfg: Config = self.config or agent.config
+        self.config = cfg
+        m = cfg.mqtt
+        self.topics = topics_for(cfg)
+        self.outbox = Outbox(
+            Path(cfg.device.state_dir) / "mqtt" / "outbox.sqlite",
+            Caps(m.outbox.max_records, m.outbox.max_bytes, m.outbox.max_age_s),
+        )
+        self._recent = cmds.RecentReplies(max_items=m.recent_commands)
+        for rid, ts, reply in self.outbox.load_replies():
+            self._recent.put(rid, reply, ts)
+        self._commands = queue.Queue(maxsize=m.command_queue)
+        self._bucket = TokenBucket(m.events_per_s)
+        self._started_at = time.time()
+        agent.mqtt = self
+        will_seq = self.outbox.next_seq("status")
+        will = dumps(self._status_body(False, "connection lost", will_seq))
+        self.link = Link(
+            settings_from_config(cfg),
+            subscriptions=self.topics.command_filters(),
+            will=(self.topics.status, will),
+            on_message=self._on_message,
+            on_state=self._on_link_state,
+        )
+        self._stopping.clear()
+        self._threads = [
+            threading.Thread(target=self._drain_loop, name="mqtt-drain", daemon=True),
+            threading.Thread(target=self._command_loop, name="mqtt-commands", daemon=True),
+        ]
+        for t in self._threads:
+            t.start()
+        self.link.start()
+        log.info(
+            "MQTT: %s as %s, prefix %s, %d records waiting in the outbox",
+            self.link.settings.where,
+            self.link.settings.client_id,
+            self.topics.prefix,
+            len(self.outbox),
+        )
+
+    def contribute(self, snapshot: dict[str, Any]) -> None:
+        snapshot["mqtt"] = self.stats()
+
+    def on_tick(self, snapshot: dict[str, Any]) -> None:
+        self.publish("metrics", snapshot)
+        if self._status_payload_changed():
+            self._mark_status()
+
+    def on_result(self, result: Any) -> None:
+        """Rate-limited, size-capped ``events``; never blocks the inference worker."""
+        if self.config is None or self._stopping.is_set():
+            return
+        if not self._bucket.allow(time.monotonic()):
+            self.counters["events_rate_limited"] += 1
+            return
+        body = result.to_json() if hasattr(result, "to_json") else result
+        if not isinstance(body, dict):
+            body = {"result": body}
+        capped = cap_event(body, self.config.mqtt.max_event_bytes)
+        if capped is None:
+            self.counters["events_too_large"] += 1
+            return
+        if capped is not body:
+            self.counters["events_truncated"] += 1
+        if len(self._events) == self._events.maxlen:
+            self.counters["events_queue_full"] += 1
+        self._events.append({**capped, "ts": round(time.time(), 3)})
+        self._notify()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._notify()
+        for t in self._threads:
+            t.join(timeout=2.0)
+        self._threads = []
+        if self.link is not None and self.outbox is not None and self.topics is not None:
+            body = self._status_body(False, "stopped", self.outbox.next_seq("status"))
+            self.link.stop(last=(self.topics.status, dumps(body)))
+            self._flush_acks(force=True)
+        if self.outbox is not None:
+            self.outbox.close()
+
+    # -- reporting ---------------------------------------------------------------------------
+    def stats(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"connected": bool(self.link and self.link.connected.is_set())}
+        if self.link is not None:
+            out["connects"] = self.link.connects
+            if self.link.last_error:
+                out["last_error"] = self.link.last_error
+        if self.outbox is not None:
+            out["outbox"] = self.outbox.stats()
+        out.update({k: v for k, v in sorted(self.counters.items())})
+        return out
+
+    @property
+    def _device(self) -> str:
+        return self.config.device.id if self.config else "unknown"
+
+    def _status_body(self, online: bool, reason: str, seq: int) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "seq": seq,
+            "device": self._device,
+            "online": online,
+            "state": "online" if online else "offline",
+            "agent_version": __version__,
+            "started_at": round(self._started_at, 3),
+            "ts": round(time.time(), 3),
+        }
+        if not online:
+            body["reason"] = reason
+        else:
+            body.update(self.status_fields)
+        return body
+
+    def _status_payload_changed(self) -> bool:
+        return dumps(self.status_fields) != self._status_sent
+
+    def _mark_status(self) -> None:
+        with self._wake:
+            self._status_dirty = True
+            self._wake.notify()
+
+    def _notify(self) -> None:
+        with self._wake:
+            self._wake.notify()
+
+    def _on_link_state(self, up: bool) -> None:
+        if up:
+            self._mark_status()
+
+    # -- drainer thread ----------------------------------------------------------------------
+    def _drain_loop(self) -> None:
+        last_expire = 0.0
+        while not self._stopping.is_set():
+            with self._wake:
+                self._wake.wait(timeout=ACK_FLUSH_S if self._inflight else 0.5)
+            try:
+                self._drain_once()
+                if time.monotonic() - last_expire > EXPIRE_EVERY_S:
+                    last_expire = time.monotonic()
+                    assert self.outbox is not None
+                    self.outbox.expire()
+            except EdgeAgentError as exc:
+                log.error("MQTT: %s", exc)
+                self._stopping.wait(1.0)
+            except Exception:  # keep draining whatever happens
+                log.exception("MQTT drainer error")
+                self._stopping.wait(1.0)
+        try:
+            self._drain_once(final=True)
+        except Exception:
+            log.exception("MQTT drainer error at stop")
+
+    def _drain_once(self, final: bool = False) -> None:
+        assert self.outbox is not None and self.link is not None and self.topics is not None
+        while self._events:
+            self.publish("events", self._events.popleft())
+        self._flush_acks(force=final)
+        if not self.link.connected.is_set():
+            return
+        if self._status_dirty:
+            self._status_dirty = False
+            self._status_sent = dumps(self.status_fields)
+            body = self._status_body(True, "", self.outbox.next_seq("status"))
+            self.link.publish(self.topics.status, dumps(body), qos=1, retain=True)
+        room = self.link.settings.max_inflight - len(self._inflight)
+        while room > 0 and not final:
+            rows = self.outbox.fetch(self._last_handed, limit=room)
+            if not rows:
+                break
+            for row in rows:
+                mid = self.link.publish(row.topic, row.payload, qos=1, retain=row.retain)
+                self._inflight[mid] = row.id
+                self._last_handed = row.id
+            room -= len(rows)
+            self._flush_acks()
+
+    def _flush_acks(self, force: bool = False) -> None:
+        assert self.link is not None and self.outbox is not None
+        done = self._acked
+        while True:
+            try:
+                mid, ok = self.link.acks.get_nowait()
+            except queue.Empty:
+                break
+            row = self._inflight.pop(mid, None)
+            if row is None:
+                continue  # status, replies: not from the outbox
+            if not ok:
+                self.counters["rejected_by_broker"] += 1
+            done.append(row)
+        now = time.monotonic()
+        if done and self._acked_since is None:
+            self._acked_since = now
+        since = self._acked_since or now
+        if done and (
+            force
+            or len(done) >= ACK_FLUSH_BATCH
+            or now - since >= ACK_FLUSH_S
+            or not self._inflight
+        ):
+            self.outbox.delete(done)
+            self.counters["sent"] += len(done)
+            self._acked = []
+            self._acked_since = None
+
+    # -- commands ----------------------------------------------------------------------------
+    def _on_message(self, msg: Incoming) -> None:
+        """Network thread: queue the command; answer at once if it cannot be queued."""
+        assert self.topics is not None and self.config is not None
+        name = self.topics.command_name(msg.topic)
+        if name is None:
+            return
+        limit = self.config.mqtt.max_command_bytes
+        if len(msg.payload) > limit:
+            self._reply(
+                msg,
+                name,
+                cmds.error_reply(
+                    None,
+                    name,
+                    self._device,
+                    "too_large",
+                    f"command payload is {len(msg.payload)} bytes; the limit is {limit}",
+                ),
+            )
+            return
+        try:
+            self._commands.put_nowait(msg)
+        except queue.Full:
+            self._reply(
+                msg,
+                name,
+                cmds.error_reply(
+                    cmds.request_id_of(msg.payload, limit),
+                    name,
+                    self._device,
+                    "busy",
+                    f"{self._commands.maxsize} commands are waiting; retry later",
+                ),
+            )
+
+    def _command_loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                msg = self._commands.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            if msg is None:
+                break
+            try:
+                self._run_command(msg)
+            except Exception:
+                log.exception("MQTT command error on %s", msg.topic)
+
+    def _run_command(self, msg: Incoming) -> None:
+        assert self.topics is not None and self.config is not None and self.outbox is not None
+        name = self.topics.command_name(msg.topic) or "?"
+        limit = self.config.mqtt.max_command_bytes
+        try:
+            req = cmds.parse_request(msg.payload, limit)
+        except CommandError as err:
+            self.counters["commands_invalid"] += 1
+            rid = cmds.request_id_of(msg.payload, limit)
+            log.warning("MQTT: refused command %s: %s", name, err.message)
+            self._reply(msg, name, cmds.error_reply(rid, name, self._device, err.code, err.message))
+            return
+        now = time.time()
+        cached = self._recent.get(req.id, now)
+        if cached is not None:
+            self.counters["commands_repeated"] += 1
+            self._reply(msg, name, {**cached, "repeat": True})
+            return
+        try:
+            reply = cmds.ok_reply(req.id, name, self._device, self._registry.run(name, req.params))
+            self.counters["commands_ok"] += 1
+        except CommandError as err:
+            reply = cmds.error_reply(req.id, name, self._device, err.code, err.message)
+            if err.code in ("invalid_params", "unknown_command"):
+                self.counters["commands_invalid"] += 1
+                self._reply(msg, name, reply)  # nothing ran: not remembered
+                return
+            self.counters["commands_failed"] += 1
+        forget = self._recent.put(req.id, reply, now)
+        self.outbox.save_reply(req.id, now, reply, forget)
+        self._reply(msg, name, reply)
+
+    def _reply(self, msg: Incoming, name: str, reply: dict[str, Any]) -> None:
+        assert self.link is not None and self.topics is not None
+        topic = msg.response_topic or self.topics.reply(name)
+        try:
+            self.link.publish(topic, dumps(reply), qos=1, correlation=msg.correlation)
+        except (EdgeAgentError, ValueError) as exc:
+            log.warning("MQTT: cannot reply on %s: %s", topic, exc)
+
+    # -- built-in commands -------------------------------------------------------------------
+    def _register_builtin(self) -> None:
+        self.add_command("ping", self._cmd_ping, cmds.NoParams)
+        self.add_command("snapshot", self._cmd_snapshot, cmds.NoParams)
+        self.add_command("reload", self._cmd_reload, cmds.NoParams)
+
+    def _cmd_ping(self, params: dict[str, Any]) -> dict[str, Any]:
+        assert self.outbox is not None
+        return {
+            "pong": True,
+            "agent_version": __version__,
+            "uptime_s": round(time.time() - self._started_at, 1),
+            "seq": {s: self.outbox.seq(s) for s in STREAMS},
+            "commands": self._registry.names(),
+        }
+
+    def _cmd_snapshot(self, params: dict[str, Any]) -> dict[str, Any]:
+        assert self.link is not None and self.topics is not None
+        pipeline = getattr(self.agent, "pipeline", None)
+        latest = getattr(pipeline, "latest_snapshot", None)
+        if latest is None:
+            raise CommandError(
+                "unavailable", "no snapshot ring: the pipeline is not running on this agent"
+            )
+        jpeg = latest()
+        if not jpeg:
+            raise CommandError(
+                "unavailable", "no annotated frame yet (or pipeline.snapshot_ring = 0)"
+            )
+        if not isinstance(jpeg, (bytes, bytearray)):
+            raise CommandError("failed", "the pipeline's snapshot is not JPEG bytes")
+        self.link.publish(self.topics.snapshot, bytes(jpeg), qos=1)
+        return {"topic": self.topics.snapshot, "bytes": len(jpeg), "content_type": "image/jpeg"}
+
+    def _cmd_reload(self, params: dict[str, Any]) -> dict[str, Any]:
+        agent = self.agent
+        if hasattr(agent, "reload"):
+            try:
+                result = agent.reload()
+            except EdgeAgentError as exc:
+                raise CommandError("invalid_config", str(exc)) from None
+            return result if isinstance(result, dict) else {"reloaded": True}
+        path = getattr(agent, "config_path", None)
+        if path is None:
+            raise CommandError(
+                "unavailable", "the agent was started without a config file: nothing to re-read"
+            )
+        try:
+            new = load_config(path)
+        except EdgeAgentError as exc:
+            raise CommandError(
+                "invalid_config", f"{exc}; still running on the old config"
+            ) from None
+        return self._apply_mqtt_settings(new)
+
+    def _apply_mqtt_settings(self, new: Config) -> dict[str, Any]:
+        """Apply what can change live; name the sections that need a restart."""
+        assert self.config is not None
+        old = self.config
+        self._bucket = TokenBucket(new.mqtt.events_per_s)
+        live = {"events_per_s", "max_event_bytes", "max_command_bytes"}
+        for key in live:
+            setattr(old.mqtt, key, getattr(new.mqtt, key))
+        old_d, new_d = old.model_dump(mode="json"), new.model_dump(mode="json")
+        restart = sorted(k for k in new_d if k != "mqtt" and old_d.get(k) != new_d.get(k))
+        mqtt_other = {k for k, v in new_d["mqtt"].items() if old_d["mqtt"].get(k) != v} - live
+        if mqtt_other:
+            restart.append("mqtt (" + ", ".join(sorted(mqtt_other)) + ")")
+        return {
+            "reloaded": True,
+            "applied": sorted(f"mqtt.{k}" for k in live),
+            "restart_required": restart,
+        }

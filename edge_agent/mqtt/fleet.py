@@ -1,0 +1,207 @@
+"""Central side, pure logic: the fleet table and gap detection in ``seq``. No I/O.
+
+:class:`FleetState` ingests (topic, payload) pairs from ``edge/+/status|metrics|events|update``
+and keeps one :class:`DeviceRow` per device; :class:`SeqTracker` finds missing and duplicate
+``seq`` numbers per stream (late arrivals fill their gap).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from .topics import device_of
+
+MAX_DEVICES = 10_000
+
+
+class SeqTracker:
+    """Which ``seq`` numbers of one stream arrived; gaps are the ones still missing.
+
+    Memory is bounded: at most ``max_missing`` missing numbers are remembered one by one;
+    beyond that they are only counted (``untracked``) and can no longer be filled.
+    """
+
+    def __init__(self, max_missing: int = 10_000) -> None:
+        self.max_missing = max_missing
+        self.first: int | None = None
+        self.last: int | None = None
+        self.missing: set[int] = set()
+        self.untracked = 0
+        self.duplicates = 0
+        self.received = 0
+
+    def add(self, seq: int) -> str:
+        """Record one ``seq``: returns ``new``, ``late`` (filled a gap) or ``duplicate``."""
+        self.received += 1
+        if self.first is None or self.last is None:
+            self.first = self.last = seq
+            return "new"
+        if seq > self.last:
+            room = self.max_missing - len(self.missing)
+            span = seq - self.last - 1
+            self.missing.update(range(self.last + 1, self.last + 1 + min(span, max(room, 0))))
+            self.untracked += max(0, span - max(room, 0))
+            self.last = seq
+            return "new"
+        if seq in self.missing:
+            self.missing.discard(seq)
+            return "late"
+        if seq < self.first:
+            # older than anything seen (we joined mid-stream): fill the range below
+            self.missing.update(range(seq + 1, self.first))
+            self.first = seq
+            return "late"
+        self.duplicates += 1
+        return "duplicate"
+
+    @property
+    def gaps(self) -> int:
+        return len(self.missing) + self.untracked
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "first": self.first,
+            "last": self.last,
+            "received": self.received,
+            "missing": self.gaps,
+            "duplicates": self.duplicates,
+        }
+
+
+def _pick(data: Any, *paths: str) -> Any:
+    """The first value found at one of the dotted ``paths`` (schemas differ across versions)."""
+    for path in paths:
+        node = data
+        for part in path.split("."):
+            if not isinstance(node, dict) or part not in node:
+                break
+            node = node[part]
+        else:
+            if node is not None and not isinstance(node, dict):
+                return node
+    return None
+
+
+def _num(v: Any) -> float | None:
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+
+@dataclass
+class DeviceRow:
+    device: str
+    online: bool | None = None
+    reason: str | None = None
+    model: str | None = None
+    version: str | None = None
+    backend: str | None = None
+    fps: float | None = None
+    p95_ms: float | None = None
+    cpu_percent: float | None = None
+    temperature_c: float | None = None
+    last_seen: float | None = None
+    update: str | None = None
+    seqs: dict[str, SeqTracker] = field(default_factory=dict)
+
+    @property
+    def gaps(self) -> int:
+        return sum(t.gaps for s, t in self.seqs.items() if s != "status")
+
+    @property
+    def duplicates(self) -> int:
+        return sum(t.duplicates for s, t in self.seqs.items() if s != "status")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "device": self.device,
+            "online": self.online,
+            "reason": self.reason,
+            "model": self.model,
+            "version": self.version,
+            "backend": self.backend,
+            "fps": self.fps,
+            "p95_ms": self.p95_ms,
+            "cpu_percent": self.cpu_percent,
+            "temperature_c": self.temperature_c,
+            "last_seen": self.last_seen,
+            "update": self.update,
+            "gaps": self.gaps,
+            "duplicates": self.duplicates,
+            "seq": {s: t.to_json() for s, t in sorted(self.seqs.items()) if s != "status"},
+        }
+
+
+class FleetState:
+    """Every device seen under ``root`` (default ``edge``)."""
+
+    def __init__(self, root: str = "edge") -> None:
+        self.root = root
+        self.devices: dict[str, DeviceRow] = {}
+        self.ignored = 0
+
+    def ingest(self, topic: str, payload: bytes, now: float) -> DeviceRow | None:
+        """Apply one message; returns the row it changed, or None if it was not ours/valid."""
+        where = device_of(topic, self.root)
+        if where is None:
+            return None
+        device, stream = where
+        try:
+            data = json.loads(payload) if payload else {}
+        except (ValueError, UnicodeDecodeError):
+            self.ignored += 1
+            return None
+        if not isinstance(data, dict):
+            self.ignored += 1
+            return None
+        row = self.devices.get(device)
+        if row is None:
+            if len(self.devices) >= MAX_DEVICES:
+                self.ignored += 1
+                return None
+            row = self.devices[device] = DeviceRow(device)
+        seq = data.get("seq")
+        if isinstance(seq, int) and not isinstance(seq, bool):
+            row.seqs.setdefault(stream, SeqTracker()).add(seq)
+        if stream == "status":
+            self._status(row, data)
+        elif stream == "metrics":
+            self._metrics(row, data)
+        elif stream == "update":
+            state = data.get("state")
+            row.update = f"{data.get('version', '?')} {state}" if state else row.update
+        if stream != "status" or data.get("online"):
+            row.last_seen = now
+        return row
+
+    @staticmethod
+    def _status(row: DeviceRow, data: dict[str, Any]) -> None:
+        online = data.get("online")
+        row.online = bool(online) if online is not None else None
+        row.reason = None if row.online else data.get("reason")
+        if row.online:
+            row.model = _pick(data, "model.name", "model") or row.model
+            v = _pick(data, "model.version", "model_version")
+            row.version = str(v) if v is not None else row.version
+            row.backend = _pick(data, "backend.name", "backend", "model.backend") or row.backend
+
+    @staticmethod
+    def _metrics(row: DeviceRow, d: dict[str, Any]) -> None:
+        row.fps = _num(_pick(d, "fps.processed", "fps", "pipeline.fps.processed"))
+        row.p95_ms = _num(_pick(
+            d, "latency_ms.total.p95", "latency.total.p95_ms", "latency_ms.invoke.p95",
+            "latency.invoke.p95_ms", "latency.total.p95"))
+        row.cpu_percent = _num(_pick(
+            d, "system.cpu_percent", "resources.cpu_percent", "cpu.percent", "cpu_percent"))
+        row.temperature_c = _num(_pick(
+            d, "system.temperature_c", "resources.temperature_c", "temperature_c",
+            "temperature.c", "bridge.temperature_c"))
+        model = _pick(d, "model.name")
+        if model:
+            row.model = model
+        backend = _pick(d, "model.backend", "backend")
+        if backend:
+            row.backend = backend
+
+    def rows(self) -> list[DeviceRow]:
+        return [self.devices[k] for k in sorted(self.devices)]

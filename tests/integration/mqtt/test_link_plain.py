@@ -1,0 +1,104 @@
+"""The agent's MQTT link against a real mosquitto over plain TCP (MQTT 5 and 3.1.1)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from edge_agent.mqtt.testing import Mosquitto, Recorder
+
+from .agentproc import AgentProc, write_config
+
+
+@pytest.fixture
+def agent(tmp_path: Path, mosquitto: Mosquitto) -> Iterator[AgentProc]:
+    cfg = write_config(tmp_path / "agent.toml", tmp_path / "state", mosquitto.port)
+    a = AgentProc(cfg, "--snapshot")
+    yield a
+    a.kill()
+
+
+def _cmd(rec: Recorder, topic: str, body: dict[str, object] | bytes, corr: bytes) -> None:
+    payload = body if isinstance(body, bytes) else json.dumps(body).encode()
+    rec.publish(topic, payload, correlation=corr, response_topic="test/replies")
+
+
+def test_status_metrics_events_and_ping(mosquitto: Mosquitto, agent: AgentProc) -> None:
+    rec = Recorder(mosquitto.port, ["edge/dev1/#", "test/replies"])
+    try:
+        assert rec.wait(lambda r: len(r.on("edge/dev1/metrics")) >= 3)
+        status = rec.on("edge/dev1/status")[-1]
+        assert status["online"] is True and status["backend"] == "litert"
+        seqs = [m["seq"] for m in rec.on("edge/dev1/metrics")]
+        assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+        assert rec.wait(lambda r: len(r.on("edge/dev1/events")) >= 1)
+        assert rec.on("edge/dev1/events")[0]["detections"][0]["label"] == "face"
+    finally:
+        rec.close()
+
+
+def test_commands_v5_response_topic_idempotent(mosquitto: Mosquitto, agent: AgentProc) -> None:
+    rec = Recorder(mosquitto.port, ["test/replies", "edge/dev1/snapshot"])
+    try:
+        _cmd(rec, "edge/dev1/cmd/ping", {"id": "a1"}, b"c1")
+        assert rec.wait(lambda r: len(r.on("test/replies")) >= 1)
+        first = rec.messages[-1]
+        assert first.correlation == b"c1"
+        reply = json.loads(first.payload)
+        assert reply["ok"] is True and reply["id"] == "a1" and reply["result"]["pong"] is True
+        # the same id again: answered from memory, identical body, marked as a repeat
+        _cmd(rec, "edge/dev1/cmd/ping", {"id": "a1"}, b"c2")
+        assert rec.wait(lambda r: len(r.on("test/replies")) >= 2)
+        again = json.loads(rec.messages[-1].payload)
+        assert again["repeat"] is True and again["result"] == reply["result"]
+        # snapshot publishes a JPEG
+        _cmd(rec, "edge/dev1/cmd/snapshot", {"id": "s1"}, b"c3")
+        assert rec.wait(lambda r: any(m.topic == "edge/dev1/snapshot" for m in r.messages))
+        jpeg = next(m.payload for m in rec.messages if m.topic == "edge/dev1/snapshot")
+        assert jpeg[:3] == b"\xff\xd8\xff"
+        # group command, unknown command, bad params
+        _cmd(rec, "edge/group/lab/cmd/ping", {"id": "g1"}, b"c4")
+        _cmd(rec, "edge/dev1/cmd/reboot", {"id": "u1"}, b"c5")
+        _cmd(rec, "edge/dev1/cmd/ping", {"id": "p1", "params": {"x": 1}}, b"c6")
+        assert rec.wait(lambda r: len(r.on("test/replies")) >= 6)
+        by_corr = {m.correlation: json.loads(m.payload) for m in rec.messages if m.correlation}
+        assert by_corr[b"c4"]["ok"] is True
+        assert by_corr[b"c5"]["error"]["code"] == "unknown_command"
+        assert by_corr[b"c6"]["error"]["code"] == "invalid_params"
+    finally:
+        rec.close()
+
+
+def test_commands_mqtt311_reply_topic(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    cfg = write_config(tmp_path / "a311.toml", tmp_path / "s311", mosquitto.port, protocol="3.1.1")
+    agent = AgentProc(cfg)
+    rec = Recorder(mosquitto.port, ["edge/dev1/cmd/+/reply", "edge/dev1/status"], protocol="3.1.1")
+    try:
+        assert rec.wait(lambda r: any(s["online"] for s in r.on("edge/dev1/status")))
+        rid = uuid.uuid4().hex
+        rec.publish("edge/dev1/cmd/ping", json.dumps({"id": rid}).encode())
+        rec.publish("edge/dev1/cmd/ping", b"not json")
+        assert rec.wait(lambda r: len(r.on("edge/dev1/cmd/ping/reply")) >= 2)
+        replies = rec.on("edge/dev1/cmd/ping/reply")
+        assert replies[0]["id"] == rid and replies[0]["ok"] is True
+        assert replies[1]["ok"] is False and replies[1]["error"]["code"] == "invalid_payload"
+        # reload without changes: nothing to restart
+        rec.publish("edge/dev1/cmd/reload", json.dumps({"id": "r1"}).encode())
+        assert rec.wait(lambda r: len(r.on("edge/dev1/cmd/reload/reply")) >= 1)
+        reload_reply = rec.on("edge/dev1/cmd/reload/reply")[0]
+        assert reload_reply["ok"] is True and reload_reply["result"]["restart_required"] == []
+        # no pipeline in this agent: snapshot says so
+        rec.publish("edge/dev1/cmd/snapshot", json.dumps({"id": "s1"}).encode())
+        assert rec.wait(lambda r: len(r.on("edge/dev1/cmd/snapshot/reply")) >= 1)
+        assert rec.on("edge/dev1/cmd/snapshot/reply")[0]["error"]["code"] == "unavailable"
+        # clean stop publishes an offline status
+        assert agent.stop() == 0
+        assert rec.wait(lambda r: r.on("edge/dev1/status")[-1]["online"] is False)
+        assert rec.on("edge/dev1/status")[-1]["reason"] == "stopped"
+    finally:
+        rec.close()
+        agent.kill()

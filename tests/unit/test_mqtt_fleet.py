@@ -1,0 +1,68 @@
+"""Central side, pure: seq gap detection and the fleet table."""
+
+from __future__ import annotations
+
+import json
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from edge_agent.mqtt.fleet import FleetState, SeqTracker
+
+
+class TestSeqTracker:
+    def test_gap_late_and_duplicate(self) -> None:
+        t = SeqTracker()
+        assert [t.add(s) for s in (5, 6, 9)] == ["new", "new", "new"]
+        assert t.gaps == 2 and t.missing == {7, 8}
+        assert t.add(7) == "late" and t.gaps == 1
+        assert t.add(6) == "duplicate" and t.duplicates == 1
+        assert t.add(3) == "late" and t.missing == {4, 8}  # older than the first seen
+
+    def test_bounded(self) -> None:
+        t = SeqTracker(max_missing=10)
+        t.add(1)
+        t.add(1000)
+        assert len(t.missing) == 10 and t.gaps == 998
+
+    @settings(max_examples=200, deadline=None)
+    @given(st.lists(st.integers(min_value=1, max_value=60), min_size=1, max_size=200))
+    def test_any_order_reports_exactly_what_is_missing(self, seqs: list[int]) -> None:
+        t = SeqTracker()
+        for s in seqs:
+            t.add(s)
+        expected_missing = set(range(min(seqs), max(seqs) + 1)) - set(seqs)
+        assert t.missing == expected_missing
+        assert t.duplicates == len(seqs) - len(set(seqs))
+
+
+def msg(**kw: object) -> bytes:
+    return json.dumps(kw).encode()
+
+
+class TestFleetState:
+    def test_rows_from_status_and_metrics(self) -> None:
+        f = FleetState()
+        f.ingest("edge/a/status", msg(seq=1, online=True, model={"name": "face", "version": "3"},
+                                      backend="litert"), 10.0)
+        for s in (1, 2, 4):
+            f.ingest("edge/a/metrics", msg(seq=s, fps={"processed": 12.5},
+                                           latency_ms={"total": {"p95": 8.0}},
+                                           system={"cpu_percent": 40.0, "temperature_c": 61.0}),
+                     11.0 + s)
+        row = f.devices["a"]
+        assert (row.online, row.model, row.version, row.backend) == (True, "face", "3", "litert")
+        assert (row.fps, row.p95_ms, row.cpu_percent, row.temperature_c) == (12.5, 8.0, 40.0, 61.0)
+        assert row.gaps == 1 and row.last_seen == 15.0
+        f.ingest("edge/a/status", msg(seq=2, online=False, reason="connection lost"), 20.0)
+        assert row.online is False and row.reason == "connection lost"
+        assert row.last_seen == 15.0  # a will is not a sign of life
+        assert row.to_json()["seq"]["metrics"]["missing"] == 1
+
+    def test_ignores_foreign_and_bad(self) -> None:
+        f = FleetState()
+        assert f.ingest("edge/a/cmd/ping", b"{}", 0) is None
+        assert f.ingest("other/a/metrics", b"{}", 0) is None
+        assert f.ingest("edge/a/metrics", b"\xff", 0) is None
+        assert f.ingest("edge/a/metrics", b"[1]", 0) is None
+        assert f.ignored == 2 and f.devices == {}
