@@ -8,7 +8,7 @@ error (:class:`IllegalTransition` names the event and the state).
 received --accepted--> downloading --downloaded--> verifying --verified--> preflight
 preflight --passed--> activating --swapped--> trial --healthy--> committed
 any of received..preflight --reject--> rejected     (the registry or the model is at fault)
-downloading --error--> failed                       (network, disk)
+received|downloading --error--> failed              (network, disk)
 activating --error--> rolled_back                   (the agent could not load it)
 trial --unhealthy--> rolled_back
 any non-final --abort--> failed
@@ -50,6 +50,7 @@ FINAL = frozenset({REJECTED, COMMITTED, ROLLED_BACK, FAILED})
 TRANSITIONS: dict[tuple[str, str], str] = {
     (RECEIVED, "accepted"): DOWNLOADING,
     (RECEIVED, "reject"): REJECTED,
+    (RECEIVED, "error"): FAILED,
     (DOWNLOADING, "progress"): DOWNLOADING,
     (DOWNLOADING, "downloaded"): VERIFYING,
     (DOWNLOADING, "reject"): REJECTED,

@@ -51,6 +51,7 @@ class Deployment:
     final: bool = False
     sent: bool = False
     restarts: int = 0
+    baseline_ms: float | None = None  # the old model's p95 invoke, measured before the swap
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,437 @@
+"""UpdateComponent: the ``update`` and ``rollback`` commands, hot swap, trial, commit/rollback.
+
+Plugs into the Agent (``service.Component``). Commands arrive through ``agent.mqtt``; the work
+runs in one worker thread (one update at a time). After preflight (see :mod:`.updater`) the new
+model is loaded and warmed *beside* the running one and handed to ``agent.pipeline.swap`` to
+take over between two frames. During the trial every invoke of the new model is timed and its
+outputs checked for NaN/inf (:class:`WatchedModel`); :class:`.trial.TrialMonitor` decides.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from ..config import Config
+from ..errors import EdgeAgentError
+from ..service import Component
+from . import rollout as R
+from .errors import NoPreviousVersion, UpdateBusy, UpdateError
+from .keys import TrustStore
+from .state import Deployment, Entry, abandon_trial, commit_trial, rollback
+from .store import Store
+from .trial import TrialMonitor, TrialPolicy, p95
+from .updater import Updater, new_deployment
+
+log = logging.getLogger("edge_agent.updates")
+
+MAX_RESTARTS = 3
+BASELINE_SAMPLES = 256
+
+
+class WatchedModel:
+    """A Model proxy: times ``invoke`` (into a bounded ring) and, while a trial monitor is
+    attached, reports each latency and any non-finite output to it. Everything else is the
+    wrapped model's."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.latencies_ms: collections.deque[float] = collections.deque(maxlen=BASELINE_SAMPLES)
+        self.monitor: TrialMonitor | None = None
+
+    def invoke(self) -> None:
+        t0 = time.perf_counter()
+        try:
+            self.inner.invoke()
+        except Exception as exc:
+            if self.monitor is not None:
+                self.monitor.record_error(str(exc))
+            raise
+        ms = (time.perf_counter() - t0) * 1000
+        self.latencies_ms.append(ms)
+        if self.monitor is not None:
+            self.monitor.record(ms)
+
+    def outputs_all(self) -> list[np.ndarray]:
+        outs: list[np.ndarray] = self.inner.outputs_all()
+        mon = self.monitor
+        if mon is not None:
+            for o in outs:
+                if np.issubdtype(o.dtype, np.floating) and not np.isfinite(o).all():
+                    mon.record_nonfinite()
+                    break
+        return outs
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def watch(runner: Any) -> WatchedModel:
+    if not isinstance(runner.model, WatchedModel):
+        runner.model = WatchedModel(runner.model)
+    model: WatchedModel = runner.model
+    return model
+
+
+def build_runner(cfg: Config, entry_path: Any) -> Any:
+    """Load and warm a Runner for a model file (its description is ``<model>.json``)."""
+    from ..inference import Model, Runner, load_description
+
+    model = Model(
+        entry_path,
+        threads=cfg.model.threads,
+        delegates=[(d.library, d.options) for d in cfg.model.delegates],
+        backend=cfg.model.backend,
+    )
+    runner = Runner(model, load_description(entry_path))
+    model.warmup(2)
+    return runner
+
+
+class UpdateComponent(Component):
+    name = "updates"
+
+    def __init__(self, config: Config | None = None) -> None:
+        self.config = config
+        self.agent: Any = None
+        self.store: Store | None = None
+        self.updater: Updater | None = None
+        self.trust_error: str | None = None
+        self._worker: threading.Thread | None = None
+        self._busy = threading.Lock()
+        self._stop = threading.Event()
+        self._abort_trial: str | None = None
+        self._rollout: R.Rollout | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self, agent: Any) -> None:
+        self.agent = agent
+        cfg: Config = self.config or agent.config
+        self.config = cfg
+        self.store = Store(cfg.device.state_dir)
+        try:
+            trust = TrustStore.from_files(cfg.updates.trusted_keys)
+        except EdgeAgentError as exc:  # a bad key file: keep running, refuse every update
+            self.trust_error = str(exc)
+            log.error("updates disabled: %s", exc)
+            trust = TrustStore({})
+        self.updater = Updater(
+            cfg.updates, self.store, trust, publish=self._publish, threads=cfg.model.threads
+        )
+        mqtt = self._mqtt()
+        if mqtt is not None:
+            mqtt.add_command("update", self.cmd_update)
+            mqtt.add_command("rollback", self.cmd_rollback)
+        if agent.pipeline is not None:
+            watch(agent.pipeline.runner)
+        self._resume()
+        self._status()
+
+    def stop(self) -> None:
+        self._stop.set()
+        w = self._worker
+        if w is not None:
+            w.join(2.0)
+
+    # -- adapters ----------------------------------------------------------------------------
+    def _mqtt(self) -> Any:
+        if self.agent is None:
+            return None
+        if getattr(self.agent, "mqtt", None) is not None:
+            return self.agent.mqtt
+        for c in getattr(self.agent, "components", []):
+            if hasattr(c, "add_command") and hasattr(c, "publish"):
+                return c
+        return None
+
+    def _publish(self, record: dict[str, Any]) -> None:
+        log.info("update %s", record)
+        mqtt = self._mqtt()
+        if mqtt is not None:
+            mqtt.publish("update", record)
+
+    def _status(self) -> None:
+        assert self.store is not None
+        s = self.store.load()
+
+        def label(e: Entry | None) -> str | None:
+            return f"{e.name} {e.version}" if e else None
+
+        fields = {
+            "models": {
+                "active": label(s.active),
+                "previous": label(s.previous),
+                "trial": label(s.trial.entry) if s.trial else None,
+                "boot": getattr(getattr(self.agent, "boot", None), "source", None),
+            }
+        }
+        mqtt = self._mqtt()
+        if mqtt is not None:
+            mqtt.publish("status", fields)
+
+    def contribute(self, snapshot: dict[str, Any]) -> None:
+        r = self._rollout
+        if r is not None:
+            snapshot["update"] = {"deployment": r.deployment.id, "state": r.state}
+
+    # -- commands ----------------------------------------------------------------------------
+    def cmd_update(self, params: dict[str, Any]) -> dict[str, Any]:
+        """``{"model": N, "version": V, "registry": URL?, "deployment": ID?}``."""
+        assert self.config is not None
+        model, version = params.get("model"), params.get("version")
+        registry = params.get("registry") or self.config.updates.registry
+        if not isinstance(model, str) or not isinstance(version, str) or not model or not version:
+            raise _command_error("bad_params", "update needs string 'model' and 'version'")
+        if not isinstance(registry, str) or not registry:
+            raise _command_error(
+                "bad_params", "no 'registry' in the command and no [updates] registry configured"
+            )
+        did = params.get("deployment") or params.get("id")
+        d = new_deployment(model, version, registry, str(did) if did else None)
+        if not self._busy.acquire(blocking=False):
+            raise _command_error("busy", UpdateBusy("an update is already running").args[0])
+        self._spawn(d)
+        return {"deployment": d.id, "state": R.RECEIVED}
+
+    def cmd_rollback(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Go back to the previous model now (a running trial is rolled back instead)."""
+        if self._rollout is not None and self._rollout.state == R.TRIAL:
+            self._abort_trial = "operator rollback"
+            return {"rolled_back": "trial", "deployment": self._rollout.deployment.id}
+        if not self._busy.acquire(blocking=False):
+            raise _command_error("busy", "an update is running; retry when it has finished")
+        try:
+            entry = self.rollback_now()
+        except UpdateError as exc:
+            raise _command_error(exc.reason, str(exc)) from None
+        finally:
+            self._busy.release()
+        return {"active": f"{entry.name} {entry.version}"}
+
+    def rollback_now(self) -> Entry:
+        assert self.store is not None and self.config is not None
+        s = self.store.load()
+        if s.previous is None:
+            raise NoPreviousVersion("no previous model to roll back to")
+        self.store.verify(s.previous)
+        runner = build_runner(self.config, self.store.model_path(s.previous))
+        self.store.save(rollback(s))
+        self._swap_in(runner, s.previous, "store:active")
+        self._status()
+        return s.previous
+
+    # -- the worker --------------------------------------------------------------------------
+    def _spawn(self, d: Deployment) -> None:
+        def run() -> None:
+            try:
+                self._run(d)
+            except Exception:
+                log.exception("update %s failed unexpectedly", d.id)
+            finally:
+                self._rollout = None
+                self._busy.release()
+
+        self._worker = threading.Thread(target=run, name="updates", daemon=True)
+        self._worker.start()
+
+    def _input_shape(self) -> list[int] | None:
+        p = getattr(self.agent, "pipeline", None)
+        if p is None:
+            return None
+        return [int(x) for x in p.runner.model.inputs[0].shape]
+
+    def _runtime(self) -> str | None:
+        p = getattr(self.agent, "pipeline", None)
+        backend = getattr(getattr(p, "runner", None), "model", None)
+        name = getattr(getattr(backend, "backend", None), "name", None)
+        return str(name) if name else None
+
+    def _run(self, d: Deployment) -> None:
+        assert self.updater is not None and self.config is not None and self.store is not None
+        up = self.updater
+        if self.trust_error:
+            r = up.start(d)
+            up.advance(r, "reject", reason="no_trusted_keys", detail=self.trust_error)
+            return
+        r = up.start(d)
+        self._rollout = r
+        prepared = up.prepare(r, input_shape=self._input_shape(), runtime=self._runtime())
+        if prepared is None:
+            return
+        self._activate(r, prepared.entry)
+
+    def _activate(self, r: R.Rollout, entry: Entry) -> None:
+        assert self.updater is not None and self.config is not None and self.store is not None
+        up = self.updater
+        pipeline = self.agent.pipeline
+        try:
+            runner = build_runner(self.config, self.store.model_path(entry))
+        except Exception as exc:
+            up.advance(r, "error", reason="load_failed", detail=str(exc), change=abandon_trial)
+            return
+        old_runner = pipeline.runner
+        baseline = p95(list(watch(old_runner).latencies_ms)) or None
+        r.deployment = replace(r.deployment, baseline_ms=baseline)
+        watched = watch(runner)
+        policy = self._policy(entry, baseline)
+        watched.monitor = TrialMonitor(policy, time.monotonic())
+        pipeline.swap(runner)
+        self._set_model_info(entry, "store:trial")
+        up.advance(r, "swapped", detail=f"baseline p95 {baseline or 0:.2f} ms")
+        self._status()
+        self._watch_trial(r, watched, old_runner)
+
+    def _policy(self, entry: Entry, baseline: float | None) -> TrialPolicy:
+        assert self.config is not None and self.store is not None
+        from .manifest import MANIFEST_NAME, parse_manifest
+
+        cfg = self.config.updates
+        health = None
+        try:
+            raw = (self.store.dir_of(entry) / MANIFEST_NAME).read_bytes()
+            health = parse_manifest(raw, entry.id).health
+        except (OSError, UpdateError):
+            pass
+        return TrialPolicy(
+            inferences=(health.trial_inferences if health and health.trial_inferences else None)
+            or cfg.trial_inferences,
+            seconds=(health.trial_seconds if health and health.trial_seconds else None)
+            or cfg.trial_seconds,
+            max_latency_ratio=health.max_latency_ratio if health else 2.0,
+            baseline_p95_ms=baseline,
+        )
+
+    def _watch_trial(self, r: R.Rollout, watched: WatchedModel, old_runner: Any) -> None:
+        assert self.updater is not None and self.store is not None and self.config is not None
+        mon = watched.monitor
+        assert mon is not None
+        verdict = None
+        while verdict is None:
+            if self._stop.is_set():
+                return  # the trial goes on at the next start (attempts permitting)
+            if self._abort_trial:
+                from .trial import Verdict
+
+                verdict = Verdict(False, "operator_rollback", self._abort_trial)
+                self._abort_trial = None
+                break
+            verdict = mon.verdict(time.monotonic())
+            if verdict is None:
+                time.sleep(0.05)
+        watched.monitor = None
+        if verdict.healthy:
+            self.updater.advance(r, "healthy", detail=verdict.detail, change=commit_trial)
+            s = self.store.load()
+            self.store.gc(self.config.updates.keep_versions, s)
+            if s.active is not None:
+                self._set_model_info(s.active, "store:active")
+        else:
+            s = self.store.load()
+            back = old_runner
+            if back is None:
+                target = s.active
+                path = self.store.model_path(target) if target else None
+                if path is None:
+                    from ..resources import shipped_model
+
+                    path = shipped_model()
+                back = build_runner(self.config, path)
+            self.agent.pipeline.swap(back)
+            if s.active is not None:
+                self._set_model_info(s.active, "store:active")
+            self.updater.advance(
+                r, "unhealthy", reason=verdict.reason, detail=verdict.detail, change=abandon_trial
+            )
+        self._status()
+
+    def _swap_in(self, runner: Any, entry: Entry, source: str) -> None:
+        watch(runner)
+        self.agent.pipeline.swap(runner)
+        self._set_model_info(entry, source)
+
+    def _set_model_info(self, entry: Entry, source: str) -> None:
+        info = getattr(self.agent, "model_info", None)
+        if isinstance(info, dict):
+            info.update(
+                name=entry.name, version=entry.version, file=entry.file, sha256=entry.sha256,
+                source=source,
+            )
+        p = getattr(self.agent, "pipeline", None)
+        if p is not None and hasattr(p, "model_name"):
+            p.model_name = entry.file
+
+    # -- after a restart ---------------------------------------------------------------------
+    def _resume(self) -> None:
+        """Re-send a finished outcome, continue a trial, or restart an interrupted update."""
+        assert self.store is not None and self.updater is not None
+        s = self.store.load()
+        d = s.deployment
+        boot = getattr(self.agent, "boot", None)
+        if d is None:
+            return
+        if d.final:
+            if not d.sent:
+                self.updater.send(d)
+            return
+        if not self._busy.acquire(blocking=False):
+            return
+        if (
+            getattr(boot, "source", None) == "store:trial"
+            and s.trial is not None
+            and s.trial.deployment == d.id
+            and self.agent.pipeline is not None
+        ):
+            self._spawn_trial(d, s.trial.entry)
+            return
+        if d.restarts >= MAX_RESTARTS:
+            r = R.Rollout(d)
+            try:
+                self.updater.advance(
+                    r, "abort", reason="interrupted",
+                    detail=f"interrupted by {d.restarts} restarts", change=abandon_trial,
+                )
+            finally:
+                self._busy.release()
+            return
+        self._spawn(
+            replace(d, state=R.RECEIVED, reason="", detail="", restarts=d.restarts + 1)
+        )
+
+    def _spawn_trial(self, d: Deployment, entry: Entry) -> None:
+        def run() -> None:
+            try:
+                assert self.updater is not None
+                r = R.Rollout(d)
+                self._rollout = r
+                watched = watch(self.agent.pipeline.runner)
+                watched.monitor = TrialMonitor(
+                    self._policy(entry, d.baseline_ms), time.monotonic()
+                )
+                if r.state == R.ACTIVATING:
+                    self.updater.advance(r, "swapped", detail="trial model loaded at boot")
+                else:
+                    self.updater.send(r.deployment)
+                self._watch_trial(r, watched, None)
+            except Exception:
+                log.exception("trial of %s failed unexpectedly", d.id)
+            finally:
+                self._rollout = None
+                self._busy.release()
+
+        self._worker = threading.Thread(target=run, name="updates-trial", daemon=True)
+        self._worker.start()
+
+
+def _command_error(code: str, message: str) -> Exception:
+    try:
+        from ..mqtt.errors import CommandError
+    except ImportError:  # the MQTT part is absent: a plain error with the same message
+        return UpdateError(message)
+    err: Exception = CommandError(code, message)
+    return err

@@ -1,0 +1,291 @@
+"""One deployment from ``received`` to a preflighted version in the store.
+
+The :class:`Updater` strings the pure checks (manifest, rollout table) and the adapters (fetch,
+store, preflight) together. Every state change is persisted in ``state.json`` *before* it is
+published, so an outcome survives a power cut and is sent again after the restart. What comes
+after preflight (swap, trial, commit) needs the running pipeline and lives in
+:mod:`.component`.
+
+``EDGE_AGENT_TEST_KILL_AT=<state>`` makes the process SIGKILL itself right after that state is
+persisted (fault-injection tests loop over every state).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import signal
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from ..config import UpdatesConfig
+from . import rollout as R
+from .durable import fsync_dir, write_atomic
+from .errors import (
+    DownloadError,
+    FileTooLarge,
+    ManifestRejected,
+    ModelRejected,
+    NotTFLite,
+    StoreError,
+    UpdateError,
+    WrongHash,
+    WrongSize,
+)
+from .fetch import Fetcher, join_url
+from .keys import TrustStore
+from .manifest import (
+    MANIFEST_NAME,
+    MAX_SIGNATURE_BYTES,
+    SIGNATURE_NAME,
+    Manifest,
+    utcnow,
+    verify_manifest,
+)
+from .preflight import TFLITE_MAGIC, PreflightReport, run_preflight
+from .state import (
+    Deployment,
+    Entry,
+    StoreState,
+    begin_trial,
+    consume_attempt,
+    set_deployment,
+)
+from .store import Store
+
+log = logging.getLogger("edge_agent.updates")
+
+KILL_ENV = "EDGE_AGENT_TEST_KILL_AT"
+Publish = Callable[[dict[str, Any]], None]
+REJECTED_DOWNLOADS = (WrongHash, WrongSize, FileTooLarge)
+
+
+def checkpoint(state: str) -> None:
+    """Fault injection for tests: die here, as a power cut would."""
+    if os.environ.get(KILL_ENV) == state:
+        log.warning("%s=%s: killing this process now", KILL_ENV, state)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def new_deployment(model: str, version: str, registry: str, did: str | None = None) -> Deployment:
+    return Deployment(did or uuid.uuid4().hex[:12], model, version, registry)
+
+
+@dataclass
+class Prepared:
+    manifest: Manifest
+    entry: Entry
+    preflight: PreflightReport | None
+
+
+class Updater:
+    def __init__(
+        self,
+        cfg: UpdatesConfig,
+        store: Store,
+        trust: TrustStore,
+        *,
+        publish: Publish,
+        fetcher: Fetcher | None = None,
+        now: Callable[[], datetime] = utcnow,
+        threads: int = 1,
+    ) -> None:
+        self.cfg = cfg
+        self.store = store
+        self.trust = trust
+        self.publish = publish
+        self.fetcher = fetcher or Fetcher(ca=cfg.ca)
+        self.now = now
+        self.threads = threads
+
+    # -- persistence + publication of each step ----------------------------------------------
+    def advance(
+        self,
+        r: R.Rollout,
+        event: str,
+        *,
+        change: Callable[[StoreState], StoreState] | None = None,
+        **kw: Any,
+    ) -> Deployment:
+        """Apply ``event``; persist the new state (with ``change`` to the store state, in the
+        same atomic write), then publish it."""
+        d = r.handle(event, **kw)
+        if event != "progress":
+            self.persist(d, change)
+            checkpoint(d.state)
+        self.send(d, r.progress)
+        return d
+
+    def persist(
+        self, d: Deployment, change: Callable[[StoreState], StoreState] | None = None
+    ) -> None:
+        s = self.store.load()
+        if change is not None:
+            s = change(s)
+        self.store.save(set_deployment(s, d))
+
+    def send(self, d: Deployment, progress: float | None = None) -> None:
+        try:
+            self.publish(R.record(d, progress))
+        except Exception as exc:  # the outcome stays persisted; it is re-sent at start
+            log.warning("could not publish update record: %s", exc)
+            return
+        if d.final:
+            s = self.store.load()
+            if s.deployment is not None and s.deployment.id == d.id:
+                self.store.save(set_deployment(s, replace(s.deployment, sent=True)))
+
+    def start(self, d: Deployment) -> R.Rollout:
+        r = R.Rollout(d)
+        self.persist(d)
+        checkpoint(R.RECEIVED)
+        self.send(d)
+        return r
+
+    # -- the steps ---------------------------------------------------------------------------
+    def prepare(
+        self, r: R.Rollout, *, input_shape: list[int] | None, runtime: str | None
+    ) -> Prepared | None:
+        """received -> ... -> preflight passed. None if the rollout ended (rejected/failed)."""
+        d = r.deployment
+        base = join_url(d.registry, d.model, d.version)
+        try:
+            manifest = self._manifest(base, d, input_shape, runtime)
+        except ManifestRejected as exc:
+            self.advance(r, "reject", reason=exc.reason, detail=str(exc))
+            return None
+        except UpdateError as exc:
+            self.advance(r, "error", reason=exc.reason, detail=str(exc))
+            return None
+        self.advance(r, "accepted")
+        try:
+            entry, staging = self._download(r, base, manifest)
+        except REJECTED_DOWNLOADS as exc:
+            self.advance(r, "reject", reason=exc.reason, detail=str(exc))
+            return None
+        except (DownloadError, OSError) as exc:
+            reason = getattr(exc, "reason", "download_failed")
+            self.advance(r, "error", reason=reason, detail=str(exc))
+            return None
+        except StoreError as exc:
+            self.advance(r, "reject", reason=exc.reason, detail=str(exc))
+            return None
+        self.advance(r, "downloaded")
+        try:
+            self._verify(staging, manifest, entry)
+        except (ModelRejected, StoreError) as exc:
+            self.advance(r, "reject", reason=exc.reason, detail=str(exc))
+            return None
+        self.advance(r, "verified")
+        try:
+            report = run_preflight(
+                self.store.dir_of(entry),
+                timeout_s=self.cfg.preflight_timeout_s,
+                threads=self.threads,
+                input_shape=input_shape,
+            )
+        except ModelRejected as exc:
+            self._discard(entry)
+            self.advance(r, "reject", reason=exc.reason, detail=str(exc))
+            return None
+        attempts, did = self.cfg.trial_attempts, r.deployment.id
+        self.advance(
+            r,
+            "passed",
+            detail=f"preflight p50 {report.p50_ms:.2f} ms",
+            # the trial and its first attempt are persisted before the model is loaded
+            change=lambda s: consume_attempt(begin_trial(s, entry, attempts, did)),
+        )
+        return Prepared(manifest, entry, report)
+
+    def _manifest(
+        self, base: str, d: Deployment, input_shape: list[int] | None, runtime: str | None
+    ) -> Manifest:
+        raw = self.fetcher.get_bytes(f"{base}/{MANIFEST_NAME}", self.cfg.max_manifest_bytes)
+        sig = None
+        if len(raw) <= self.cfg.max_manifest_bytes:
+            sig = self.fetcher.get_optional(f"{base}/{SIGNATURE_NAME}", MAX_SIGNATURE_BYTES)
+        self._raw, self._sig = raw, sig
+        return verify_manifest(
+            raw,
+            sig,
+            self.trust,
+            expected_name=d.model,
+            highest_seq=self.store.load().highest_seq.get(d.model),
+            now=self.now(),
+            max_bytes=self.cfg.max_manifest_bytes,
+            runtime=runtime,
+            input_shape=input_shape,
+            where=f"{d.model} {d.version}",
+        )
+
+    def _download(self, r: R.Rollout, base: str, m: Manifest) -> tuple[Entry, Path]:
+        mf = m.model_file
+        entry = Entry(
+            id=f"{m.name}/{m.version}-{mf.sha256[:12]}",
+            name=m.name,
+            version=m.version,
+            seq=m.seq,
+            sha256=mf.sha256,
+            size=mf.size,
+            file=mf.name,
+        )
+        staging = self.store.staging(r.deployment.id)
+        total = sum(f.size for f in m.files) or 1
+        done_before = 0
+        last_sent = [-1.0]
+
+        for f in m.files:
+            if f.size > self.cfg.max_file_bytes:
+                raise FileTooLarge(
+                    f"{f.name}: declared {f.size} bytes, over the {self.cfg.max_file_bytes}-byte "
+                    "cap ([updates] max_file_bytes)"
+                )
+            final = staging / f.name
+            if final.is_file() and not final.is_symlink() and final.stat().st_size == f.size:
+                done_before += f.size
+                continue
+
+            def progress(done: int, size: int, before: int = done_before) -> None:
+                frac = (before + done) / total
+                if frac - last_sent[0] >= 0.1 or done == size:
+                    last_sent[0] = frac
+                    self.advance(r, "progress", progress=frac)
+
+            part = staging / f".{f.name}.part"
+            self.fetcher.download(
+                join_url(base, f.name), part, size=f.size, sha256=f.sha256, progress=progress
+            )
+            os.replace(part, final)
+            fsync_dir(staging)
+            done_before += f.size
+        write_atomic(staging / MANIFEST_NAME, self._raw)
+        if self._sig is not None:
+            write_atomic(staging / SIGNATURE_NAME, self._sig)
+        desc_name = Path(mf.name).with_suffix(".json").name
+        if desc_name not in {f.name for f in m.files}:
+            write_atomic(staging / desc_name, json.dumps(m.postprocessing, indent=1).encode())
+        return entry, staging
+
+    def _verify(self, staging: Path, m: Manifest, entry: Entry) -> None:
+        with open(staging / m.model.file, "rb") as fh:
+            head = fh.read(8)
+        if head[4:8] != TFLITE_MAGIC:
+            raise NotTFLite(
+                f"{m.model.file}: not a TFLite model (no TFL3 flatbuffer identifier); "
+                "publish the .tflite file itself"
+            )
+        self.store.install(staging, entry)
+        self.store.verify(entry)
+
+    def _discard(self, entry: Entry) -> None:
+        s = self.store.load()
+        if entry.id in s.referenced():
+            return
+        shutil.rmtree(self.store.dir_of(entry), ignore_errors=True)

@@ -1,0 +1,95 @@
+"""Trial verdicts (pure) and the boot choice from the store (trial attempts, corrupt models)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from edge_agent.config import parse_config
+from edge_agent.updates import rollout as R
+from edge_agent.updates import state as S
+from edge_agent.updates.boot import choose_model
+from edge_agent.updates.store import Store
+from edge_agent.updates.trial import TrialMonitor, TrialPolicy
+from tests.update_helpers import manifest_doc, sha
+
+
+def test_trial_healthy_after_n_inferences() -> None:
+    m = TrialMonitor(TrialPolicy(inferences=20, seconds=30, baseline_p95_ms=4.0), started=0.0)
+    for _ in range(19):
+        m.record(4.2)
+    assert m.verdict(1.0) is None
+    m.record(4.1)
+    v = m.verdict(1.0)
+    assert v is not None and v.healthy and "20 inferences" in v.detail
+
+
+def test_trial_three_times_slower_fails_with_ratio() -> None:
+    m = TrialMonitor(TrialPolicy(inferences=20, seconds=30, baseline_p95_ms=4.0), started=0.0)
+    for _ in range(20):
+        m.record(12.0)
+    v = m.verdict(2.0)
+    assert v is not None and not v.healthy and v.reason == "slower" and "3.0x" in v.detail
+
+
+def test_trial_nan_fails_at_once_and_errors_fail() -> None:
+    m = TrialMonitor(TrialPolicy(inferences=200, seconds=30), started=0.0)
+    m.record(1.0)
+    m.record_nonfinite()
+    v = m.verdict(0.1)
+    assert v is not None and v.reason == "nonfinite_outputs"
+    m2 = TrialMonitor(TrialPolicy(inferences=200, seconds=30), started=0.0)
+    for _ in range(3):
+        m2.record_error("boom")
+    v2 = m2.verdict(0.1)
+    assert v2 is not None and v2.reason == "errors"
+
+
+def test_trial_window_without_inferences_fails() -> None:
+    m = TrialMonitor(TrialPolicy(inferences=200, seconds=5), started=0.0)
+    m.record(1.0)
+    v = m.verdict(6.0)
+    assert v is not None and v.reason == "no_inferences"
+
+
+def _install(store: Store, version: str, seq: int, data: bytes) -> S.Entry:
+    st = store.staging(f"d{version}")
+    (st / "manifest.json").write_text(json.dumps(
+        manifest_doc(version=version, seq=seq, files={"model.tflite": data})))
+    (st / "model.tflite").write_bytes(data)
+    e = S.Entry(f"demo/{version}-{sha(data)[:12]}", "demo", version, seq, sha(data), len(data),
+                "model.tflite")
+    store.install(st, e)
+    return e
+
+
+def _cfg(tmp_path: Path):  # type: ignore[no-untyped-def]
+    return parse_config({"device": {"id": "t", "state_dir": str(tmp_path)}})
+
+
+def test_boot_trial_attempts_then_crash_loop_comes_back_on_active(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    a, b = _install(store, "1", 1, b"AAAA"), _install(store, "2", 2, b"BBBB")
+    d = S.Deployment("dep", "demo", "2", "file:///r", state=R.TRIAL)
+    s = S.consume_attempt(S.begin_trial(S.StoreState(active=a, deployment=d), b, 2, "dep"))
+    store.save(s)  # attempts_left 1: one more boot may try it
+    first = choose_model(_cfg(tmp_path))
+    assert first.source == "store:trial" and first.path == store.model_path(b)
+    st = store.load()
+    assert st.trial is not None and st.trial.attempts_left == 0  # persisted before loading
+    second = choose_model(_cfg(tmp_path))  # the trial model crashed the agent: out of attempts
+    assert second.source == "store:active" and second.path == store.model_path(a)
+    st = store.load()
+    assert st.trial is None and b.id in st.bad
+    assert st.deployment is not None and st.deployment.state == R.ROLLED_BACK
+    assert st.deployment.reason == "crash_loop" and not st.deployment.sent
+
+
+def test_boot_corrupt_active_falls_back_to_previous(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    a, b = _install(store, "1", 1, b"AAAA"), _install(store, "2", 2, b"BBBB")
+    store.save(S.StoreState(active=b, previous=a))
+    store.model_path(b).write_bytes(b"BBBX")
+    boot = choose_model(_cfg(tmp_path))
+    assert boot.source == "store:previous" and boot.path == store.model_path(a)
+    assert store.load().active == a
