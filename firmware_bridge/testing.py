@@ -1,0 +1,101 @@
+"""Test helpers shipped with the package: the C board simulator behind a real pty (socat).
+
+``SimPort`` builds ``firmware/build/bridge_sim`` with make (once, make skips it when up to date),
+then runs ``socat PTY,link=<dir>/ttyBRIDGE,raw,echo=0 EXEC:bridge_sim`` so that the host opens a
+real pseudo-terminal. ``kill()`` / ``start()`` make the port disappear and come back.
+Needs make, a C compiler and socat (``.ci/run`` installs them).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+FIRMWARE_DIR = Path(__file__).resolve().parent / "firmware"
+SIM_BINARY = FIRMWARE_DIR / "build" / "bridge_sim"
+_build_lock = threading.Lock()
+
+
+class SimError(RuntimeError):
+    """The simulator or socat cannot be built or started."""
+
+
+def build_sim() -> Path:
+    """``make -C firmware sim``; returns the binary's path."""
+    if not (FIRMWARE_DIR / "Makefile").is_file():
+        raise SimError(f"firmware sources not found in {FIRMWARE_DIR} (not a source checkout)")
+    with _build_lock:
+        proc = subprocess.run(
+            ["make", "-s", "-C", str(FIRMWARE_DIR), "sim"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    if proc.returncode != 0:
+        raise SimError(f"building the simulator failed:\n{proc.stdout}{proc.stderr}")
+    return SIM_BINARY
+
+
+class SimPort:
+    """The simulator behind a socat pty at ``self.path``; use as a context manager."""
+
+    def __init__(self, directory: Path, *, sim_args: tuple[str, ...] = ()) -> None:
+        if shutil.which("socat") is None:
+            raise SimError("socat is not installed (apt-get install socat)")
+        self.path = Path(directory) / "ttyBRIDGE"
+        self.sim_args = sim_args
+        self._binary = build_sim()
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 5.0) -> None:
+        exe = " ".join([str(self._binary), *self.sim_args])
+        self._proc = subprocess.Popen(
+            ["socat", f"PTY,link={self.path},raw,echo=0", f"EXEC:{exe}"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while not self.path.exists():
+            if self._proc.poll() is not None or time.monotonic() > deadline:
+                err = self._proc.stderr.read().decode() if self._proc.stderr else ""
+                self.kill()
+                raise SimError(f"socat did not create {self.path}: {err.strip()}")
+            time.sleep(0.01)
+
+    def kill(self) -> None:
+        """Stop socat and the simulator: the pty disappears."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        if proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)  # socat's own session: socat + simulator
+            except ProcessLookupError:
+                pass
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(5)
+        if proc.stderr is not None:
+            proc.stderr.close()
+        # socat usually removes its link on SIGTERM, but not when the simulator died first
+        self.path.unlink(missing_ok=True)
+
+    @property
+    def url(self) -> str:
+        return str(self.path)
+
+    def __enter__(self) -> SimPort:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.kill()
