@@ -6,7 +6,6 @@ out first and the control socket writes the final ``stopped`` status after the o
 
 from __future__ import annotations
 
-from . import logging_setup
 from .config import Config
 from .control import ControlServer
 from .reload import ReloadComponent
@@ -15,6 +14,5 @@ from .service import Component
 
 
 def components(config: Config) -> list[Component]:
-    """Logging from the config, then: control socket, SIGHUP reload, sd_notify (last)."""
-    logging_setup.apply_config(config)
+    """Control socket, SIGHUP reload, sd_notify (last, so it stops first)."""
     return [ControlServer(), ReloadComponent(), SdNotifyComponent()]

@@ -133,72 +133,19 @@ def camera_frame(cfg: Config) -> str:
 
 
 # broker --------------------------------------------------------------------------------------
-def _password(cfg: Config) -> str | None:
-    if cfg.mqtt.password is not None:
-        return cfg.mqtt.password.get_secret_value()
-    if cfg.mqtt.password_file is not None:
-        try:
-            return cfg.mqtt.password_file.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise BrokerAuthError(
-                f"mqtt.password_file {cfg.mqtt.password_file}: {exc.strerror}"
-            ) from None
-    return None
-
-
 def broker(cfg: Config, timeout: float = 5.0) -> str:
-    """Connect (TLS, credentials as configured), wait for CONNACK, disconnect."""
-    import paho.mqtt.client as mqtt
-    from paho.mqtt.enums import CallbackAPIVersion
+    """Connect with the agent's TLS settings and credentials (``mqtt.link.check_broker``)."""
+    from .mqtt.link import check_broker
 
-    m = cfg.mqtt
-    where = f"{m.host}:{m.port}"
-    proto = mqtt.MQTTv5 if m.protocol == "5" else mqtt.MQTTv311
-    client = mqtt.Client(
-        CallbackAPIVersion.VERSION2, client_id=f"{cfg.mqtt_client_id}-doctor", protocol=proto
-    )
-    if m.username is not None:
-        client.username_pw_set(m.username, _password(cfg))
-    if m.tls is not None:
-        try:
-            client.tls_set(
-                ca_certs=str(m.tls.ca) if m.tls.ca else None,
-                certfile=str(m.tls.cert) if m.tls.cert else None,
-                keyfile=str(m.tls.key) if m.tls.key else None,
-            )
-        except (OSError, ssl.SSLError) as exc:
-            raise BrokerTLSError(f"mqtt.tls files unusable: {exc}") from None
-        client.tls_insecure_set(not m.tls.verify_hostname)
-    done = threading.Event()
-    result: dict[str, Any] = {}
-
-    def on_connect(c: Any, u: Any, flags: Any, reason: Any, props: Any) -> None:
-        result["rc"] = reason
-        done.set()
-
-    client.on_connect = on_connect
-    try:
-        client.connect(m.host, m.port, keepalive=10)
-    except ssl.SSLError as exc:
-        raise BrokerTLSError(f"broker {where}: TLS handshake failed: {exc.reason}") from None
-    except OSError as exc:
-        raise BrokerUnreachable(f"broker {where} unreachable: {exc.strerror or exc}") from None
-    client.loop_start()
-    try:
-        done.wait(timeout)
-    finally:
-        client.disconnect()
-        client.loop_stop()
-    rc = result.get("rc")
-    if rc is None:
-        raise BrokerUnreachable(f"broker {where}: no CONNACK within {timeout:g} s")
-    if rc.is_failure:
-        if rc.value in (134, 135):  # bad user name or password / not authorized
-            raise BrokerAuthError(f"broker {where} refused the credentials: {rc}")
-        raise BrokerUnreachable(f"broker {where} refused the connection: {rc}")
-    tls = "TLS" if m.tls is not None else "plain TCP"
-    user = f", user {m.username}" if m.username else ""
-    return f"{where} accepts the connection ({tls}{user}, MQTT {m.protocol})"
+    ok, message = check_broker(cfg, timeout=timeout)
+    if ok:
+        return message
+    low = message.lower()
+    if "auth" in low or "password" in low or "user name" in low:
+        raise BrokerAuthError(message)
+    if "tls" in low or "certificate" in low:
+        raise BrokerTLSError(message)
+    raise BrokerUnreachable(message)
 
 
 # registry ------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from .. import logging_setup
+from .. import logging_setup, ops
 from ..config import Config
 from .common import handle_errors, load, print_json
 
@@ -32,6 +32,8 @@ def run_agent(config: Path | None, duration: float | None, frames: int | None) -
     agent = Agent(cfg)
     agent.build(frames=frames)
     agent.add_component(ConsoleReporter(out))
+    for component in ops.components(cfg):  # control socket, SIGHUP reload, sd_notify (#7)
+        agent.add_component(component)
     summary = agent.run(duration=duration, frames=frames)
     first = summary["first_result_s"]
     out.write(
