@@ -31,6 +31,48 @@ class ModelIOError(ModelError):
     exit_code = 4
 
 
+class ModelNotFoundError(ModelError):
+    """The model file does not exist (or is not a file)."""
+
+    exit_code = 20
+
+
+class ModelEmptyError(ModelError):
+    """The model file is empty (0 bytes): an interrupted copy or download."""
+
+    exit_code = 21
+
+
+class ModelFormatError(ModelError):
+    """The file is not a TFLite flatbuffer at all (no ``TFL3`` identifier)."""
+
+    exit_code = 22
+
+
+class ModelTruncatedError(ModelError):
+    """The file starts like a TFLite flatbuffer but is truncated or corrupt."""
+
+    exit_code = 23
+
+
+class UnsupportedOpError(ModelError):
+    """The model uses an operator the installed runtime does not have (names the op)."""
+
+    exit_code = 24
+
+
+class DescriptionError(ModelError):
+    """The model description (JSON beside the model, or from a manifest) is invalid."""
+
+    exit_code = 25
+
+
+class DecoderError(ModelError):
+    """The decoder does not fit the model's outputs (or is unknown)."""
+
+    exit_code = 26
+
+
 class DelegateError(EdgeAgentError):
     """A delegate failed to load or apply (callers fall back, never crash)."""
 

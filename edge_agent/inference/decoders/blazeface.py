@@ -1,0 +1,117 @@
+"""``blazeface``: MediaPipe face detector outputs (SSD anchors, sigmoid scores).
+
+Outputs: regressors ``[1, N, 4 + 2K]`` (box centre/size and K keypoints, relative to the
+anchor, in units of ``scale`` pixels) and classificators ``[1, N, 1]`` (logits). The anchors
+are MediaPipe's SSD anchors: for the short-range model 128x128 input, strides 8, 16, 16, 16,
+two anchors per layer and location -> 16*16*2 + 8*8*6 = 896, all of size 1 (fixed).
+
+Options: ``strides`` (default ``[8, 16, 16, 16]``), ``anchors_per_layer`` (2),
+``anchor_offset`` (0.5), ``scale`` (default: the input width; 128), ``nms`` (``weighted`` as
+MediaPipe does, or ``plain``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..nms import nms, weighted_nms
+from ..result import Result
+from ..transform import Transform
+from .base import Decoder, detections_from_boxes, register_decoder
+
+SHORT_RANGE_STRIDES = (8, 16, 16, 16)
+
+
+def ssd_anchors(
+    input_w: int,
+    input_h: int,
+    strides: tuple[int, ...] = SHORT_RANGE_STRIDES,
+    anchors_per_layer: int = 2,
+    offset: float = 0.5,
+) -> np.ndarray:
+    """Anchor centres ``(N, 2)`` as (x, y) in [0, 1], in MediaPipe's order (layers with the
+    same stride share a grid; per location, all of their anchors in a row)."""
+    centres = []
+    layer = 0
+    while layer < len(strides):
+        stride = strides[layer]
+        last = layer
+        while last < len(strides) and strides[last] == stride:
+            last += 1
+        per_location = anchors_per_layer * (last - layer)
+        fh = math.ceil(input_h / stride)
+        fw = math.ceil(input_w / stride)
+        ys, xs = np.meshgrid(
+            (np.arange(fh) + offset) / fh, (np.arange(fw) + offset) / fw, indexing="ij"
+        )
+        grid = np.stack([xs.reshape(-1), ys.reshape(-1)], axis=1)
+        centres.append(np.repeat(grid, per_location, axis=0))
+        layer = last
+    return np.concatenate(centres, axis=0)
+
+
+@register_decoder("blazeface")
+class BlazeFaceDecoder(Decoder):
+    def check(self) -> None:
+        if len(self.outputs) != 2:
+            raise self.fail(
+                f"expects 2 outputs (regressors, classificators), got {len(self.outputs)}"
+            )
+        last = [t.shape[-1] for t in self.outputs]
+        if sorted(last)[0] != 1 or max(last) < 4:
+            raise self.fail("expects outputs [1, N, 4+2K] and [1, N, 1]")
+        self.reg_i = 0 if last[0] >= 4 else 1
+        self.cls_i = 1 - self.reg_i
+        strides = tuple(int(s) for s in self.option("strides", SHORT_RANGE_STRIDES))
+        self.anchors = ssd_anchors(
+            self.input_w,
+            self.input_h,
+            strides,
+            int(self.option("anchors_per_layer", 2)),
+            float(self.option("anchor_offset", 0.5)),
+        )
+        n = int(np.prod(self.outputs[self.cls_i].shape))
+        if self.anchors.shape[0] != n:
+            raise self.fail(
+                f"{self.anchors.shape[0]} anchors for input {self.input_w}x{self.input_h} and "
+                f"strides {list(strides)}, but {n} scores (set options.strides)"
+            )
+        self.scale_x = float(self.option("scale", self.input_w))
+        self.scale_y = float(self.option("scale", self.input_h))
+
+    def decode(self, outputs: list[np.ndarray], transform: Transform) -> Result:
+        logits = self.real(outputs, self.cls_i).reshape(-1).astype(np.float64)
+        scores = 1.0 / (1.0 + np.exp(-np.clip(logits, -100.0, 100.0)))
+        keep = np.nonzero(scores >= self.spec.threshold)[0]
+        if keep.size == 0:
+            return Result(kind="detection")
+        reg = self.real(outputs, self.reg_i).reshape(scores.size, -1)[keep].astype(np.float64)
+        anchors = self.anchors[keep]
+        cx = reg[:, 0] / self.scale_x + anchors[:, 0]
+        cy = reg[:, 1] / self.scale_y + anchors[:, 1]
+        w = reg[:, 2] / self.scale_x
+        h = reg[:, 3] / self.scale_y
+        size = np.array([self.input_w, self.input_h, self.input_w, self.input_h], np.float64)
+        boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1) * size
+        nk = (reg.shape[1] - 4) // 2
+        kps = reg[:, 4 : 4 + 2 * nk].reshape(-1, nk, 2)
+        kps = (kps / np.array([self.scale_x, self.scale_y]) + anchors[:, None, :]) * np.array(
+            [self.input_w, self.input_h]
+        )
+        s = scores[keep]
+        if self.option("nms", "weighted") == "plain":
+            idx = nms(boxes, s, self.spec.iou_threshold, self.spec.top_k)
+            boxes, s, kps = boxes[idx], s[idx], kps[idx]
+        else:
+            boxes, s, members = weighted_nms(boxes, s, self.spec.iou_threshold, self.spec.top_k)
+            kept_scores = scores[keep]
+            merged = []
+            for m in members:  # keypoints averaged with the same weights as the boxes
+                w = kept_scores[m][:, None, None]
+                merged.append((kps[m] * w).sum(0) / w.sum())
+            kps = np.stack(merged) if merged else kps[:0]
+        return detections_from_boxes(
+            self, boxes, s, np.zeros(len(s), np.int64), transform, keypoints_model=kps
+        )

@@ -1,0 +1,300 @@
+"""One TFLite interpreter on one model file: clear load errors, specs, delegates, zero-copy I/O.
+
+A :class:`Model` is used by one thread at a time; give each worker thread its own
+(:meth:`Model.clone`). ``invoke()`` releases the GIL, so other threads run meanwhile.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import logging
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from ..errors import (
+    ModelEmptyError,
+    ModelError,
+    ModelFormatError,
+    ModelNotFoundError,
+    ModelTruncatedError,
+    UnsupportedOpError,
+)
+from .backend import Backend, select_backend
+from .native import quiet_native_stderr
+from .tensors import TensorSpec
+
+log = logging.getLogger("edge_agent.inference")
+
+TFLITE_IDENTIFIER = b"TFL3"
+CPU = "cpu"
+
+
+class DelegateLike(Protocol):
+    """Anything with a delegate ``library`` and its ``options`` (e.g. config's DelegateConfig)."""
+
+    @property
+    def library(self) -> str: ...
+
+    @property
+    def options(self) -> Mapping[str, str]: ...
+
+
+@dataclass(frozen=True)
+class Delegate:
+    """A delegate to try: shared library path or soname, and its options."""
+
+    library: str
+    options: Mapping[str, str] = field(default_factory=dict)
+
+
+_UNRESOLVED = (
+    re.compile(r"unresolved custom op:\s*([^\s.]+)"),
+    re.compile(r"Didn't find op for builtin opcode '([^']+)'"),
+    re.compile(r"Op builtin_code out of range: (\d+)"),
+)
+
+
+def _first_line(text: str) -> str:
+    for line in text.splitlines():
+        if line.strip():
+            return line.strip()
+    return text.strip()
+
+
+def _unsupported_op(text: str) -> str | None:
+    for pattern in _UNRESOLVED:
+        m = pattern.search(text)
+        if m:
+            return m.group(1)
+    return None
+
+
+def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def check_model_file(path: Path) -> int:
+    """Raise the specific error for a missing / empty / non-TFLite file; return its size."""
+    if not path.exists():
+        raise ModelNotFoundError(f"{path}: model file not found")
+    if not path.is_file():
+        raise ModelNotFoundError(f"{path}: is not a file (expected a .tflite model)")
+    size = path.stat().st_size
+    if size == 0:
+        raise ModelEmptyError(f"{path}: model file is empty (0 bytes); copy or download it again")
+    with path.open("rb") as fh:
+        head = fh.read(8)
+    if len(head) < 8 or head[4:8] != TFLITE_IDENTIFIER:
+        raise ModelFormatError(
+            f"{path}: not a TFLite model (no TFL3 flatbuffer identifier in the first 8 bytes); "
+            "check that the file is a .tflite model"
+        )
+    return size
+
+
+def _check_delegate_library(library: str) -> str | None:
+    """Why ``library`` cannot be a TFLite external delegate, or None if it looks usable.
+
+    Checked with ctypes before the runtime's ``load_delegate`` sees it: the runtimes' own
+    ``Delegate`` object prints a traceback from its finaliser when the library is missing.
+    """
+    try:
+        lib = ctypes.CDLL(library)
+    except OSError as exc:
+        return str(exc) or f"cannot load {library}"
+    for symbol in ("tflite_plugin_create_delegate", "tflite_plugin_destroy_delegate"):
+        if not hasattr(lib, symbol):
+            return f"{library} does not export {symbol} (not a TFLite external delegate)"
+    return None
+
+
+class Model:
+    """A TFLite model loaded into one interpreter of the selected backend."""
+
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        threads: int = 1,
+        delegates: Sequence[DelegateLike] = (),
+        backend: str | Backend = "auto",
+    ) -> None:
+        self.path = Path(path)
+        if threads < 1:
+            raise ModelError(f"threads must be >= 1, got {threads}")
+        self.threads = int(threads)
+        self.delegates_requested: tuple[Delegate, ...] = tuple(
+            Delegate(d.library, dict(d.options)) for d in delegates
+        )
+        self.backend = backend if isinstance(backend, Backend) else select_backend(backend)
+        self.size = check_model_file(self.path)
+        self.sha256 = file_sha256(self.path)
+        self.delegate = CPU
+        self.delegate_errors: list[str] = []
+        self._delegate_obj: Any = None
+        self._interp = self._load()
+        self.inputs = [TensorSpec.from_details(d) for d in self._interp.get_input_details()]
+        self.outputs = [TensorSpec.from_details(d) for d in self._interp.get_output_details()]
+        self._in_idx = [t.index for t in self.inputs]
+        self._out_idx = [t.index for t in self.outputs]
+
+    # -- loading ----------------------------------------------------------------------------
+    def _make(self, delegate_obj: Any) -> Any:
+        """Interpreter + allocate_tensors, turning runtime errors into ModelError types."""
+        kwargs: dict[str, Any] = {"model_path": str(self.path), "num_threads": self.threads}
+        if delegate_obj is not None:
+            kwargs["experimental_delegates"] = [delegate_obj]
+        native = None
+        try:
+            with quiet_native_stderr() as native:
+                interp = self.backend.Interpreter(**kwargs)
+                interp.allocate_tensors()
+            return interp
+        except (ValueError, RuntimeError) as exc:
+            text = f"{exc} {native.text() if native else ''}"
+            if delegate_obj is not None and "delegate" in text.lower():
+                raise _DelegateApplyError(_first_line(str(exc))) from None
+            op = _unsupported_op(text)
+            if op is not None:
+                raise UnsupportedOpError(
+                    f"{self.path}: operator {op} is not supported by {self.backend.label}; "
+                    "rebuild the model with builtin ops or install a runtime that has it"
+                ) from None
+            if "not a valid flatbuffer" in text.lower():
+                raise ModelTruncatedError(
+                    f"{self.path}: TFLite flatbuffer is truncated or corrupt ({self.size} bytes); "
+                    "copy or download it again"
+                ) from None
+            raise ModelError(
+                f"{self.path}: {self.backend.label} cannot load the model: {_first_line(str(exc))}"
+            ) from None
+
+    def _load(self) -> Any:
+        for d in self.delegates_requested:
+            missing = _check_delegate_library(d.library)
+            if missing:
+                self._fallback(d.library, f"failed to load: {missing}")
+                continue
+            try:
+                with quiet_native_stderr(relay=False) as native:
+                    obj = self.backend.load_delegate(d.library, dict(d.options))
+            except (ValueError, OSError, RuntimeError, AttributeError) as exc:
+                detail = _first_line(
+                    str(exc).replace(f"Failed to load delegate from {d.library}", "")
+                )
+                detail = detail or native.text() or type(exc).__name__
+                self._fallback(d.library, f"failed to load: {detail}")
+                continue
+            try:
+                interp = self._make(obj)
+            except _DelegateApplyError as exc:
+                self._fallback(d.library, f"failed to apply: {exc}")
+                continue
+            self.delegate = d.library
+            self._delegate_obj = obj
+            log.info("model %s runs on delegate %s", self.path.name, d.library)
+            return interp
+        return self._make(None)
+
+    def _fallback(self, library: str, why: str) -> None:
+        self.delegate_errors.append(f"{library}: {why.rstrip('.')}")
+        names = [d.library for d in self.delegates_requested]
+        pos = names.index(library)
+        nxt = names[pos + 1] if pos + 1 < len(names) else CPU
+        target = "CPU" if nxt == CPU else f"next delegate {nxt}"
+        log.warning("delegate %s %s; falling back to %s", library, why.rstrip("."), target)
+
+    # -- use ----------------------------------------------------------------------------------
+    def input_view(self, i: int = 0) -> np.ndarray:
+        """Zero-copy view of input ``i``. Drop it before :meth:`invoke` (the runtime refuses to
+        invoke while a view is alive)."""
+        view: np.ndarray = self._interp.tensor(self._in_idx[i])()
+        return view
+
+    def set_input(self, i: int, value: np.ndarray) -> None:
+        """Copy ``value`` into input ``i`` (for callers that already have the whole tensor)."""
+        self._interp.set_tensor(self._in_idx[i], value)
+
+    def invoke(self) -> None:
+        self._interp.invoke()
+
+    def output(self, i: int = 0) -> np.ndarray:
+        """A copy of output ``i`` (raw: still quantised for int8/uint8 outputs)."""
+        out: np.ndarray = self._interp.get_tensor(self._out_idx[i])
+        return out
+
+    def outputs_all(self) -> list[np.ndarray]:
+        get = self._interp.get_tensor
+        return [get(i) for i in self._out_idx]
+
+    def warmup(self, n: int = 2) -> None:
+        """Fill every input with its zero point and invoke ``n`` times."""
+        for i, spec in enumerate(self.inputs):
+            q = spec.quantization
+            fill = int(q.zero_point[0]) if q.quantized else 0
+            view = self.input_view(i)
+            view.fill(fill)
+            del view
+        for _ in range(n):
+            self._interp.invoke()
+
+    def clone(self) -> Model:
+        """A second interpreter of the same file and settings, for another thread."""
+        return Model(
+            self.path,
+            threads=self.threads,
+            delegates=self.delegates_requested,
+            backend=self.backend,
+        )
+
+    def operators(self) -> list[str]:
+        """Operator names in execution order."""
+        try:
+            ops = self._interp._get_ops_details()
+        except AttributeError:  # pragma: no cover - every supported runtime has it
+            return []
+        return [str(op.get("op_name", "?")) for op in ops]
+
+    @property
+    def interpreter(self) -> Any:
+        """The backend's Interpreter (for benchmarks and tools that need it directly)."""
+        return self._interp
+
+    def summary(self) -> dict[str, Any]:
+        """What ``models inspect --json`` prints."""
+        ops = self.operators()
+        counts: dict[str, int] = {}
+        for op in ops:
+            counts[op] = counts.get(op, 0) + 1
+        return {
+            "path": str(self.path),
+            "size": self.size,
+            "sha256": self.sha256,
+            "backend": self.backend.label,
+            "threads": self.threads,
+            "delegate": self.delegate,
+            "delegate_errors": list(self.delegate_errors),
+            "inputs": [t.to_json() for t in self.inputs],
+            "outputs": [t.to_json() for t in self.outputs],
+            "operators": counts,
+            "operator_count": len(ops),
+        }
+
+    def __repr__(self) -> str:
+        return (
+            f"Model({str(self.path)!r}, backend={self.backend.label!r}, delegate={self.delegate!r})"
+        )
+
+
+class _DelegateApplyError(Exception):
+    """Internal: the interpreter could not apply a delegate (the caller falls back)."""

@@ -1,0 +1,76 @@
+"""What a decoder returns: detections in original frame pixels, or class scores, or raw tensors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+ResultKind = Literal["detection", "classification", "raw"]
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One object: ``box`` is ``(x1, y1, x2, y2)`` in original frame pixels."""
+
+    box: tuple[float, float, float, float]
+    score: float
+    label: str
+    class_id: int = 0
+    keypoints: tuple[tuple[float, float], ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "box": [round(float(v), 2) for v in self.box],
+            "score": round(float(self.score), 4),
+            "label": self.label,
+        }
+        if self.keypoints:
+            out["keypoints"] = [[round(x, 2), round(y, 2)] for x, y in self.keypoints]
+        return out
+
+
+@dataclass(frozen=True)
+class ClassScore:
+    label: str
+    score: float
+    class_id: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"label": self.label, "score": round(float(self.score), 4)}
+
+
+@dataclass
+class Result:
+    """The decoded output of one inference."""
+
+    kind: ResultKind
+    detections: list[Detection] = field(default_factory=list)
+    classes: list[ClassScore] = field(default_factory=list)
+    raw: list[np.ndarray] = field(default_factory=list)
+    raw_names: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        """``{"detections": [...]}``, ``{"classes": [...]}`` or ``{"outputs": [...]}``."""
+        if self.kind == "detection":
+            return {"detections": [d.to_json() for d in self.detections]}
+        if self.kind == "classification":
+            return {"classes": [c.to_json() for c in self.classes]}
+        names = self.raw_names or [str(i) for i in range(len(self.raw))]
+        return {
+            "outputs": [
+                {"name": n, "shape": list(a.shape), "values": np.asarray(a).reshape(-1).tolist()}
+                for n, a in zip(names, self.raw, strict=False)
+            ]
+        }
+
+    def summary(self) -> str:
+        """One short human line: ``2 detections: face 0.93, face 0.61``."""
+        if self.kind == "detection":
+            items = ", ".join(f"{d.label} {d.score:.2f}" for d in self.detections[:5])
+            n = len(self.detections)
+            return f"{n} detection{'s' if n != 1 else ''}" + (f": {items}" if items else "")
+        if self.kind == "classification":
+            return ", ".join(f"{c.label} {c.score:.3f}" for c in self.classes[:5]) or "no class"
+        return "outputs " + ", ".join(str(list(a.shape)) for a in self.raw)
