@@ -8,13 +8,12 @@ CLI formats it, ``benchmarks/model_overhead.py`` repeats it.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from .model import DelegateLike, Model
+from .model import DelegateChain, Model
 from .native import quiet_native_stderr
 
 MAX_RUNS = 100_000
@@ -77,7 +76,7 @@ def bench_invoke(
     warmup: int = 10,
     block: int = 10,
     backend: str = "auto",
-    delegates: Sequence[DelegateLike] = (),
+    delegates: DelegateChain = (),
 ) -> InvokeBench:
     """Time ``runs`` invokes through :class:`Model` and ``runs`` through a bare interpreter."""
     runs = max(1, min(int(runs), MAX_RUNS))

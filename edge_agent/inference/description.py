@@ -150,33 +150,77 @@ def description_path(model_path: Path | str) -> Path:
     return Path(model_path).with_suffix(".json")
 
 
+OVERRIDE_KEYS = ("decoder", "threshold", "top_k", "labels")
+
+
+def read_labels(path: Path | str) -> list[str]:
+    """A labels file: one label per line (blank lines kept as empty names, trailing ones cut)."""
+    p = Path(path)
+    try:
+        if p.stat().st_size > MAX_DESCRIPTION_BYTES:
+            raise DescriptionError(f"{p}: labels file is larger than {MAX_DESCRIPTION_BYTES} bytes")
+        lines = p.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise DescriptionError(f"{p}: labels file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DescriptionError(f"{p}: cannot read labels file: {exc}") from None
+    while lines and not lines[-1].strip():
+        lines.pop()
+    return [line.strip() for line in lines]
+
+
+def apply_overrides(
+    description: ModelDescription, override: Mapping[str, Any] | None
+) -> ModelDescription:
+    """``override`` keys ``decoder``, ``threshold``, ``top_k``, ``labels`` (a list, or the path
+    of a labels file); ``None`` values are ignored."""
+    if not override:
+        return description
+    unknown = sorted(set(override) - set(OVERRIDE_KEYS))
+    if unknown:
+        raise DescriptionError(
+            f"unknown description override(s) {', '.join(unknown)}; use " + ", ".join(OVERRIDE_KEYS)
+        )
+    labels = override.get("labels")
+    if labels is not None and not isinstance(labels, list):
+        labels = read_labels(labels)
+    return description.with_overrides(
+        decoder=override.get("decoder"),
+        threshold=override.get("threshold"),
+        top_k=override.get("top_k"),
+        labels=labels,
+    )
+
+
 def load_description(
     model_path: Path | str,
-    override: Path | str | Mapping[str, Any] | ModelDescription | None = None,
+    override: Mapping[str, Any] | ModelDescription | None = None,
     *,
+    path: Path | str | None = None,
     model: Model | None = None,
 ) -> ModelDescription:
     """The description of ``model_path``.
 
-    ``override``: a description (object or dict, e.g. from an update manifest) or the path of a
-    JSON file to use instead of the one beside the model. Without either, the JSON beside the
-    model; without that, defaults guessed from the model's tensors (``model`` if given, else
-    the file is loaded once to look).
+    Taken from, in order: ``override`` when it is a :class:`ModelDescription` (e.g. built from
+    an update manifest); the JSON file ``path``; the JSON beside the model (``<model>.json``);
+    else defaults guessed from the model's tensors (``model`` if given, else the file is loaded
+    once to look). Then ``override`` as a mapping (``decoder``, ``threshold``, ``top_k``,
+    ``labels``) is applied on top.
     """
     if isinstance(override, ModelDescription):
         return override
-    if isinstance(override, Mapping):
-        return parse_description(override)
-    if override is not None:
-        return read_description(Path(override))
     beside = description_path(model_path)
-    if beside.is_file():
-        return read_description(beside)
-    if model is None:
-        from .model import Model
+    if path is not None:
+        base = read_description(Path(path))
+    elif beside.is_file():
+        base = read_description(beside)
+    else:
+        if model is None:
+            from .model import Model
 
-        model = Model(model_path)
-    return infer_description(model.inputs, model.outputs, model.operators())
+            model = Model(model_path)
+        base = infer_description(model.inputs, model.outputs, model.operators())
+    return apply_overrides(base, override)
 
 
 # -- defaults when there is no description ----------------------------------------------------
@@ -187,7 +231,7 @@ def _guess_normalize(spec: TensorSpec) -> Literal["raw", "unit", "symmetric"]:
     q = spec.quantization
     if not q.quantized or spec.dtype.kind == "f":
         return "unit"
-    scale = float(q.scale[0])
+    scale = q.scale
     if abs(scale - 1.0) < 0.05:
         return "raw"
     if abs(scale * 127.5 - 1.0) < 0.05:

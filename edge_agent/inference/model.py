@@ -118,6 +118,10 @@ def _check_delegate_library(library: str) -> str | None:
     return None
 
 
+DelegateChain = Sequence[DelegateLike | tuple[str, Mapping[str, str]]]
+"""Delegates to try in order: objects with ``library``/``options`` or ``(library, options)``."""
+
+
 class Model:
     """A TFLite model loaded into one interpreter of the selected backend."""
 
@@ -126,7 +130,7 @@ class Model:
         path: Path | str,
         *,
         threads: int = 1,
-        delegates: Sequence[DelegateLike] = (),
+        delegates: DelegateChain = (),
         backend: str | Backend = "auto",
     ) -> None:
         self.path = Path(path)
@@ -134,7 +138,10 @@ class Model:
             raise ModelError(f"threads must be >= 1, got {threads}")
         self.threads = int(threads)
         self.delegates_requested: tuple[Delegate, ...] = tuple(
-            Delegate(d.library, dict(d.options)) for d in delegates
+            Delegate(d[0], dict(d[1]))
+            if isinstance(d, tuple)
+            else Delegate(d.library, dict(d.options))
+            for d in delegates
         )
         self.backend = backend if isinstance(backend, Backend) else select_backend(backend)
         self.size = check_model_file(self.path)
@@ -241,7 +248,7 @@ class Model:
         """Fill every input with its zero point and invoke ``n`` times."""
         for i, spec in enumerate(self.inputs):
             q = spec.quantization
-            fill = int(q.zero_point[0]) if q.quantized else 0
+            fill = q.zero_point if q.scales.size == 1 else 0
             view = self.input_view(i)
             view.fill(fill)
             del view

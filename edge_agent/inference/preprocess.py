@@ -45,14 +45,14 @@ def build_lut(spec: TensorSpec, description: ModelDescription, channels: int) ->
             real = np.arange(256, dtype=np.float64)[:, None].repeat(channels, axis=1)
             info = np.iinfo(spec.dtype)
             return np.clip(real, info.min, info.max).astype(spec.dtype)
-        if q.scale.size > 1 and q.axis != 3:
+        if q.scales.size > 1 and q.axis != 3:
             raise ModelIOError(
                 f"input {spec.name!r} is quantised per channel along axis {q.axis}; only the "
                 "channel axis (3) is supported for image inputs"
             )
         quant = q
-        if q.scale.size > 1:  # per-channel along the colour axis -> the table's axis 1
-            quant = Quantization.per_channel(q.scale, q.zero_point, axis=1)
+        if q.scales.size > 1:  # per-channel along the colour axis -> the table's axis 1
+            quant = Quantization.per_channel(q.scales, q.zero_points, axis=1)
         return quant.quantize(real, spec.dtype)
     return real.astype(spec.dtype)
 

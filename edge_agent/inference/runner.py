@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from ..errors import ModelIOError
 from .decoders import get_decoder
-from .description import ModelDescription, load_description
-from .model import DelegateLike, Model
+from .description import ModelDescription, apply_overrides, load_description
+from .model import DelegateChain, Model
 from .preprocess import Preprocessor
 from .result import Result
 
@@ -60,9 +58,9 @@ class Runner:
         path: Path | str,
         *,
         threads: int = 1,
-        delegates: Sequence[DelegateLike] = (),
+        delegates: DelegateChain = (),
         backend: str = "auto",
-        description: Path | str | Mapping[str, Any] | ModelDescription | None = None,
+        description: Path | str | ModelDescription | None = None,
         decoder: str | None = None,
         threshold: float | None = None,
         top_k: int | None = None,
@@ -71,9 +69,11 @@ class Runner:
     ) -> Runner:
         """Load the model and its description (with overrides), warm it up."""
         model = Model(path, threads=threads, delegates=delegates, backend=backend)
-        desc = load_description(path, description, model=model).with_overrides(
-            decoder=decoder, threshold=threshold, top_k=top_k, labels=labels
-        )
+        overrides = {"decoder": decoder, "threshold": threshold, "top_k": top_k, "labels": labels}
+        if isinstance(description, ModelDescription):
+            desc = apply_overrides(description, overrides)
+        else:
+            desc = load_description(path, overrides, path=description, model=model)
         runner = cls(model, desc)
         if warmup:
             model.warmup(warmup)

@@ -20,8 +20,8 @@ _EMPTY_I = np.zeros(0, dtype=np.int64)
 class Quantization:
     """Affine quantisation parameters of one tensor (empty arrays: not quantised)."""
 
-    scale: npt.NDArray[np.float32] = field(default_factory=lambda: _EMPTY_F)
-    zero_point: npt.NDArray[np.int64] = field(default_factory=lambda: _EMPTY_I)
+    scales: npt.NDArray[np.float32] = field(default_factory=lambda: _EMPTY_F)
+    zero_points: npt.NDArray[np.int64] = field(default_factory=lambda: _EMPTY_I)
     axis: int = 0
 
     @classmethod
@@ -49,20 +49,30 @@ class Quantization:
         return cls(scales, zps, int(qp.get("quantized_dimension", 0)))
 
     @property
+    def scale(self) -> float:
+        """The per-tensor scale; 0.0 when not quantised or per-channel (see ``scales``)."""
+        return float(self.scales[0]) if self.scales.size == 1 else 0.0
+
+    @property
+    def zero_point(self) -> int:
+        """The per-tensor zero point; 0 when not quantised or per-channel."""
+        return int(self.zero_points[0]) if self.zero_points.size == 1 else 0
+
+    @property
     def quantized(self) -> bool:
-        return self.scale.size > 0
+        return self.scales.size > 0
 
     @property
     def per_channel_axis(self) -> int | None:
-        return self.axis if self.scale.size > 1 else None
+        return self.axis if self.scales.size > 1 else None
 
     def _params(self, ndim: int) -> tuple[np.ndarray, np.ndarray]:
         """Scale and zero point shaped to broadcast against an ``ndim`` array."""
-        if self.scale.size <= 1:
-            return self.scale.reshape(()), self.zero_point.reshape(())
+        if self.scales.size <= 1:
+            return self.scales.reshape(()), self.zero_points.reshape(())
         shape = [1] * ndim
-        shape[self.axis] = self.scale.size
-        return self.scale.reshape(shape), self.zero_point.reshape(shape)
+        shape[self.axis] = self.scales.size
+        return self.scales.reshape(shape), self.zero_points.reshape(shape)
 
     def quantize(self, real: npt.ArrayLike, dtype: npt.DTypeLike) -> np.ndarray:
         """Round to nearest, then saturate to ``dtype``'s range."""
@@ -85,12 +95,12 @@ class Quantization:
     def to_json(self) -> dict[str, Any] | None:
         if not self.quantized:
             return None
-        if self.scale.size == 1:
-            return {"scale": float(self.scale[0]), "zero_point": int(self.zero_point[0])}
+        if self.scales.size == 1:
+            return {"scale": float(self.scales[0]), "zero_point": int(self.zero_points[0])}
         return {
             "axis": self.axis,
-            "scales": [float(s) for s in self.scale],
-            "zero_points": [int(z) for z in self.zero_point],
+            "scales": [float(s) for s in self.scales],
+            "zero_points": [int(z) for z in self.zero_points],
         }
 
 
@@ -134,9 +144,9 @@ class TensorSpec:
         q = self.quantization
         if not q.quantized:
             qtext = ""
-        elif q.scale.size == 1:
-            qtext = f" scale={float(q.scale[0]):.6g} zp={int(q.zero_point[0])}"
+        elif q.scales.size == 1:
+            qtext = f" scale={float(q.scales[0]):.6g} zp={int(q.zero_points[0])}"
         else:
-            qtext = f" per-channel(axis={q.axis}, {q.scale.size} scales)"
+            qtext = f" per-channel(axis={q.axis}, {q.scales.size} scales)"
         shape = ",".join(str(d) for d in self.shape)
         return f"{self.name} [{shape}] {self.dtype.name}{qtext}"

@@ -21,6 +21,9 @@ from edge_agent.inference import (
 )
 from edge_agent.inference.decoders import Decoder
 from edge_agent.inference.decoders.blazeface import ssd_anchors
+from edge_agent.inference.description import (
+    parse_description,
+)
 from edge_agent.inference.nms import iou, nms, weighted_nms
 from edge_agent.inference.transform import plan_resize
 
@@ -187,9 +190,26 @@ def test_description_file_and_errors(tmp_path):
     with pytest.raises(DescriptionError, match="not valid JSON"):
         load_description(model)
     with pytest.raises(DescriptionError, match="meanstd"):
-        load_description(model, {"normalize": "meanstd", "decoder": {"name": "raw"}})
+        parse_description({"normalize": "meanstd", "decoder": {"name": "raw"}})
     with pytest.raises(DescriptionError, match="typo: unknown key"):
-        load_description(model, {"typo": 1})
+        parse_description({"typo": 1})
+    # overrides on top of the file given by path (config / CLI), labels from a labels file
+    (tmp_path / "other.json").write_text(json.dumps(good))
+    (tmp_path / "labels.txt").write_text("cat\ndog\n\n")
+    d = load_description(
+        model,
+        {"threshold": 0.7, "labels": tmp_path / "labels.txt", "decoder": None},
+        path=tmp_path / "other.json",
+    )
+    assert (d.decoder.threshold, d.decoder.labels, d.decoder.name) == (
+        0.7,
+        ["cat", "dog"],
+        "classification",
+    )
+    with pytest.raises(DescriptionError, match="unknown description override"):
+        load_description(model, {"colour": "rgb"}, path=tmp_path / "other.json")
+    with pytest.raises(DescriptionError, match="labels file not found"):
+        load_description(model, {"labels": tmp_path / "nope.txt"}, path=tmp_path / "other.json")
 
 
 def test_defaults_guessed_from_tensors():
