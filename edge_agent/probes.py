@@ -98,11 +98,22 @@ def backend_and_delegates(cfg: Config) -> tuple[str, str]:
         except (ValueError, OSError, RuntimeError) as exc:
             failed.append(f"{d.library} ({str(exc).splitlines()[0] if str(exc) else 'not found'})")
     model = boot_model(cfg)
+    # LiteRT's C++ side prints "INFO: Created TensorFlow Lite XNNPACK delegate" straight to
+    # fd 2, which breaks the CLI's one-line error promise; the Python exception already says
+    # what failed. (Switch to edge_agent.inference.native.quiet_native_stderr once it lands.)
+    import os
+
+    saved_fd2, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
     try:
         interp = litert.Interpreter(model_path=str(model), num_threads=cfg.model.threads)
         interp.allocate_tensors()
     except (ValueError, RuntimeError) as exc:
         raise ProbeError(f"{model}: does not load: {exc}") from None
+    finally:
+        os.dup2(saved_fd2, 2)
+        os.close(saved_fd2)
+        os.close(devnull)
     return f"litert loads {model.name}", "; ".join(failed)
 
 
