@@ -23,6 +23,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -92,6 +93,42 @@ def _call_with_limit(fn: Callable[[], None], limit: float, what: str) -> bool:
         log.warning("%s failed while stopping: %r", what, errors[0])
         return False
     return True
+
+
+def read_labels(path: Path | None) -> list[str] | None:
+    """``model.labels``: one label per line (blank lines kept as empty labels)."""
+    if path is None:
+        return None
+    try:
+        return path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"model.labels: {path}: cannot read labels file: {exc}") from None
+
+
+def runner_factory_for(
+    cfg: Config, model_path: Path, description: Path | None
+) -> Callable[[], Any]:
+    """A function that loads ``model_path`` with the config's threads, delegates and decoder
+    overrides into a warmed-up Runner (one interpreter each call)."""
+    labels = read_labels(cfg.model.labels)
+
+    def factory() -> Any:
+        from .inference import Runner
+
+        return Runner.open(
+            model_path,
+            threads=cfg.model.threads,
+            delegates=cfg.model.delegates,
+            backend=cfg.model.backend,
+            description=description,
+            decoder=cfg.model.decoder,
+            threshold=cfg.model.threshold,
+            top_k=cfg.model.top_k,
+            labels=labels,
+            warmup=1,
+        )
+
+    return factory
 
 
 def _check_source(source: Any, tries: int = 16) -> None:
@@ -166,39 +203,11 @@ class Agent:
     # -- build -------------------------------------------------------------------------------
     def build(self, *, frames: int | None = None) -> Pipeline:
         """Load the boot model and open the camera; raises ConfigError/ModelError on bad input."""
-        from .inference import Model, Runner, load_description
         from .updates.boot import choose_model
 
         cfg = self.config
-        self.boot = choose_model(cfg)
-        override = {
-            k: v
-            for k, v in (
-                ("decoder", cfg.model.decoder),
-                ("threshold", cfg.model.threshold),
-                ("top_k", cfg.model.top_k),
-                ("labels", cfg.model.labels),
-            )
-            if v is not None
-        }
-        boot = self.boot
-
-        def load_description_for(model_path: Any) -> Any:
-            if boot.description is not None:
-                return load_description(model_path, override=override or None,
-                                        path=boot.description)
-            return load_description(model_path, override=override or None)
-
-        description = load_description_for(boot.path)
-
-        def runner_factory() -> Any:
-            model = Model(
-                boot.path,
-                threads=cfg.model.threads,
-                delegates=[(d.library, d.options) for d in cfg.model.delegates],
-                backend=cfg.model.backend,
-            )
-            return Runner(model, description)
+        boot = self.boot = choose_model(cfg)
+        runner_factory = runner_factory_for(cfg, boot.path, boot.description)
 
         source = open_source(cfg.camera)
         _check_source(source)
@@ -289,6 +298,7 @@ class Agent:
         restore = self._install_signals()
         try:
             self._started = True
+            self._sampler = ResourceSampler(self.config.device.state_dir)  # primes CPU %
             for c in self.components:
                 c.start(self)
             self._window_start = self.clock()
@@ -332,9 +342,16 @@ class Agent:
             left = SHUTDOWN_S - (time.monotonic() - t0)
             _call_with_limit(c.stop, max(left, 0.05), f"component {c.name}")
         seconds = self.clock() - self._t_start
+        left = [
+            t.name for t in threading.enumerate()
+            if t is not threading.current_thread() and t.is_alive()
+        ]
+        if left:
+            log.warning("threads still running after shutdown: %s", ", ".join(left))
         first = None if self._t_first_result is None else self._t_first_result - self._t_start
         return {
             "reason": self.stop_reason,
+            "threads_left": left,
             "seconds": seconds,
             "first_result_s": first,
             "counters": pipeline.counters(),

@@ -21,6 +21,13 @@ from ..config import CameraConfig
 from ..errors import FrameError, SourceError
 from .synthetic import synthetic_frame
 
+# OpenCV's own warnings ("can't open camera by index"...) would add a second, less useful line
+# to our one-line errors; our messages say what failed and where.
+try:
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+except AttributeError:  # pragma: no cover - very old OpenCV
+    pass
+
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
 STREAM_TIMEOUT_MS = 5000
 
@@ -104,7 +111,13 @@ class OpenCVSource(FrameSource):
         if not self._is_device() and not self._is_stream() and not Path(str(self.target)).is_file():
             raise SourceError(f"{self.target}: no such video file")
         if self._is_device():
-            cap = cv2.VideoCapture(self.target, cv2.CAP_V4L2)
+            target = self.target
+            if isinstance(target, str):
+                if not Path(target).exists():
+                    raise SourceError(f"{target}: no such camera device")
+                m = re.fullmatch(r"/dev/video(\d+)", target)
+                target = int(m.group(1)) if m else target
+            cap = cv2.VideoCapture(target, cv2.CAP_V4L2)
         elif self._is_stream():
             params = [
                 cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, STREAM_TIMEOUT_MS,

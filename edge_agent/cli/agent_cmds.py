@@ -39,7 +39,7 @@ def run_agent(config: Path | None, duration: float | None, frames: int | None) -
     out.write(
         final_summary(summary["latency_ms"], summary["counters"], summary["seconds"])
         + f" | first result {'-' if first is None else f'{first:.2f}'} s"
-        + f" | stop: {summary['reason']}\n"
+        + f" | stop: {summary['reason']} | threads left {len(summary['threads_left'])}\n"
     )
     out.flush()
     return summary
