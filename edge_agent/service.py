@@ -342,16 +342,16 @@ class Agent:
             left = SHUTDOWN_S - (time.monotonic() - t0)
             _call_with_limit(c.stop, max(left, 0.05), f"component {c.name}")
         seconds = self.clock() - self._t_start
-        left = [
+        alive = [
             t.name for t in threading.enumerate()
             if t is not threading.current_thread() and t.is_alive()
         ]
-        if left:
-            log.warning("threads still running after shutdown: %s", ", ".join(left))
+        if alive:
+            log.warning("threads still running after shutdown: %s", ", ".join(alive))
         first = None if self._t_first_result is None else self._t_first_result - self._t_start
         return {
             "reason": self.stop_reason,
-            "threads_left": left,
+            "threads_left": alive,
             "seconds": seconds,
             "first_result_s": first,
             "counters": pipeline.counters(),
