@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Any
 
 import cv2
@@ -28,19 +26,8 @@ def annotate(image: np.ndarray, result: Any) -> np.ndarray:
     return out
 
 
-def write_jpeg(path: Path, image: np.ndarray, quality: int = 90) -> None:
-    """Encode and write atomically: temp file -> fsync -> rename -> fsync(directory)."""
+def encode_jpeg(image: np.ndarray, quality: int = 90) -> bytes:
     ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
-        raise ValueError(f"{path}: JPEG encoding failed")
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data.tobytes())
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        raise ValueError("JPEG encoding failed")
+    return bytes(data.tobytes())

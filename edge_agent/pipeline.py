@@ -44,7 +44,8 @@ from .telemetry.latency import StageLatencies
 
 log = logging.getLogger("edge_agent.pipeline")
 
-JIT_MARGIN_S = 0.0005
+JIT_MARGIN_S = 0.0003  # lower bound of the adaptive margin (see _Estimate.margin_s)
+JIT_MARGIN_MAX_S = 0.02
 DROP_REASONS = ("stale", "error", "swap", "shutdown")
 
 
@@ -103,6 +104,7 @@ class _Staged:
     transform: Any
     t_pick: float
     pre_s: float
+    t_woke: float = 0.0  # when prep woke from its just-in-time wait (0: it did not wait)
 
 
 @dataclass
@@ -116,16 +118,27 @@ class _Invoked:
 
 @dataclass
 class _Estimate:
-    """Moving averages used to start preprocessing just in time."""
+    """Moving averages used to start preprocessing just in time, and a self-tuning margin.
+
+    When the infer thread had to wait for its next input (prep started too late: the machine
+    is busier than the averages say), the margin grows by that wait; otherwise it decays
+    slowly back towards ``JIT_MARGIN_S``. So under load the pipeline trades a little latency
+    for never starving the interpreter.
+    """
 
     pre_s: float = 0.0
     invoke_s: float = 0.0
+    margin_s: float = JIT_MARGIN_S
     samples: int = 0
 
-    def update(self, pre_s: float, invoke_s: float) -> None:
+    def update(self, pre_s: float, invoke_s: float, late_s: float) -> None:
         a = 0.2 if self.samples else 1.0
         self.pre_s += a * (pre_s - self.pre_s)
         self.invoke_s += a * (invoke_s - self.invoke_s)
+        if late_s > 0.0001:
+            self.margin_s = min(JIT_MARGIN_MAX_S, self.margin_s + late_s)
+        else:
+            self.margin_s = max(JIT_MARGIN_S, self.margin_s * 0.97)
         self.samples += 1
 
 
@@ -171,10 +184,14 @@ class Pipeline:
         clock: Callable[[], float] = time.monotonic,
         just_in_time: bool = True,
         keep_images: bool = True,
+        snapshot_ring: int = 0,
     ) -> None:
         self.reader = reader
         self.slot: LatestFrameSlot = reader.slot
         self.sinks: list[Sink] = list(sinks)
+        self.snapshots = SnapshotRing(snapshot_ring)
+        if snapshot_ring and keep_images:
+            self.sinks.insert(0, self.snapshots)
         self.limit = limit
         self.model_name = model_name
         self.clock = clock
@@ -250,6 +267,14 @@ class Pipeline:
         log.info("model swapped in between two frames")
         return old
 
+    def latest_snapshot(self) -> bytes | None:
+        """JPEG of the latest annotated frame (None: ring off or no frame yet)."""
+        return self.snapshots.latest_jpeg()
+
+    def save_snapshots(self, directory: Path, last: int | None = None) -> list[Path]:
+        """Write the ring's frames, annotated, as JPEGs into ``directory``."""
+        return self.snapshots.save(directory, last=last)
+
     def counters(self) -> dict[str, Any]:
         with self._lock:
             c = self._c
@@ -316,24 +341,27 @@ class Pipeline:
                     log.warning("result sink %r failed: %r", sink, exc)
 
     # -- prep --------------------------------------------------------------------------------
-    def _wait_until_due(self) -> None:
-        """Wait for the moment to pick the next frame (just in time for the running invoke)."""
+    def _wait_until_due(self) -> float:
+        """Wait for the moment to pick the next frame (just in time for the running invoke);
+        returns when the wait ended, or 0.0 when there was nothing to wait for."""
         if not self.just_in_time or self._estimate.samples < 3:
-            return
-        lead = self._estimate.pre_s + JIT_MARGIN_S
+            return 0.0
+        lead = self._estimate.pre_s + self._estimate.margin_s
         if self.slot.on_demand:
             lead += self.reader.read_s
         due = self._t_invoke_start + self._estimate.invoke_s - lead
         delay = due - self.clock()
-        if delay > 0:
-            self._stop.wait(delay)
+        if delay <= 0:
+            return 0.0
+        self._stop.wait(delay)
+        return self.clock()
 
     def _prep_loop(self) -> None:
         try:
             while not self._stop.is_set():
                 if self.limit is not None and self._picked >= self.limit:
                     break
-                self._wait_until_due()
+                t_woke = self._wait_until_due()
                 self.slot.request()
                 frame = self.slot.get(timeout=0.05)
                 if frame is None:
@@ -350,7 +378,9 @@ class Pipeline:
                     self._drop("error", error=True)
                     self._report_error(frame, "preprocess", exc, self.model_name)
                     continue
-                staged = _Staged(frame, runner, buf, transform, t_pick, self.clock() - t_pick)
+                staged = _Staged(
+                    frame, runner, buf, transform, t_pick, self.clock() - t_pick, t_woke
+                )
                 self._taken_event.clear()
                 if not self._put(self._staged, staged):
                     self._drop("shutdown")
@@ -375,6 +405,7 @@ class Pipeline:
     def _infer_loop(self) -> None:
         try:
             while True:
+                t_wait = self.clock()
                 try:
                     st = self._staged.get(timeout=0.05)
                 except queue.Empty:
@@ -386,7 +417,9 @@ class Pipeline:
                     self._drop("shutdown")
                     self._taken_event.set()
                     continue
-                self._invoke_one(st)
+                # the interpreter waited while prep was still holding back: prep was late
+                late = max(0.0, st.t_woke - t_wait) if st.t_woke else 0.0
+                self._invoke_one(st, late)
         finally:
             self._infer_finished.set()
             try:
@@ -394,7 +427,7 @@ class Pipeline:
             except queue.Full:
                 pass
 
-    def _invoke_one(self, st: _Staged) -> None:
+    def _invoke_one(self, st: _Staged, late: float) -> None:
         runner = self._runner
         frame = st.frame
         pre_s = st.pre_s
@@ -424,7 +457,7 @@ class Pipeline:
             self._report_error(frame, "invoke", exc, self.model_name)
             return
         invoke_s = t1 - self._t_invoke_start
-        self._estimate.update(st.pre_s, invoke_s)
+        self._estimate.update(st.pre_s, invoke_s, late)
         times = {"age": st.t_pick - frame.t_capture, "preprocess": pre_s, "invoke": invoke_s}
         if not self._put(self._invoked, _Invoked(frame, runner, st.transform, outputs, times)):
             self._drop("shutdown")
@@ -523,9 +556,16 @@ class SnapshotRing:
         assert fr.image is not None
         return annotate(fr.image, fr.result)
 
+    def latest_jpeg(self) -> bytes | None:
+        from .annotate import encode_jpeg
+
+        items = self.items()
+        return encode_jpeg(self.annotated(items[-1])) if items else None
+
     def save(self, directory: Path, *, last: int | None = None) -> list[Path]:
         """Write the kept frames as annotated JPEGs (atomically); returns the paths."""
-        from .annotate import write_jpeg
+        from .annotate import encode_jpeg
+        from .atomicfile import atomic_write_bytes
 
         directory.mkdir(parents=True, exist_ok=True)
         items = self.items()
@@ -534,6 +574,6 @@ class SnapshotRing:
         out = []
         for fr in items:
             path = directory / f"frame-{fr.seq:08d}.jpg"
-            write_jpeg(path, self.annotated(fr))
+            atomic_write_bytes(path, encode_jpeg(self.annotated(fr)))
             out.append(path)
         return out

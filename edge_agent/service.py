@@ -31,7 +31,7 @@ from . import __version__
 from .camera import Backoff, CameraReader, LatestFrameSlot, open_source
 from .config import Config
 from .errors import ConfigError, FrameError, SourceError
-from .pipeline import FrameResult, JsonLinesSink, Pipeline, SnapshotRing
+from .pipeline import FrameResult, JsonLinesSink, Pipeline
 from .telemetry import ResourceSampler, build_snapshot, summarize
 
 log = logging.getLogger("edge_agent.agent")
@@ -149,10 +149,37 @@ def _check_source(source: Any, tries: int = 16) -> None:
         source.close()
 
 
+def default_components(config: Config) -> list[Component]:
+    """The components ``edge-agent run`` starts, in start order (stop is the reverse):
+    control socket and SIGHUP reload (ops), MQTT when ``mqtt.enabled`` (before the parts that
+    register commands on it), updates (resumes or rolls back a trial even without a broker),
+    the firmware bridge when ``bridge.enabled``, and sd_notify last (READY once all started;
+    STOPPING first at shutdown, the control socket's final status last)."""
+    import importlib.util
+
+    from . import ops
+    from .updates.component import UpdateComponent
+
+    control, reload, sdnotify = ops.components(config)
+    out: list[Component] = [control, reload]
+    if config.mqtt.enabled:
+        from .mqtt.component import MqttComponent
+
+        out.append(MqttComponent(config))
+    out.append(UpdateComponent(config))
+    if config.bridge.enabled and importlib.util.find_spec("edge_agent.bridge") is not None:
+        from .bridge import BridgeComponent  # type: ignore[import-not-found,unused-ignore]
+
+        out.append(BridgeComponent(config))
+    out.append(sdnotify)
+    return out
+
+
 class Agent:
     """Builds the pipeline from ``config``, runs the heartbeat and the components.
 
-    Attributes other parts use: ``config``, ``pipeline`` (after build), ``components``,
+    Attributes other parts use: ``config``, ``config_path`` (the file it came from, or None),
+    ``pipeline`` (after build), ``components``,
     ``mqtt`` (set by the MQTT component, else None), ``boot`` (which model and why),
     ``last_snapshot``; :meth:`add_component` before :meth:`run`, :meth:`request_stop` any time.
     """
@@ -161,14 +188,15 @@ class Agent:
         self,
         config: Config,
         *,
+        config_path: Path | None = None,
         components: Iterable[Component] = (),
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
+        self.config_path = config_path
         self.components: list[Component] = list(components)
         self.pipeline: Pipeline | None = None
-        self.snapshots: SnapshotRing = SnapshotRing(config.pipeline.snapshot_ring)
         self.mqtt: Any = None
         self.boot: Any = None
         self.model_info: dict[str, Any] = {}
@@ -219,7 +247,11 @@ class Agent:
             backoff=Backoff(cfg.camera.reconnect_initial_s, cfg.camera.reconnect_max_s),
         )
         pipeline = Pipeline(
-            runner_factory, reader, limit=frames, model_name=boot.path.name
+            runner_factory,
+            reader,
+            limit=frames,
+            model_name=boot.path.name,
+            snapshot_ring=cfg.pipeline.snapshot_ring,
         )
         model = pipeline.runner.model
         self.model_info = {
@@ -231,8 +263,6 @@ class Agent:
             "delegate": getattr(model, "delegate", None),
             "threads": cfg.model.threads,
         }
-        if cfg.pipeline.snapshot_ring:
-            pipeline.add_sink(self.snapshots)
         if cfg.pipeline.stdout_jsonl:
             pipeline.add_sink(JsonLinesSink())
         pipeline.add_sink(self._dispatch_result)
@@ -257,7 +287,6 @@ class Agent:
         now = self.clock()
         counters = self.pipeline.counters()
         snap = build_snapshot(
-            device=self.config.device.id,
             agent_version=__version__,
             window_start=self._window_start,
             window_end=now,

@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from .. import logging_setup, ops
+from .. import logging_setup
 from ..config import Config
 from .common import handle_errors, load, print_json
 
@@ -23,16 +23,16 @@ def run_agent(config: Path | None, duration: float | None, frames: int | None) -
     Summary lines go to stdout, or to stderr when results are printed as JSON lines on stdout.
     """
     from ..console import ConsoleReporter
-    from ..service import Agent
+    from ..service import Agent, default_components
     from ..telemetry import final_summary
 
     cfg = load(config)
     _setup_logging(cfg)
     out = sys.stderr if cfg.pipeline.stdout_jsonl else sys.stdout
-    agent = Agent(cfg)
+    agent = Agent(cfg, config_path=config)
     agent.build(frames=frames)
     agent.add_component(ConsoleReporter(out))
-    for component in ops.components(cfg):  # control socket, SIGHUP reload, sd_notify (#7)
+    for component in default_components(cfg):  # ops (#7), MQTT, updates, bridge
         agent.add_component(component)
     summary = agent.run(duration=duration, frames=frames)
     first = summary["first_result_s"]

@@ -12,7 +12,6 @@ SCHEMA = "edge-agent/metrics/1"
 
 def build_snapshot(
     *,
-    device: str,
     agent_version: str,
     window_start: float,
     window_end: float,
@@ -24,7 +23,10 @@ def build_snapshot(
     camera: dict[str, Any],
     model: dict[str, Any],
 ) -> dict[str, Any]:
-    """One interval's metrics. ``previous``: the counters at the start of the window."""
+    """One interval's metrics. ``previous``: the counters at the start of the window.
+
+    Top-level ``seq``, ``ts`` and ``device`` are left to the MQTT publisher (docs/mqtt.md).
+    """
     seconds = max(window_end - window_start, 1e-9)
     prev = previous or {}
 
@@ -33,10 +35,12 @@ def build_snapshot(
 
     return {
         "schema": SCHEMA,
-        "device": device,
         "agent_version": agent_version,
-        "ts": round(wall_time, 3),
-        "window": {"seconds": round(seconds, 3)},
+        "window": {
+            "seconds": round(seconds, 3),
+            "start": round(wall_time - seconds, 3),
+            "end": round(wall_time, 3),
+        },
         "fps": {
             "captured": rate("captured"),
             "processed": rate("processed"),

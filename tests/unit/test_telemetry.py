@@ -60,13 +60,15 @@ class TestSnapshot:
         counters = {"captured": 130, "processed": 100, "dropped": 30, "errors": 0,
                     "in_flight": 0, "dropped_by": {}, "swaps": 0}
         snap = build_snapshot(
-            device="dev1", agent_version="0.1.0", window_start=10.0, window_end=15.0,
+            agent_version="0.1.0", window_start=10.0, window_end=15.0,
             wall_time=1.7e9, counters=counters,
             previous={"captured": 30, "processed": 50, "dropped": 5},
             latencies=window, resources=ResourceSampler(tmp_path).sample(),
             camera={"health": "ok"}, model={"name": "m"},
         )
         assert snap["schema"] == SCHEMA and snap["window"]["seconds"] == 5.0
+        assert snap["window"]["end"] - snap["window"]["start"] == 5.0
+        assert not {"seq", "ts", "device"} & set(snap)  # the MQTT publisher's keys
         assert snap["fps"] == {"captured": 20.0, "processed": 10.0, "dropped": 5.0}
         assert snap["latency_ms"]["invoke"]["count"] == 3
         assert abs(snap["latency_ms"]["invoke"]["p50"] - 4.0) < 0.04
