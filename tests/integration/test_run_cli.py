@@ -1,0 +1,94 @@
+"""`edge-agent run` as a real subprocess: bad config exits 2 with one line; signals stop it."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import MODELS, ROOT, cli_env, run_cli
+
+
+def write_config(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "agent.toml"
+    path.write_text(
+        f'[device]\nstate_dir = "{tmp_path / "state"}"\n' + body, encoding="utf-8"
+    )
+    return path
+
+
+DIGITS = f'[model]\npath = "{MODELS / "digits_int8.tflite"}"\n'
+
+GOOD = f"""
+[model]
+path = "{MODELS / "digits_int8.tflite"}"
+[camera]
+source = "synthetic"
+width = 96
+height = 72
+fps = 60
+[metrics]
+interval_s = 0.3
+"""
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ("[camera]\nsorce = 'synthetic'\n", "camera.sorce: unknown key"),
+        ("[model]\nthreads = 'many'\n", "model.threads"),
+        ("[model]\npath = 'missing.tflite'\n", "model.path: "),
+        (DIGITS + "[camera]\nsource = '/dev/video97'\n", "camera.source: /dev/video97"),
+        (DIGITS + "[camera]\nsource = 'no/such/clip.mp4'\n", "camera.source: "),
+    ],
+)
+def test_bad_config_exits_2_with_one_line(tmp_path: Path, body: str, expected: str) -> None:
+    cfg = write_config(tmp_path, body)
+    proc = run_cli("run", "--config", str(cfg), "--frames", "1", timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], lines
+    assert "Traceback" not in proc.stderr
+
+
+def test_frames_limit_prints_summary(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path, GOOD.replace("fps = 60", "fps = 1000"))
+    proc = run_cli("run", "--config", str(cfg), "--frames", "15", timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    last = proc.stdout.strip().splitlines()[-1]
+    assert "processed 15" in last and "stop: frame limit reached" in last
+    assert "threads left 0" in last
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_stops_with_final_summary(tmp_path: Path, sig: signal.Signals) -> None:
+    cfg = write_config(tmp_path, GOOD)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "edge_agent", "run", "--config", str(cfg)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli_env(),
+        cwd=ROOT,
+    )
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()  # the first interval summary: running
+        assert first.startswith("fps in "), first
+        t0 = time.monotonic()
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=20)
+        stopped_in = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    last = out.strip().splitlines()[-1]
+    assert last.startswith("done: ") and f"stop: {sig.name}" in last, last
+    assert "threads left 0" in last and "Traceback" not in err
+    print(f"{sig.name}: stopped in {stopped_in:.2f} s")
