@@ -114,8 +114,13 @@ def send_command(
     link = Link(s, subscriptions=[response_topic if v5 else reply_filter], on_message=on_message)
     link.start(wait=10.0)
     try:
-        link.publish(topic, json.dumps(body).encode(), qos=1, correlation=corr if v5 else None,
-                     response_topic=response_topic if v5 else None)
+        link.publish(
+            topic,
+            json.dumps(body).encode(),
+            qos=1,
+            correlation=corr if v5 else None,
+            response_topic=response_topic if v5 else None,
+        )
         deadline = time.monotonic() + timeout
         with cond:
             while expect is None or len(replies) < expect:

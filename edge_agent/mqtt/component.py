@@ -33,6 +33,7 @@ log = logging.getLogger("edge_agent.mqtt")
 ACK_FLUSH_S = 0.05
 ACK_FLUSH_BATCH = 200
 EXPIRE_EVERY_S = 10.0
+STOP_DRAIN_S = 1.0
 
 
 def dumps(obj: Any) -> bytes:
@@ -184,6 +185,17 @@ class MqttComponent(Component):
         self._notify()
 
     def stop(self) -> None:
+        # give records already queued a moment to be acknowledged (bounded: stop stays quick)
+        deadline = time.monotonic() + STOP_DRAIN_S
+        while (
+            self.link is not None
+            and self.outbox is not None
+            and self.link.connected.is_set()
+            and (len(self.outbox) or self._events)
+            and time.monotonic() < deadline
+        ):
+            self._notify()
+            time.sleep(0.02)
         self._stopping.set()
         self._notify()
         for t in self._threads:

@@ -188,14 +188,29 @@ class FleetState:
     @staticmethod
     def _metrics(row: DeviceRow, d: dict[str, Any]) -> None:
         row.fps = _num(_pick(d, "fps.processed", "fps", "pipeline.fps.processed"))
-        row.p95_ms = _num(_pick(
-            d, "latency_ms.total.p95", "latency.total.p95_ms", "latency_ms.invoke.p95",
-            "latency.invoke.p95_ms", "latency.total.p95"))
-        row.cpu_percent = _num(_pick(
-            d, "system.cpu_percent", "resources.cpu_percent", "cpu.percent", "cpu_percent"))
-        row.temperature_c = _num(_pick(
-            d, "system.temperature_c", "resources.temperature_c", "temperature_c",
-            "temperature.c", "bridge.temperature_c"))
+        row.p95_ms = _num(
+            _pick(
+                d,
+                "latency_ms.total.p95",
+                "latency.total.p95_ms",
+                "latency_ms.invoke.p95",
+                "latency.invoke.p95_ms",
+                "latency.total.p95",
+            )
+        )
+        row.cpu_percent = _num(
+            _pick(d, "system.cpu_percent", "resources.cpu_percent", "cpu.percent", "cpu_percent")
+        )
+        row.temperature_c = _num(
+            _pick(
+                d,
+                "system.temperature_c",
+                "resources.temperature_c",
+                "temperature_c",
+                "temperature.c",
+                "bridge.temperature_c",
+            )
+        )
         model = _pick(d, "model.name")
         if model:
             row.model = model

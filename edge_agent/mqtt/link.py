@@ -391,7 +391,12 @@ def check_broker(cfg: Config, timeout: float = 5.0) -> tuple[bool, str]:
     deadline = time.monotonic() + timeout
     try:
         while not result and time.monotonic() < deadline:
-            client.loop(timeout=0.1)
+            rc = client.loop(timeout=0.1)
+            if rc != MQTTErrorCode.MQTT_ERR_SUCCESS and not result:
+                return False, (
+                    f"{s.where}: the broker closed the connection during login ({rc.name}); "
+                    "it may require a client certificate (mqtt.tls.cert/key) or refuse this one"
+                )
     finally:
         client.disconnect()
     if not result:

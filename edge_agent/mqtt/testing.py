@@ -6,6 +6,7 @@ Used by the test suite and ``benchmarks/mqtt.py``. Nothing here is used by the a
 from __future__ import annotations
 
 import datetime as dt
+import getpass
 import ipaddress
 import json
 import shutil
@@ -75,6 +76,9 @@ class Mosquitto:
             "log_type notice",
             "log_type information",
             "max_queued_messages 100000",
+            # started as root, mosquitto would drop to user "mosquitto", who cannot read
+            # the test's private files: stay the user who started it
+            f"user {getpass.getuser()}",
             extra.rstrip("\n"),
         ]
         self.conf.write_text("\n".join(lines) + "\n")
@@ -85,7 +89,15 @@ class Mosquitto:
         self.proc = subprocess.Popen([self.exe, "-c", str(self.conf)], stdout=logf, stderr=logf)
         logf.close()
         try:
-            wait_port(self.port, timeout)
+            deadline = time.monotonic() + timeout
+            while self.proc.poll() is None and time.monotonic() < deadline:
+                try:
+                    wait_port(self.port, 0.2)
+                    break
+                except BrokerError:
+                    continue
+            else:
+                raise BrokerError("exited" if self.proc.poll() is not None else "timeout")
         except BrokerError:
             self.stop()
             raise BrokerError(f"mosquitto did not start: {self.log_text()[-2000:]}") from None
@@ -128,8 +140,9 @@ class TLSMaterial:
     other_ca: Path  # a CA that signed nothing here: a client trusting it must fail
 
 
-def make_tls(directory: Path, hostname: str = "localhost") -> TLSMaterial:
-    """A CA, a server certificate for ``hostname`` + 127.0.0.1, a client certificate."""
+def make_tls(directory: Path, hostname: str = "localhost", ip_san: bool = True) -> TLSMaterial:
+    """A CA, a server certificate for ``hostname`` (+ 127.0.0.1 if ``ip_san``), a client
+    certificate, and an unrelated CA."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -216,12 +229,10 @@ def make_tls(directory: Path, hostname: str = "localhost") -> TLSMaterial:
             )
         )
         if server:
-            b = b.add_extension(
-                x509.SubjectAlternativeName(
-                    [x509.DNSName(hostname), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-                ),
-                critical=False,
-            )
+            names: list[x509.GeneralName] = [x509.DNSName(hostname)]
+            if ip_san:
+                names.append(x509.IPAddress(ipaddress.ip_address("127.0.0.1")))
+            b = b.add_extension(x509.SubjectAlternativeName(names), critical=False)
         return k, b.sign(ca_key, hashes.SHA256())
 
     ca_key, ca_cert = make_ca("edge-agent test CA")

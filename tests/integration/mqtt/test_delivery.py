@@ -1,0 +1,127 @@
+"""No metrics record is lost: broker outage, agent SIGKILL during an outage, last will."""
+
+from __future__ import annotations
+
+import collections
+import json
+import signal
+import sqlite3
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from edge_agent.mqtt.testing import Mosquitto, Recorder
+
+from .agentproc import AgentProc, write_config
+
+MakeBroker = Callable[..., Mosquitto]
+
+
+def outbox_state(state_dir: Path) -> tuple[int, list[int]]:
+    """(last metrics seq given, seqs of metrics records still waiting) from the agent's disk."""
+    db = sqlite3.connect(str(state_dir / "mqtt" / "outbox.sqlite"))
+    try:
+        row = db.execute("SELECT value FROM seqs WHERE stream = 'metrics'").fetchone()
+        pending = [json.loads(p)["seq"] for (p,) in db.execute(
+            "SELECT payload FROM records WHERE stream = 'metrics' ORDER BY id")]
+    finally:
+        db.close()
+    return (int(row[0]) if row else 0), pending
+
+
+def metrics_seqs(rec: Recorder) -> list[int]:
+    return [m["seq"] for m in rec.on("edge/dev1/metrics")]
+
+
+def assert_complete(seqs: list[int], last: int) -> None:
+    dups = sum(n - 1 for n in collections.Counter(seqs).values())
+    missing = sorted(set(range(min(seqs), last + 1)) - set(seqs))
+    print(f"received {len(seqs)} records, seq {min(seqs)}..{last}, {dups} duplicates")
+    assert missing == [], f"missing metrics seq: {missing[:20]}"
+
+
+def test_broker_down_10s_then_every_seq_arrives(tmp_path: Path,
+                                                  mosquitto_factory: MakeBroker) -> None:
+    broker = mosquitto_factory(persistence=True)
+    state = tmp_path / "state"
+    agent = AgentProc(write_config(tmp_path / "a.toml", state, broker.port, interval_s=0.2))
+    rec = Recorder(broker.port, ["edge/dev1/metrics"], client_id="central-store")
+    try:
+        assert rec.wait(lambda r: len(metrics_seqs(r)) >= 5)
+        broker.stop()
+        time.sleep(10)
+        broker.start()
+        _, pending = outbox_state(state)
+        assert len(pending) >= 20  # made during the outage, waiting on disk
+        # the backlog drains and the stream goes on
+        assert rec.wait(lambda r: max(metrics_seqs(r)) >= pending[-1] + 5, timeout=30)
+        assert agent.stop() == 0
+        last, left = outbox_state(state)
+        assert left == []  # a clean stop waits for the last acknowledgements
+        assert rec.wait(lambda r: max(metrics_seqs(r)) >= last, timeout=10)
+        assert_complete(metrics_seqs(rec), last)
+    finally:
+        rec.close()
+        agent.kill()
+
+
+def test_agent_killed_during_outage_resends_after_restart(
+    tmp_path: Path, mosquitto_factory: MakeBroker
+) -> None:
+    broker = mosquitto_factory(persistence=True)
+    state = tmp_path / "state"
+    cfg = write_config(tmp_path / "a.toml", state, broker.port, interval_s=0.2)
+    agent = AgentProc(cfg)
+    rec = Recorder(broker.port, ["edge/dev1/metrics"], client_id="central-store")
+    try:
+        assert rec.wait(lambda r: len(metrics_seqs(r)) >= 3)
+        broker.stop()
+        time.sleep(2)
+        agent.kill()  # SIGKILL while the broker is away
+        before_kill, pending = outbox_state(state)
+        assert len(pending) >= 5 and pending[-1] == before_kill
+        broker.start()
+        agent = AgentProc(cfg)
+        assert rec.wait(lambda r: before_kill in metrics_seqs(r), timeout=30)
+        assert rec.wait(lambda r: max(metrics_seqs(r)) > before_kill)  # new records follow
+        assert agent.stop() == 0
+        last, _ = outbox_state(state)
+        assert rec.wait(lambda r: max(metrics_seqs(r)) >= last, timeout=10)
+        assert_complete(metrics_seqs(rec), last)
+    finally:
+        rec.close()
+        agent.kill()
+
+
+def test_last_will_marks_offline_then_online_again(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    keepalive = 5
+    cfg = write_config(tmp_path / "a.toml", tmp_path / "state", mosquitto.port,
+                       keepalive_s=keepalive, interval_s=0.5)
+    agent = AgentProc(cfg)
+    rec = Recorder(mosquitto.port, ["edge/dev1/status"], client_id="watcher")
+
+    def last_status(r: Recorder) -> dict[str, object]:
+        s: list[dict[str, object]] = r.on("edge/dev1/status")
+        return s[-1] if s else {}
+
+    try:
+        assert rec.wait(lambda r: last_status(r).get("online") is True)
+        # frozen: the connection stays open but goes silent -> will after 1.5 x keep-alive
+        # (mosquitto checks keep-alives periodically, so allow some slack)
+        agent.signal(signal.SIGSTOP)
+        t0 = time.monotonic()
+        assert rec.wait(lambda r: last_status(r).get("online") is False,
+                        timeout=2 * keepalive + 6)
+        print(f"offline after {time.monotonic() - t0:.1f} s (keep-alive {keepalive} s)")
+        assert last_status(rec)["reason"] == "connection lost"
+        # it wakes up, reconnects and says so
+        agent.signal(signal.SIGCONT)
+        assert rec.wait(lambda r: last_status(r).get("online") is True, timeout=20)
+        # killed: the broker sees the socket close and publishes the will
+        agent.kill()
+        assert rec.wait(lambda r: last_status(r).get("online") is False, timeout=10)
+        agent = AgentProc(cfg)
+        assert rec.wait(lambda r: last_status(r).get("online") is True, timeout=10)
+    finally:
+        rec.close()
+        agent.kill()
