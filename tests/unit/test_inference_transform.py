@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from edge_agent.inference import ModelDescription, Preprocessor, Quantization, TensorSpec
@@ -94,15 +94,12 @@ def test_preprocessor_pixels_map_back(mode, fw, fh, mw, mh, data):
     # the rectangle as the model sees it, in model pixels (edges), then in frame pixels
     expected_model = t.to_model([[x1, y1, x2, y2]])[0]
     visible = out[0, :, :, 0] > 127
-    if mode == "crop":  # the rectangle may lie outside the cropped window
-        lo = np.clip(expected_model[:2], 0, [mw, mh])
-        hi = np.clip(expected_model[2:], 0, [mw, mh])
-        if np.any(hi - lo < 2):
-            return
+    seen = np.clip(expected_model, 0, [mw, mh, mw, mh])  # crop cuts off the outside
+    # a rectangle under ~3 model pixels blurs below half intensity: nothing to locate
+    assume(seen[2] - seen[0] >= 3 and seen[3] - seen[1] >= 3)
     assert visible.any()
     found = t.to_frame([_bbox(visible)])[0]
-    seen_model = np.clip(expected_model, 0, [mw, mh, mw, mh])  # crop cuts off the outside
-    want = t.to_frame([seen_model], clip=False)[0]
+    want = t.to_frame([seen], clip=False)[0]
     # one model pixel of tolerance (sampling), expressed in frame pixels
     tol = np.array([1 / t.sx, 1 / t.sy, 1 / t.sx, 1 / t.sy]) * 1.01 + 1e-6
     assert np.all(np.abs(found - want) <= tol), (found, want, tol)
