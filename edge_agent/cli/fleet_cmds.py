@@ -209,3 +209,72 @@ def cmd_cmd(
         raise typer.Exit(1)
     if not all(r.get("ok") for r in replies):
         raise typer.Exit(1)
+
+
+@app.command("push-update")
+@handle_errors
+def push_update_cmd(
+    device: str | None = typer.Argument(None, help="Device id (or --group G)"),
+    group: str | None = typer.Option(None, "--group", help="Push to every device of a group"),
+    model: str = typer.Option(..., "--model", help="Model name in the registry"),
+    version: str = typer.Option(..., "--version", help="Version to install"),
+    registry: str | None = typer.Option(
+        None, "--registry", help="Registry base URL (default: the device's [updates] registry)"
+    ),
+    deployment: str | None = typer.Option(None, "--deployment", help="Deployment id"),
+    timeout: float = typer.Option(300.0, "--timeout", min=1, help="Seconds to follow progress"),
+    as_json: bool = typer.Option(False, "--json", help="Print each record as a JSON line"),
+    broker: str | None = BrokerOpt,
+    root: str = RootOpt,
+    config: Path | None = ConfigOpt,
+    ca: Path | None = CaOpt,
+    cert: Path | None = CertOpt,
+    key: Path | None = KeyOpt,
+    username: str | None = UserOpt,
+    password_file: Path | None = PwFileOpt,
+    protocol: str | None = ProtoOpt,
+) -> None:
+    """Send `update` and follow <device>/update until committed, rejected or rolled back.
+
+    Exit code 0 when every device committed the model, 1 otherwise.
+    """
+    from ..mqtt.topics import Topics, group_cmd_topic
+    from ..updates.push import push_update
+
+    if (device is None) == (group is None):
+        raise ConfigError("give a DEVICE or --group G (one of them)")
+    settings, group_prefix = connection(broker, config, ca, cert, key, username, password_file,
+                                        protocol)
+    if group:
+        cmd_topic = group_cmd_topic(group_prefix, group, "update")
+        reply_filter, update_filter = f"{root}/+/cmd/update/reply", f"{root}/+/update"
+    else:
+        topics = Topics(f"{root}/{device}", group_prefix)
+        cmd_topic, reply_filter = topics.cmd("update"), topics.reply("update")
+        update_filter = topics.stream("update")
+    params: dict[str, Any] = {"model": model, "version": version}
+    if registry:
+        params["registry"] = registry
+    if deployment:
+        params["deployment"] = deployment
+
+    def show(dev: str, rec: dict[str, Any]) -> None:
+        if as_json:
+            print_json({"device": dev, **rec})
+            return
+        prog = f" {rec['progress'] * 100:.0f}%" if rec.get("progress") is not None else ""
+        why = f" {rec.get('reason', '')}: {rec.get('detail', '')}" if rec.get("reason") else ""
+        typer.echo(f"{dev}: {rec.get('state')}{prog}{why}")
+
+    res = push_update(settings, cmd_topic=cmd_topic, reply_filter=reply_filter,
+                      update_filter=update_filter, params=params, group=group is not None,
+                      timeout=timeout, on_record=show)
+    for dev, why in res.refused.items():
+        typer.echo(f"{dev}: refused: {why}", err=True)
+    missing = [d for d in res.accepted if d not in res.final]
+    for dev in missing:
+        typer.echo(f"{dev}: no final state within {timeout:g} s", err=True)
+    if not res.accepted and not res.refused:
+        typer.echo("no device accepted the update", err=True)
+    if not res.ok:
+        raise typer.Exit(1)

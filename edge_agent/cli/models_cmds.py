@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
-from .common import handle_errors, print_json
+from .common import handle_errors, load, print_json
 
 app = typer.Typer(no_args_is_help=True, help="Inspect, list and manage models.")
 
@@ -56,3 +57,146 @@ def _inspect(model: Path, threads: int, backend: str, delegates: list[str], as_j
         f"decoder   {d.name} (threshold {d.threshold}, resize {desc.resize}, "
         f"normalize {desc.normalize}, color {desc.color})"
     )
+
+
+# -- the on-device model store (issue 5) ------------------------------------------------------
+ConfigOption = typer.Option(None, "--config", "-c", help="Agent config (TOML): its state_dir")
+RESTART_HINT = "restart the agent to load it (the running agent takes MQTT `rollback`/`update`)"
+
+
+def _store(config: Path | None) -> Any:
+    from ..updates.store import Store
+    from .agent_cmds import resolve_config
+
+    cfg = load(resolve_config(config))
+    return cfg, Store(cfg.device.state_dir)
+
+
+def _rows(store: Any) -> list[dict[str, Any]]:
+    from ..updates.errors import CorruptModel
+
+    s = store.load()
+    roles = {}
+    for role, e in (("active", s.active), ("previous", s.previous)):
+        if e is not None:
+            roles[e.id] = role
+    if s.trial is not None:
+        roles[s.trial.entry.id] = f"trial ({s.trial.attempts_left} attempts left)"
+    rows = []
+    for e in store.installed():
+        try:
+            store.verify(e)
+            ok = True
+        except CorruptModel:
+            ok = False
+        rows.append(
+            {
+                "id": e.id,
+                "name": e.name,
+                "version": e.version,
+                "seq": e.seq,
+                "sha256": e.sha256,
+                "size": e.size,
+                "role": roles.get(e.id, "bad" if e.id in s.bad else ""),
+                "verified": ok,
+            }
+        )
+    return rows
+
+
+@app.command("list")
+@handle_errors
+def list_cmd(
+    config: Path | None = ConfigOption,
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object"),
+) -> None:
+    """Installed model versions with their role (active, previous, trial, bad)."""
+    _cfg, store = _store(config)
+    rows = _rows(store)
+    s = store.load()
+    dep = s.deployment
+    if as_json:
+        print_json({"versions": rows, "deployment": dep.__dict__ if dep else None})
+        return
+    if not rows:
+        typer.echo("no model installed by updates; the agent runs the configured/factory model")
+    for r in rows:
+        flag = "" if r["verified"] else "  SHA256 MISMATCH"
+        typer.echo(f"{r['name']:<16} {r['version']:<12} seq {r['seq']:<8} "
+                   f"{r['sha256'][:12]}  {r['role']}{flag}")
+    if dep is not None:
+        typer.echo(f"last update {dep.id}: {dep.model} {dep.version} {dep.state}"
+                   + (f" ({dep.reason}: {dep.detail})" if dep.reason else ""))
+
+
+@app.command("activate")
+@handle_errors
+def activate_cmd(
+    version: str = typer.Argument(..., help="Installed version to make active"),
+    name: str | None = typer.Option(None, "--name", help="Model name (if several)"),
+    config: Path | None = ConfigOption,
+) -> None:
+    """Make an installed version the active model (the current one becomes previous)."""
+    from ..updates.state import activate
+
+    _cfg, store = _store(config)
+    e = store.find(name, version)
+    store.verify(e)
+    store.save(activate(store.load(), e))
+    typer.echo(f"active: {e.name} {e.version}; {RESTART_HINT}")
+
+
+@app.command("rollback")
+@handle_errors
+def rollback_cmd(config: Path | None = ConfigOption) -> None:
+    """Make the previous model active again."""
+    from ..updates.errors import NoPreviousVersion
+    from ..updates.state import rollback
+
+    _cfg, store = _store(config)
+    s = store.load()
+    if s.previous is None:
+        raise NoPreviousVersion("no previous model to roll back to (see `edge-agent models list`)")
+    store.verify(s.previous)
+    store.save(rollback(s))
+    typer.echo(f"active: {s.previous.name} {s.previous.version}; {RESTART_HINT}")
+
+
+@app.command("verify")
+@handle_errors
+def verify_cmd(
+    config: Path | None = ConfigOption,
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object"),
+) -> None:
+    """Check every installed model's sha256; exit 1 if one does not match."""
+    _cfg, store = _store(config)
+    rows = _rows(store)
+    bad = [r for r in rows if not r["verified"]]
+    if as_json:
+        print_json({"ok": not bad, "versions": rows})
+    else:
+        for r in rows:
+            typer.echo(f"{'ok ' if r['verified'] else 'BAD'} {r['id']} {r['role']}")
+        if bad:
+            typer.echo(
+                f"{len(bad)} model(s) no longer match their sha256; the agent falls back to the "
+                "previous/factory model at start", err=True)
+    if bad:
+        raise typer.Exit(1)
+
+
+@app.command("gc")
+@handle_errors
+def gc_cmd(
+    keep: int | None = typer.Option(None, "--keep", min=1, help="Versions to keep per model"),
+    config: Path | None = ConfigOption,
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object"),
+) -> None:
+    """Delete old versions (keeps the newest K, and always active, previous and trial)."""
+    cfg, store = _store(config)
+    removed = store.gc(keep or cfg.updates.keep_versions, store.load())
+    if as_json:
+        print_json({"removed": removed})
+    else:
+        typer.echo(f"removed {len(removed)} version(s)" + (": " + ", ".join(removed)
+                                                           if removed else ""))

@@ -48,17 +48,17 @@ def file_entry(path: Path, name: str | None = None) -> dict[str, Any]:
 
 
 def tensor_info(spec: Any) -> dict[str, Any]:
-    q = getattr(spec, "quantization", None)
-    scale = getattr(q, "scale", None)
-    zp = getattr(q, "zero_point", None)
     out: dict[str, Any] = {
         "name": str(spec.name),
         "shape": [int(x) for x in spec.shape],
         "dtype": np.dtype(spec.dtype).name,
     }
-    if isinstance(scale, (int, float)) and scale:
-        out["scale"] = float(scale)
-        out["zero_point"] = int(zp or 0)
+    q = getattr(spec, "quantization", None)
+    scales = np.asarray(getattr(q, "scales", []), dtype=np.float64).reshape(-1)
+    zps = np.asarray(getattr(q, "zero_points", []), dtype=np.int64).reshape(-1)
+    if scales.size == 1 and scales[0]:
+        out["scale"] = float(scales[0])
+        out["zero_point"] = int(zps[0]) if zps.size else 0
     return out
 
 
