@@ -86,7 +86,7 @@ def build_runner(cfg: Config, entry_path: Any) -> Any:
     model = Model(
         entry_path,
         threads=cfg.model.threads,
-        delegates=[(d.library, d.options) for d in cfg.model.delegates],
+        delegates=list(cfg.model.delegates),
         backend=cfg.model.backend,
     )
     runner = Runner(model, load_description(entry_path))

@@ -157,7 +157,7 @@ class Updater:
         base = join_url(d.registry, d.model, d.version)
         try:
             manifest = self._manifest(base, d, input_shape, runtime)
-        except ManifestRejected as exc:
+        except (ManifestRejected, ModelRejected) as exc:
             self.advance(r, "reject", reason=exc.reason, detail=str(exc))
             return None
         except UpdateError as exc:
