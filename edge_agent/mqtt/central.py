@@ -45,7 +45,9 @@ def watch(
             state.ignored += 1
 
     s = replace(settings, clean_start=True, session_expiry_s=0)
-    link = Link(s, subscriptions=[f"{root}/+/{st}" for st in STREAMS], on_message=on_message)
+    link = Link(
+        s, subscriptions=[f"{root}/+/{st}" for st in STREAMS], on_message=on_message, quiet=True
+    )
     link.start(wait=connect_timeout)
     stop = stop or threading.Event()
     end = time.monotonic() + duration if duration is not None else None
@@ -111,7 +113,9 @@ def send_command(
             cond.notify_all()
 
     s = replace(settings, clean_start=True, session_expiry_s=0)
-    link = Link(s, subscriptions=[response_topic if v5 else reply_filter], on_message=on_message)
+    link = Link(
+        s, subscriptions=[response_topic if v5 else reply_filter], on_message=on_message, quiet=True
+    )
     link.start(wait=10.0)
     try:
         link.publish(

@@ -33,7 +33,8 @@ log = logging.getLogger("edge_agent.mqtt")
 ACK_FLUSH_S = 0.05
 ACK_FLUSH_BATCH = 200
 EXPIRE_EVERY_S = 10.0
-STOP_DRAIN_S = 1.0
+STOP_DRAIN_S = 0.8
+MQTT_LIVE = ("events_per_s", "max_event_bytes", "max_command_bytes")
 
 
 def dumps(obj: Any) -> bytes:
@@ -130,6 +131,11 @@ class MqttComponent(Component):
         self._bucket = TokenBucket(m.events_per_s)
         self._started_at = time.time()
         agent.mqtt = self
+        model = getattr(agent, "model_info", None)
+        if isinstance(model, dict) and model:
+            self.status_fields.setdefault("model", dict(model))
+            if model.get("backend"):
+                self.status_fields.setdefault("backend", model["backend"])
         will_seq = self.outbox.next_seq("status")
         will = dumps(self._status_body(False, "connection lost", will_seq))
         self.link = Link(
@@ -173,6 +179,8 @@ class MqttComponent(Component):
         body = result.to_json() if hasattr(result, "to_json") else result
         if not isinstance(body, dict):
             body = {"result": body}
+        if not (body.get("detections") or body.get("classes") or body.get("error")):
+            return  # nothing seen: metrics carry the frame counts
         capped = cap_event(body, self.config.mqtt.max_event_bytes)
         if capped is None:
             self.counters["events_too_large"] += 1
@@ -456,14 +464,12 @@ class MqttComponent(Component):
         return {"topic": self.topics.snapshot, "bytes": len(jpeg), "content_type": "image/jpeg"}
 
     def _cmd_reload(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Re-read the config file; apply what can change live, name what needs a restart."""
+        from ..reload import plan_reload
+
         agent = self.agent
-        if hasattr(agent, "reload"):
-            try:
-                result = agent.reload()
-            except EdgeAgentError as exc:
-                raise CommandError("invalid_config", str(exc)) from None
-            return result if isinstance(result, dict) else {"reloaded": True}
-        path = getattr(agent, "config_path", None)
+        assert self.config is not None
+        path = getattr(agent.config, "source", None) or getattr(agent, "config_path", None)
         if path is None:
             raise CommandError(
                 "unavailable", "the agent was started without a config file: nothing to re-read"
@@ -474,23 +480,18 @@ class MqttComponent(Component):
             raise CommandError(
                 "invalid_config", f"{exc}; still running on the old config"
             ) from None
-        return self._apply_mqtt_settings(new)
-
-    def _apply_mqtt_settings(self, new: Config) -> dict[str, Any]:
-        """Apply what can change live; name the sections that need a restart."""
-        assert self.config is not None
-        old = self.config
-        self._bucket = TokenBucket(new.mqtt.events_per_s)
-        live = {"events_per_s", "max_event_bytes", "max_command_bytes"}
+        plan = plan_reload(agent.config, new)
+        # the ops reload component applies [logging]; we apply the MQTT settings we own
+        for c in getattr(agent, "components", []):
+            if getattr(c, "name", "") == "reload" and hasattr(c, "reload"):
+                c.reload()
+        live = [k for k in plan.restart if k.removeprefix("mqtt.") in MQTT_LIVE]
         for key in live:
-            setattr(old.mqtt, key, getattr(new.mqtt, key))
-        old_d, new_d = old.model_dump(mode="json"), new.model_dump(mode="json")
-        restart = sorted(k for k in new_d if k != "mqtt" and old_d.get(k) != new_d.get(k))
-        mqtt_other = {k for k, v in new_d["mqtt"].items() if old_d["mqtt"].get(k) != v} - live
-        if mqtt_other:
-            restart.append("mqtt (" + ", ".join(sorted(mqtt_other)) + ")")
+            attr = key.removeprefix("mqtt.")
+            setattr(self.config.mqtt, attr, getattr(new.mqtt, attr))
+        self._bucket = TokenBucket(self.config.mqtt.events_per_s)
         return {
-            "reloaded": True,
-            "applied": sorted(f"mqtt.{k}" for k in live),
-            "restart_required": restart,
+            "reloaded": str(path),
+            "applied": sorted(plan.live + live),
+            "restart_required": [k for k in plan.restart if k not in live],
         }

@@ -182,41 +182,25 @@ class FleetState:
         if row.online:
             row.model = _pick(data, "model.name", "model") or row.model
             v = _pick(data, "model.version", "model_version")
+            active = _pick(data, "models.active")  # "name version" from the update component
+            if v is None and isinstance(active, str) and " " in active:
+                v = active.rsplit(" ", 1)[1]
             row.version = str(v) if v is not None else row.version
             row.backend = _pick(data, "backend.name", "backend", "model.backend") or row.backend
 
     @staticmethod
     def _metrics(row: DeviceRow, d: dict[str, Any]) -> None:
-        row.fps = _num(_pick(d, "fps.processed", "fps", "pipeline.fps.processed"))
-        row.p95_ms = _num(
-            _pick(
-                d,
-                "latency_ms.total.p95",
-                "latency.total.p95_ms",
-                "latency_ms.invoke.p95",
-                "latency.invoke.p95_ms",
-                "latency.total.p95",
-            )
-        )
-        row.cpu_percent = _num(
-            _pick(d, "system.cpu_percent", "resources.cpu_percent", "cpu.percent", "cpu_percent")
-        )
-        row.temperature_c = _num(
-            _pick(
-                d,
-                "system.temperature_c",
-                "resources.temperature_c",
-                "temperature_c",
-                "temperature.c",
-                "bridge.temperature_c",
-            )
-        )
+        row.fps = _num(_pick(d, "fps.processed"))
+        row.p95_ms = _num(_pick(d, "latency_ms.e2e.p95", "latency_ms.invoke.p95"))
+        row.cpu_percent = _num(_pick(d, "cpu.process_percent"))
+        row.temperature_c = _num(_pick(d, "temperature.cpu_c", "bridge.temperature_c"))
         model = _pick(d, "model.name")
         if model:
             row.model = model
         backend = _pick(d, "model.backend", "backend")
+        delegate = _pick(d, "model.delegate")
         if backend:
-            row.backend = backend
+            row.backend = f"{backend}+{delegate}" if delegate not in (None, "cpu") else backend
 
     def rows(self) -> list[DeviceRow]:
         return [self.devices[k] for k in sorted(self.devices)]

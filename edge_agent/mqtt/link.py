@@ -202,8 +202,10 @@ class Link:
         will: tuple[str, bytes] | None = None,
         on_message: Callable[[Incoming], None] | None = None,
         on_state: Callable[[bool], None] | None = None,
+        quiet: bool = False,
     ) -> None:
         self.settings = settings
+        self._info = logging.DEBUG if quiet else logging.INFO
         self.subscriptions = subscriptions
         self.acks: queue.SimpleQueue[tuple[int, bool]] = queue.SimpleQueue()
         self.connected = threading.Event()
@@ -252,7 +254,7 @@ class Link:
         self.stop()
         raise BrokerError(f"{s.where}: {why}")
 
-    def stop(self, last: tuple[str, bytes] | None = None, timeout: float = 1.0) -> None:
+    def stop(self, last: tuple[str, bytes] | None = None, timeout: float = 0.5) -> None:
         """Publish ``last`` (retained, e.g. an offline status), disconnect, stop the thread."""
         if not self._started:
             return
@@ -304,7 +306,8 @@ class Link:
             return
         self.connects += 1
         self.last_error = ""
-        log.info(
+        log.log(
+            self._info,
             "connected to %s (session present: %s)",
             self.settings.where,
             bool(getattr(flags, "session_present", False)),

@@ -43,12 +43,13 @@ def msg(**kw: object) -> bytes:
 class TestFleetState:
     def test_rows_from_status_and_metrics(self) -> None:
         f = FleetState()
-        f.ingest("edge/a/status", msg(seq=1, online=True, model={"name": "face", "version": "3"},
-                                      backend="litert"), 10.0)
+        f.ingest("edge/a/status", msg(seq=1, online=True, model={"name": "face"},
+                                      models={"active": "face 3"}, backend="litert"), 10.0)
         for s in (1, 2, 4):
             f.ingest("edge/a/metrics", msg(seq=s, fps={"processed": 12.5},
-                                           latency_ms={"total": {"p95": 8.0}},
-                                           system={"cpu_percent": 40.0, "temperature_c": 61.0}),
+                                           latency_ms={"e2e": {"p95": 8.0}},
+                                           cpu={"process_percent": 40.0},
+                                           temperature={"cpu_c": 61.0}),
                      11.0 + s)
         row = f.devices["a"]
         assert (row.online, row.model, row.version, row.backend) == (True, "face", "3", "litert")

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+
+from tests.helpers import ROOT, cli_env
 
 HARNESS = Path(__file__).with_name("harness.py")
 
@@ -22,6 +23,9 @@ def write_config(path: Path, state_dir: Path, port: int, **mqtt: Any) -> Path:
         f'id = "{device_id}"',
         'groups = ["lab"]',
         f'state_dir = "{state_dir}"',
+        "[camera]",  # used by the real agent only (the harness has no camera)
+        'source = "synthetic"',
+        "fps = 5",
         "[metrics]",
         f"interval_s = {interval}",
         "[mqtt]",
@@ -47,20 +51,31 @@ def _toml(v: Any) -> str:
 
 
 class AgentProc:
-    """The harness as a child process; ``kill()`` is SIGKILL, ``stop()`` SIGTERM."""
+    """An agent child process; ``kill()`` is SIGKILL, ``stop()`` SIGTERM.
 
-    def __init__(self, config: Path, *extra: str) -> None:
-        env = dict(os.environ)
+    ``real=True``: the real ``python -m edge_agent run --config FILE`` (synthetic camera,
+    shipped model). Otherwise the MQTT test harness (harness.py), which also publishes
+    events and can serve ``snapshot`` (``--snapshot``).
+    """
+
+    def __init__(self, config: Path, *extra: str, real: bool = False) -> None:
         self.log = config.with_suffix(".log")
         logf = self.log.open("ab")
+        if real:
+            cmd = [sys.executable, "-m", "edge_agent", "run", "--config", str(config), *extra]
+        else:
+            cmd = [sys.executable, str(HARNESS), str(config), *extra]
         self.proc = subprocess.Popen(
-            [sys.executable, str(HARNESS), str(config), *extra],
-            stdout=subprocess.PIPE,
+            cmd,
+            stdout=subprocess.DEVNULL if real else subprocess.PIPE,
             stderr=logf,
-            env=env,
+            env=cli_env(),
+            cwd=ROOT,
             text=True,
         )
         logf.close()
+        if real:
+            return  # the tests wait for its status/metrics on the broker
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
         if "READY" not in line:

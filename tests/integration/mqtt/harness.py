@@ -57,8 +57,9 @@ def main() -> None:
             "schema": 1,
             "window_s": interval,
             "fps": {"captured": 30.0, "processed": 29.5, "dropped": 0.5},
-            "latency_ms": {"total": {"p50": 3.0, "p95": 4.2, "p99": 5.0, "max": 6.0}},
-            "system": {"cpu_percent": 12.5, "temperature_c": 48.0},
+            "latency_ms": {"e2e": {"p50": 3.0, "p95": 4.2, "p99": 5.0, "max": 6.0}},
+            "cpu": {"process_percent": 12.5},
+            "temperature": {"cpu_c": 48.0},
             "tick": n,
         }
         comp.contribute(snap)

@@ -1,4 +1,7 @@
-"""No metrics record is lost: broker outage, agent SIGKILL during an outage, last will."""
+"""No metrics record is lost: broker outage, agent SIGKILL during an outage, last will.
+
+These run the real agent (``python -m edge_agent run``, synthetic camera, shipped model).
+"""
 
 from __future__ import annotations
 
@@ -44,7 +47,8 @@ def test_broker_down_10s_then_every_seq_arrives(tmp_path: Path,
                                                   mosquitto_factory: MakeBroker) -> None:
     broker = mosquitto_factory(persistence=True)
     state = tmp_path / "state"
-    agent = AgentProc(write_config(tmp_path / "a.toml", state, broker.port, interval_s=0.2))
+    agent = AgentProc(write_config(tmp_path / "a.toml", state, broker.port, interval_s=0.2),
+                      real=True)
     rec = Recorder(broker.port, ["edge/dev1/metrics"], client_id="central-store")
     try:
         assert rec.wait(lambda r: len(metrics_seqs(r)) >= 5)
@@ -71,7 +75,7 @@ def test_agent_killed_during_outage_resends_after_restart(
     broker = mosquitto_factory(persistence=True)
     state = tmp_path / "state"
     cfg = write_config(tmp_path / "a.toml", state, broker.port, interval_s=0.2)
-    agent = AgentProc(cfg)
+    agent = AgentProc(cfg, real=True)
     rec = Recorder(broker.port, ["edge/dev1/metrics"], client_id="central-store")
     try:
         assert rec.wait(lambda r: len(metrics_seqs(r)) >= 3)
@@ -81,7 +85,7 @@ def test_agent_killed_during_outage_resends_after_restart(
         before_kill, pending = outbox_state(state)
         assert len(pending) >= 5 and pending[-1] == before_kill
         broker.start()
-        agent = AgentProc(cfg)
+        agent = AgentProc(cfg, real=True)
         assert rec.wait(lambda r: before_kill in metrics_seqs(r), timeout=30)
         assert rec.wait(lambda r: max(metrics_seqs(r)) > before_kill)  # new records follow
         assert agent.stop() == 0
@@ -97,7 +101,7 @@ def test_last_will_marks_offline_then_online_again(tmp_path: Path, mosquitto: Mo
     keepalive = 5
     cfg = write_config(tmp_path / "a.toml", tmp_path / "state", mosquitto.port,
                        keepalive_s=keepalive, interval_s=0.5)
-    agent = AgentProc(cfg)
+    agent = AgentProc(cfg, real=True)
     rec = Recorder(mosquitto.port, ["edge/dev1/status"], client_id="watcher")
 
     def last_status(r: Recorder) -> dict[str, object]:
@@ -120,7 +124,7 @@ def test_last_will_marks_offline_then_online_again(tmp_path: Path, mosquitto: Mo
         # killed: the broker sees the socket close and publishes the will
         agent.kill()
         assert rec.wait(lambda r: last_status(r).get("online") is False, timeout=10)
-        agent = AgentProc(cfg)
+        agent = AgentProc(cfg, real=True)
         assert rec.wait(lambda r: last_status(r).get("online") is True, timeout=10)
     finally:
         rec.close()

@@ -91,6 +91,21 @@ def test_commands_mqtt311_reply_topic(tmp_path: Path, mosquitto: Mosquitto) -> N
         assert rec.wait(lambda r: len(r.on("edge/dev1/cmd/reload/reply")) >= 1)
         reload_reply = rec.on("edge/dev1/cmd/reload/reply")[0]
         assert reload_reply["ok"] is True and reload_reply["result"]["restart_required"] == []
+        # a broken file is refused with the file and key; the agent keeps its config
+        good = cfg.read_text()
+        cfg.write_text(good.replace("[mqtt]", "[mqtt]\nevents_per_s = -3"))
+        rec.publish("edge/dev1/cmd/reload", json.dumps({"id": "r2"}).encode())
+        assert rec.wait(lambda r: len(r.on("edge/dev1/cmd/reload/reply")) >= 2)
+        err = rec.on("edge/dev1/cmd/reload/reply")[1]["error"]
+        assert err["code"] == "invalid_config"
+        assert "a311.toml" in err["message"] and "mqtt.events_per_s" in err["message"]
+        # a live setting is applied, a restart-only one is named
+        cfg.write_text(good.replace("[mqtt]", "[mqtt]\nevents_per_s = 5\nkeepalive_s = 60"))
+        rec.publish("edge/dev1/cmd/reload", json.dumps({"id": "r3"}).encode())
+        assert rec.wait(lambda r: len(r.on("edge/dev1/cmd/reload/reply")) >= 3)
+        res = rec.on("edge/dev1/cmd/reload/reply")[2]["result"]
+        assert res["applied"] == ["mqtt.events_per_s"]
+        assert res["restart_required"] == ["mqtt.keepalive_s"]
         # no pipeline in this agent: snapshot says so
         rec.publish("edge/dev1/cmd/snapshot", json.dumps({"id": "s1"}).encode())
         assert rec.wait(lambda r: len(r.on("edge/dev1/cmd/snapshot/reply")) >= 1)
