@@ -56,7 +56,7 @@ class InvokeBench:
         }
 
 
-def _bare_interpreter(model: Model) -> Any:
+def bare_interpreter(model: Model) -> Any:
     """A plain interpreter of the same backend, file and threads, inputs at zero point."""
     kwargs: dict[str, Any] = {"model_path": str(model.path), "num_threads": model.threads}
     with quiet_native_stderr():
@@ -82,7 +82,7 @@ def bench_invoke(
     runs = max(1, min(int(runs), MAX_RUNS))
     model = Model(path, threads=threads, backend=backend, delegates=delegates)
     model.warmup(warmup)
-    bare = _bare_interpreter(model)
+    bare = bare_interpreter(model)
     for _ in range(warmup):
         bare.invoke()
     clock = time.perf_counter
