@@ -22,7 +22,7 @@ from ..config import Config, load_config
 from ..errors import EdgeAgentError
 from ..service import Component
 from . import commands as cmds
-from .errors import CommandError
+from .errors import CommandError, MqttError
 from .events import TokenBucket, cap_event
 from .link import Incoming, Link, settings_from_config
 from .outbox import Caps, Outbox
@@ -89,7 +89,8 @@ class MqttComponent(Component):
             self.status_fields.update(payload)
             self._mark_status()
             return 0
-        assert self.outbox is not None and self.topics is not None, "publish() before start()"
+        if self.outbox is None or self.topics is None:
+            raise MqttError(f"publish({stream!r}) before the MQTT component started")
         base = {k: v for k, v in payload.items() if k != "seq"}
         base.setdefault("ts", round(time.time(), 3))
         base.setdefault("device", self._device)
@@ -144,6 +145,7 @@ class MqttComponent(Component):
             will=(self.topics.status, will),
             on_message=self._on_message,
             on_state=self._on_link_state,
+            on_ack=self._notify,
         )
         self._stopping.clear()
         self._threads = [

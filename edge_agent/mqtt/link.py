@@ -202,6 +202,7 @@ class Link:
         will: tuple[str, bytes] | None = None,
         on_message: Callable[[Incoming], None] | None = None,
         on_state: Callable[[bool], None] | None = None,
+        on_ack: Callable[[], None] | None = None,
         quiet: bool = False,
     ) -> None:
         self.settings = settings
@@ -215,6 +216,7 @@ class Link:
         self.connects = 0
         self._on_message = on_message
         self._on_state = on_state
+        self._on_ack = on_ack
         self._client = make_client(settings, will)
         self._client.on_connect = self._handle_connect
         self._client.on_disconnect = self._handle_disconnect
@@ -354,6 +356,8 @@ class Link:
         self, client: paho.Client, userdata: Any, mid: int, rc: ReasonCode, props: Any
     ) -> None:
         self.acks.put((mid, not rc.is_failure))
+        if self._on_ack is not None:
+            self._on_ack()
 
     def _handle_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
         if self._on_message is None:

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from edge_agent.mqtt.fleet import SeqTracker
 from edge_agent.mqtt.testing import Mosquitto, Recorder
+from tests.helpers import cli_env, run_cli
 
 from .agentproc import AgentProc, write_config
 
@@ -117,3 +121,56 @@ def test_commands_mqtt311_reply_topic(tmp_path: Path, mosquitto: Mosquitto) -> N
     finally:
         rec.close()
         agent.kill()
+
+
+def test_outbox_cap_drops_are_counted_and_visible_as_gaps(
+    tmp_path: Path, mosquitto_factory: Callable[..., Mosquitto]
+) -> None:
+    broker = mosquitto_factory(persistence=True)
+    cfg = write_config(tmp_path / "cap.toml", tmp_path / "state", broker.port, interval_s=0.1)
+    cfg.write_text(cfg.read_text() + "[mqtt.outbox]\nmax_records = 10\n")
+    agent = AgentProc(cfg)
+    rec = Recorder(broker.port, ["edge/dev1/metrics"], client_id="store")
+    try:
+        assert rec.wait(lambda r: len(r.on("edge/dev1/metrics")) >= 3)
+        broker.stop()
+        time.sleep(3)  # ~30 records made, the outbox keeps the newest 10
+        broker.start()
+
+        def after_reconnect(r: Recorder) -> list[dict[str, Any]]:
+            # made once the link was back: every drop happened before it, and is counted in it
+            return [m for m in r.on("edge/dev1/metrics")
+                    if m["mqtt"]["connected"] and m["mqtt"]["outbox"]["dropped"]]
+
+        assert rec.wait(lambda r: bool(after_reconnect(r)), timeout=20)
+        later = after_reconnect(rec)[0]
+        dropped = later["mqtt"]["outbox"]["dropped"]["metrics.records"]
+        tracker = SeqTracker()
+        for m in rec.on("edge/dev1/metrics"):
+            if m["seq"] <= later["seq"]:
+                tracker.add(m["seq"])
+        assert dropped >= 10 and tracker.gaps == dropped  # every loss reported, none hidden
+    finally:
+        rec.close()
+        agent.kill()
+
+
+def test_fleet_watch_json_and_group_cmd(mosquitto: Mosquitto, agent: AgentProc) -> None:
+    broker = f"127.0.0.1:{mosquitto.port}"
+    r = run_cli("fleet", "watch", "--broker", broker, "--json", "--count", "4")
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert len(rows) == 4 and rows[-1]["device"] == "dev1" and rows[-1]["gaps"] == 0
+    assert any(row["fps"] == 29.5 and row["temperature_c"] == 48.0 for row in rows)
+    r = run_cli("fleet", "watch", "--broker", broker, "--duration", "1.5",
+                env=cli_env(COLUMNS="160"))
+    assert r.returncode == 0 and "dev1" in r.stdout and "online" in r.stdout
+    r = run_cli("fleet", "cmd", "--group", "lab", "ping", "--broker", broker, "--timeout", "2")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout.splitlines()[0])["device"] == "dev1"
+    r = run_cli("fleet", "cmd", "dev1", "nosuch", "--broker", broker)
+    assert r.returncode == 1 and json.loads(r.stdout)["error"]["code"] == "unknown_command"
+    r = run_cli("fleet", "cmd", "dev1", "ping", "oops", "--broker", broker)
+    assert r.returncode == 2 and "expected key=value" in r.stderr
+    r = run_cli("fleet", "cmd", "ghost", "ping", "--broker", broker, "--timeout", "0.5")
+    assert r.returncode == 25 and "no reply" in r.stderr
