@@ -53,8 +53,11 @@ def _steady_fps(stamps: list[float]) -> float:
 
 
 def _bare(model_path: str, threads: int, backend: Any) -> Any:
-    interp = backend.Interpreter(model_path=model_path, num_threads=threads)
-    interp.allocate_tensors()
+    from .inference.native import quiet_native_stderr
+
+    with quiet_native_stderr():
+        interp = backend.Interpreter(model_path=model_path, num_threads=threads)
+        interp.allocate_tensors()
     return interp
 
 

@@ -27,6 +27,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+import psutil
+
 from . import __version__
 from .camera import Backoff, CameraReader, LatestFrameSlot, open_source
 from .config import Config
@@ -271,7 +273,7 @@ class Agent:
 
     def _dispatch_result(self, fr: FrameResult) -> None:
         if self._t_first_result is None and fr.ok:
-            self._t_first_result = self.clock()
+            self._t_first_result = self.wall()
         for c in self.components:
             try:
                 c.on_result(fr)
@@ -377,7 +379,9 @@ class Agent:
         ]
         if alive:
             log.warning("threads still running after shutdown: %s", ", ".join(alive))
-        first = None if self._t_first_result is None else self._t_first_result - self._t_start
+        first = None
+        if self._t_first_result is not None:  # from process start (psutil), not from run()
+            first = self._t_first_result - psutil.Process().create_time()
         return {
             "reason": self.stop_reason,
             "threads_left": alive,

@@ -38,7 +38,7 @@ def run_agent(config: Path | None, duration: float | None, frames: int | None) -
     first = summary["first_result_s"]
     out.write(
         final_summary(summary["latency_ms"], summary["counters"], summary["seconds"])
-        + f" | first result {'-' if first is None else f'{first:.2f}'} s"
+        + f" | first result {'-' if first is None else f'{first:.2f}'} s after process start"
         + f" | stop: {summary['reason']} | threads left {len(summary['threads_left'])}\n"
     )
     out.flush()
