@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -92,3 +93,29 @@ def test_signal_stops_with_final_summary(tmp_path: Path, sig: signal.Signals) ->
     assert last.startswith("done: ") and f"stop: {sig.name}" in last, last
     assert "threads left 0" in last and "Traceback" not in err
     print(f"{sig.name}: stopped in {stopped_in:.2f} s")
+
+
+def test_bench_three_ways_json(tmp_path: Path) -> None:
+    from edge_agent.camera.clips import synthetic_frames, write_clip
+
+    clip = tmp_path / "clip.avi"
+    write_clip(clip, synthetic_frames(30, 160, 120))
+    proc = run_cli(
+        "bench", str(MODELS / "digits_int8.tflite"), "--source", str(clip), "--frames", "30",
+        "--json", timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    for key in ("raw_fps", "naive_fps", "pipeline_fps", "e2e_p50_ms", "e2e_p95_ms",
+                "invoke_p50_ms", "rss_mb"):
+        assert report[key] > 0, key
+    assert report["frames"] == 30 and report["e2e_p50_ms"] >= report["invoke_p50_ms"]
+
+
+def test_bench_bad_source_is_one_line(tmp_path: Path) -> None:
+    proc = run_cli(
+        "bench", str(MODELS / "digits_int8.tflite"), "--source", str(tmp_path / "none.avi"),
+        timeout=120,
+    )
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().startswith("error: ") and "none.avi" in proc.stderr
