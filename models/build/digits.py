@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import MODELS_DIR, TEST_DATA_DIR, write_atomic, write_json  # noqa: E402
+from common import MODELS_DIR, TEST_DATA_DIR, write_atomic, write_json
 
 SEED = 7
 TEST_FRACTION = 0.25

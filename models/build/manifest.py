@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import MODELS_DIR, sha256, write_atomic  # noqa: E402
+from common import MODELS_DIR, sha256, write_atomic
 
 BEGIN = "<!-- manifest:begin -->"
 END = "<!-- manifest:end -->"

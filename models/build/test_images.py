@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import TEST_DATA_DIR, write_atomic  # noqa: E402
+from common import TEST_DATA_DIR, write_atomic
 
 PHOTOS = ("astronaut", "coffee", "chelsea")
 JPEG_QUALITY = 92
