@@ -190,9 +190,27 @@ class BridgeConfig(_Section):
     baudrate: int = Field(default=115200, ge=1200)
     timeout_s: float = Field(default=0.5, gt=0, le=30)
     retries: int = Field(default=2, ge=0, le=10)
-    watchdog_timeout_ms: int = Field(default=0, ge=0, description="0 = board watchdog off")
-    trigger_pin: int | None = Field(default=None, ge=0, le=255)
-    rules: list[OutputRule] = Field(default_factory=list)
+    watchdog_timeout_ms: int = Field(
+        default=0, ge=0, le=600_000, description="0 = board watchdog off, else 100..600000"
+    )
+    stall_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=3600,
+        description="The pipeline counts as stalled (watchdog no longer kicked) when its "
+        "processed count has not moved for this long",
+    )
+    telemetry_interval_s: float = Field(default=2.0, gt=0, le=3600)
+    trigger_pin: int | None = Field(default=None, ge=0, le=254)
+    trigger_edge: Literal["rising", "falling", "both"] = "rising"
+    trigger_debounce_ms: int = Field(default=50, ge=0, le=65535)
+    rules: list[OutputRule] = Field(default_factory=list, max_length=32)
+
+    @model_validator(mode="after")
+    def _watchdog_range(self) -> BridgeConfig:
+        if 0 < self.watchdog_timeout_ms < 100:
+            raise ValueError("bridge.watchdog_timeout_ms must be 0 (off) or at least 100")
+        return self
 
 
 class ControlConfig(_Section):

@@ -135,6 +135,10 @@ class SerialLink:
                 self._call(self._on_bytes, data)
 
     def _adopt(self, port: Any) -> None:
+        try:  # bytes from before we opened (answers to someone else, old events) are stale
+            port.reset_input_buffer()
+        except (serial.SerialException, OSError):
+            pass
         with self._write_lock:
             self._port = port
         if self._ever_connected:

@@ -1,0 +1,239 @@
+"""BridgeComponent: pure decisions with a fake clock, then against the C simulator over a pty."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edge_agent.bridge import (
+    BridgeComponent,
+    OutputRules,
+    ProgressGate,
+    check_bridge,
+    labels_and_scores,
+)
+from edge_agent.config import BridgeConfig, OutputRule, parse_config
+from firmware_bridge import BridgeClient, Event
+from firmware_bridge.testing import SimPort
+
+
+# result shapes of the inference contract (docs/architecture.md): Result.detections/.classes
+@dataclass
+class Det:
+    label: str
+    score: float
+
+
+@dataclass
+class Res:
+    detections: list[Det] = field(default_factory=list)
+    classes: list[Det] = field(default_factory=list)
+
+
+@dataclass
+class FrameRes:
+    result: Res | None
+    error: str | None = None
+
+
+def wait_for(pred: Callable[[], bool], timeout: float = 4.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.02)
+    return pred()
+
+
+class TestProgressGate:
+    def test_kicks_only_while_progress_moves(self) -> None:
+        g = ProgressGate(stall_s=2.0)
+        assert g.should_kick(None, 0.0)  # start-up grace (model loading)
+        assert g.should_kick(None, 1.9)
+        assert not g.should_kick(None, 2.0)
+        assert g.should_kick(5, 2.1)  # progress: kick again
+        assert g.should_kick(5, 4.0)
+        assert not g.should_kick(5, 4.5)
+        assert g.stalled_for(4.5) == pytest.approx(2.4)
+        assert g.should_kick(6, 4.6)
+
+
+class TestOutputRules:
+    def test_threshold_label_and_refire_interval(self) -> None:
+        rules = OutputRules(
+            [
+                OutputRule(label="face", min_score=0.8, pin=3, hold_ms=500),
+                OutputRule(label="cat", min_score=0.5, pin=4, value=0, hold_ms=0),
+            ]
+        )
+        assert rules.evaluate([("face", 0.79), ("dog", 0.99)], 0.0) == []
+        fired = rules.evaluate([("face", 0.5), ("face", 0.91)], 0.0)
+        assert [(a.pin, a.value, a.hold_ms, a.score) for a in fired] == [(3, 1, 500, 0.91)]
+        assert rules.evaluate([("face", 0.9)], 0.2) == []  # within half the hold
+        assert [a.pin for a in rules.evaluate([("face", 0.9), ("cat", 0.6)], 0.25)] == [3, 4]
+        assert rules.evaluate([("cat", 0.6)], 1.0) == []
+        assert [a.pin for a in rules.evaluate([("cat", 0.6)], 1.3)] == [4]
+
+    def test_labels_and_scores_from_results(self) -> None:
+        fr = FrameRes(Res([Det("face", 0.9)], [Det("person", 0.4)]))
+        assert labels_and_scores(fr) == [("face", 0.9), ("person", 0.4)]
+        assert labels_and_scores(FrameRes(None, error="decode failed")) == []
+
+
+class FakeAgent:
+    """What BridgeComponent reads from the Agent: config, the capture hook, mqtt."""
+
+    def __init__(self) -> None:
+        self.config = parse_config({})
+        self.captures: list[str] = []
+        self.mqtt = None
+        self.pipeline = None
+
+    def request_capture(self, reason: str) -> None:
+        self.captures.append(reason)
+
+
+@pytest.fixture
+def sim(tmp_path: Path) -> Iterator[SimPort]:
+    with SimPort(tmp_path) as port:
+        yield port
+
+
+class Progress:
+    def __init__(self) -> None:
+        self.value = 0
+        self.moving = True
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.02):
+            if self.moving:
+                self.value += 1
+
+    def __call__(self) -> int:
+        return self.value
+
+    def close(self) -> None:
+        self._stop.set()
+        self._t.join()
+
+
+def make(sim: SimPort, **over: Any) -> tuple[BridgeComponent, BridgeClient, Progress, FakeAgent]:
+    cfg = BridgeConfig(enabled=True, port=sim.url, timeout_s=0.3, telemetry_interval_s=0.1, **over)
+    client = BridgeClient(sim.url, timeout_s=0.3, retries=2, backoff_max_s=0.2)
+    progress = Progress()
+    comp = BridgeComponent(cfg, progress=progress, client=client)
+    agent = FakeAgent()
+    comp.start(agent)
+    return comp, client, progress, agent
+
+
+def test_telemetry_in_snapshot(sim: SimPort) -> None:
+    comp, _client, progress, _agent = make(sim)
+    try:
+        assert wait_for(lambda: "power_w" in comp.status())
+        snap: dict[str, Any] = {}
+        comp.contribute(snap)
+        b = snap["bridge"]
+        assert b["connected"] is True and b["board"] == "edge-sim"
+        assert b["power_w"] > 5 and 30 < b["board_temp_c"] < 80 and 30 < b["accel_temp_c"] < 80
+        assert b["temperature_c"] == b["board_temp_c"] and b["link"]["frames_ok"] > 0
+    finally:
+        comp.stop()
+        progress.close()
+
+
+def test_watchdog_kicked_only_while_pipeline_progresses(sim: SimPort) -> None:
+    comp, client, progress, _agent = make(sim, watchdog_timeout_ms=300, stall_s=0.4)
+    boots: list[Event] = []
+    client.add_listener(lambda e: boots.append(e) if e.kind == "boot" else None)
+    try:
+        assert wait_for(lambda: comp.stats["kicks"] >= 3)
+        time.sleep(1.0)  # progress moves: kicked every 100 ms, no reset
+        assert comp.stats["board_resets"] == 0 and comp.stats["kicks_withheld"] == 0
+        progress.moving = False  # the pipeline stalls
+        assert wait_for(lambda: comp.stats["board_resets"] >= 1, timeout=4)
+        assert wait_for(lambda: any(e.data["reset_reason"] == "watchdog" for e in boots))
+        assert comp.stats["kicks_withheld"] > 0
+        progress.moving = True  # recovers: reconfigured, kicked again, no further reset
+        assert wait_for(lambda: comp.status().get("reset_reason") == "watchdog")
+        resets = comp.stats["board_resets"]
+        kicks = comp.stats["kicks"]
+        time.sleep(1.0)
+        assert comp.stats["board_resets"] == resets and comp.stats["kicks"] > kicks
+    finally:
+        comp.stop()
+        progress.close()
+    # a graceful stop disarmed the watchdog: the board does not reset afterwards
+    time.sleep(0.5)
+    with BridgeClient(sim.url).open() as c:
+        info = c.hello()
+        assert c.telemetry().watchdog_timeout_ms == 0
+    assert info.boot_count == 1 + resets
+
+
+def test_output_rule_drives_gpio_and_trigger_requests_capture(sim: SimPort) -> None:
+    comp, client, progress, agent = make(
+        sim,
+        rules=[OutputRule(label="face", min_score=0.8, pin=7, hold_ms=400)],
+        trigger_pin=9,
+        trigger_debounce_ms=0,
+    )
+    events: list[Event] = []
+    client.add_listener(events.append)
+    try:
+        assert wait_for(lambda: comp.status().get("board") == "edge-sim")
+        comp.on_result(FrameRes(Res([Det("face", 0.7)])))  # below the threshold
+        time.sleep(0.2)
+        assert client.gpio_get(7)[1] == 0
+        comp.on_result(FrameRes(Res([Det("face", 0.93)])))
+        assert wait_for(lambda: client.gpio_get(7)[1] == 1)
+        # output 7 is wired to input 15 in the simulator: the board reports the edge
+        assert wait_for(lambda: any(e.kind == "gpio" and e.data["pin"] == 15 for e in events))
+        assert wait_for(lambda: client.gpio_get(7)[1] == 0)  # the board ended the hold
+        assert comp.stats["rule_fires"] == 1
+        client.sim_input(9, 1)  # the trigger input
+        assert wait_for(lambda: agent.captures == ["bridge trigger pin 9 #1"])
+        assert comp.stats["triggers"] == 1 and comp.stats["captures"] == 1
+    finally:
+        comp.stop()
+        progress.close()
+
+
+def test_on_result_never_blocks_and_bounds_its_queue(tmp_path: Path) -> None:
+    """No board at all: the agent keeps running, actions beyond the queue are dropped."""
+    cfg = BridgeConfig(
+        enabled=True,
+        port=str(tmp_path / "missing"),
+        timeout_s=0.1,
+        rules=[OutputRule(label="face", pin=1, hold_ms=0)],
+    )
+    ticks = iter(range(10_000))
+    comp = BridgeComponent(cfg, progress=lambda: 0, clock=lambda: float(next(ticks)))
+    comp.start(FakeAgent())
+    try:
+        t0 = time.monotonic()
+        for _ in range(200):
+            comp.on_result(FrameRes(Res([Det("face", 0.99)])))
+        assert time.monotonic() - t0 < 1.0
+        assert comp.stats["actions_dropped"] > 0
+        snap: dict[str, Any] = {}
+        comp.contribute(snap)
+        assert snap["bridge"]["connected"] is False
+    finally:
+        comp.stop()
+
+
+def test_check_bridge(sim: SimPort, tmp_path: Path) -> None:
+    ok, msg = check_bridge(parse_config({"bridge": {"enabled": True, "port": sim.url}}))
+    assert ok and "board edge-sim, firmware 1.0.0" in msg and "last reset power-on" in msg
+    ok, msg = check_bridge(BridgeConfig(port=str(tmp_path / "nope")))
+    assert not ok and msg.startswith(f"bridge: cannot open serial port {tmp_path / 'nope'}")
