@@ -8,7 +8,7 @@
 - output rules from inference results (:class:`OutputRules`: label + score -> GPIO pin for
   hold_ms; the board ends the hold itself, so a dead agent never leaves a relay on);
 - a trigger input requests a capture: ``agent.request_capture(reason)`` when the agent has it,
-  else the latest annotated frame of ``agent.snapshots`` is saved under
+  else the newest annotated frame (``agent.pipeline.save_snapshots``) is saved under
   ``<state_dir>/captures/``; an MQTT event is published when MQTT runs.
 
 All serial I/O happens on one worker thread; ``on_result`` and ``contribute`` never block.
@@ -139,12 +139,17 @@ class BridgeComponent(Component):
 
     def __init__(
         self,
-        config: BridgeConfig,
+        config: Config | BridgeConfig,
         *,
         progress: Progress | None = None,
         client: BridgeClient | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``config``: the agent's Config (its ``bridge`` section is used) or a BridgeConfig.
+        ``progress``: a callable returning a counter that moves while the agent works
+        (default: the pipeline's processed count)."""
+        if isinstance(config, Config):
+            config = config.bridge
         self.config = config
         self._progress = progress
         self._client = client
@@ -363,12 +368,12 @@ class BridgeComponent(Component):
         if callable(hook):
             hook(reason)
         else:
-            ring: Any = getattr(agent, "snapshots", None)
+            save = getattr(getattr(agent, "pipeline", None), "save_snapshots", None)
             cfg = getattr(agent, "config", None)
-            if ring is not None and ring.size > 0 and isinstance(cfg, Config):
+            if callable(save) and isinstance(cfg, Config):
                 stamp = time.strftime("%Y%m%dT%H%M%S")
                 folder = cfg.device.state_dir / "captures" / f"{stamp}-{event.data.get('count')}"
-                saved = [str(p) for p in ring.save(folder, last=1)]
+                saved = [str(p) for p in save(folder, last=1)]
         self.stats["captures"] += 1
         mqtt = getattr(agent, "mqtt", None)
         if mqtt is not None:

@@ -34,10 +34,6 @@ def run_agent(config: Path | None, duration: float | None, frames: int | None) -
     agent.add_component(ConsoleReporter(out))
     for component in default_components(cfg):  # ops (#7), MQTT, updates, bridge
         agent.add_component(component)
-    if cfg.bridge.enabled:  # firmware bridge: telemetry, watchdog, GPIO rules (#6)
-        from ..bridge import BridgeComponent
-
-        agent.add_component(BridgeComponent(cfg.bridge))
     summary = agent.run(duration=duration, frames=frames)
     first = summary["first_result_s"]
     out.write(

@@ -237,3 +237,56 @@ def test_check_bridge(sim: SimPort, tmp_path: Path) -> None:
     assert ok and "board edge-sim, firmware 1.0.0" in msg and "last reset power-on" in msg
     ok, msg = check_bridge(BridgeConfig(port=str(tmp_path / "nope")))
     assert not ok and msg.startswith(f"bridge: cannot open serial port {tmp_path / 'nope'}")
+
+
+def test_default_components_include_the_bridge_when_enabled() -> None:
+    from edge_agent.service import default_components
+
+    on = parse_config({"bridge": {"enabled": True, "port": "loop://"}})
+    assert any(isinstance(c, BridgeComponent) for c in default_components(on))
+    assert not any(isinstance(c, BridgeComponent) for c in default_components(parse_config({})))
+
+
+def test_real_agent_kicks_from_pipeline_progress_and_captures_on_trigger(
+    sim: SimPort, tmp_path: Path
+) -> None:
+    """The real Agent (shipped model, synthetic camera): the watchdog is kicked from the
+    pipeline's processed count, telemetry lands in the snapshot, a trigger saves a frame."""
+    from edge_agent.service import Agent
+
+    cfg = parse_config(
+        {
+            "device": {"id": "bridge-test", "state_dir": str(tmp_path / "state")},
+            "metrics": {"interval_s": 0.3},
+            "bridge": {
+                "enabled": True,
+                "port": sim.url,
+                "watchdog_timeout_ms": 1500,
+                "stall_s": 5,
+                "telemetry_interval_s": 0.2,
+                "trigger_pin": 10,
+                "trigger_debounce_ms": 0,
+            },
+        }
+    )
+    client = BridgeClient(sim.url, timeout_s=0.5)
+    comp = BridgeComponent(cfg, client=client)
+    agent = Agent(cfg, components=[comp])
+    agent.build()
+    done: list[dict[str, Any]] = []
+    runner = threading.Thread(target=lambda: done.append(agent.run(duration=30)))
+    runner.start()
+    try:
+        assert wait_for(lambda: comp.stats["kicks"] >= 3, timeout=20)
+        assert wait_for(lambda: (agent.last_snapshot or {}).get("bridge", {}).get("power_w"))
+        client.sim_input(10, 1)
+        assert wait_for(lambda: comp.stats["captures"] == 1, timeout=10)
+    finally:
+        agent.request_stop("test done")
+        runner.join(10)
+    assert not runner.is_alive() and done
+    bridge = agent.last_snapshot["bridge"] if agent.last_snapshot else {}
+    assert bridge["board_resets"] == 0 and bridge["kicks_withheld"] == 0
+    assert bridge["board_temp_c"] > 0 and bridge["accel_temp_c"] > 0
+    saved = list((tmp_path / "state" / "captures").rglob("*.jpg"))
+    assert len(saved) == 1
