@@ -94,7 +94,7 @@ class CameraConfig(_Section):
     source: str = Field(
         default="synthetic",
         description="0 | /dev/videoN | rtsp://... | http(s)://... | video file | image folder | "
-        "synthetic",
+        "synthetic | demo (the shipped demo clip)",
     )
     width: int | None = Field(default=None, ge=16, le=8192)
     height: int | None = Field(default=None, ge=16, le=8192)

@@ -38,3 +38,14 @@ def shipped_model(name: str = FACTORY_MODEL) -> Path:
     if not path.is_file():
         raise ModelError(f"{path}: shipped model missing; reinstall edge-agent")
     return path
+
+
+DEMO_CLIP = "demo_astronaut.mp4"
+
+
+def demo_clip() -> Path:
+    """The shipped demo video (``camera.source = "demo"``): a pan over a face, 640x480."""
+    path = models_dir() / DEMO_CLIP
+    if not path.is_file():
+        raise ModelError(f"{path}: shipped demo clip missing; reinstall edge-agent")
+    return path

@@ -49,16 +49,17 @@ def synthetic_frames(n: int, width: int = 640, height: int = 480) -> Iterator[np
 def pan_zoom_frames(
     image: np.ndarray, n: int, width: int = 640, height: int = 480
 ) -> Iterator[np.ndarray]:
-    """A slow pan and zoom over ``image`` (crop windows resized to ``width`` x ``height``)."""
+    """A slow pan and zoom over ``image``: crop windows (zoom 1.3 -> 1.7 -> 1.3, panning left
+    to right) resized to ``width`` x ``height``."""
     ih, iw = image.shape[:2]
     aspect = width / height
     for k in range(n):
         t = k / max(n - 1, 1)
-        zoom = 1.0 + 0.6 * (0.5 - abs(t - 0.5))  # in and back out
-        ch = min(ih, int(ih / zoom))
-        cw = min(iw, int(ch * aspect))
-        ch = min(ch, int(cw / aspect))
-        x0 = int((iw - cw) * (0.2 + 0.6 * t))
-        y0 = int((ih - ch) * 0.3)
+        zoom = 1.3 + 0.8 * (0.5 - abs(t - 0.5))
+        cw = min(iw, int(iw / zoom))
+        ch = min(ih, int(cw / aspect))
+        cw = min(cw, int(ch * aspect))
+        x0 = int((iw - cw) * (0.1 + 0.5 * t))
+        y0 = int((ih - ch) * 0.25)
         crop = image[y0 : y0 + ch, x0 : x0 + cw]
         yield cv2.resize(crop, (width, height), interpolation=cv2.INTER_AREA)

@@ -226,6 +226,15 @@ def open_source(cfg: CameraConfig) -> FrameSource:
     src = cfg.source.strip()
     if src == "synthetic":
         return SyntheticSource(cfg.width or 640, cfg.height or 480, cfg.fps or 30.0)
+    if src == "demo":  # the shipped clip, looping, played at its own 15 fps like a camera
+        from ..errors import ModelError
+        from ..resources import demo_clip
+
+        try:
+            clip = demo_clip()
+        except ModelError as exc:
+            raise SourceError(str(exc)) from None
+        return OpenCVSource(clip.as_posix(), live=False, loop=True, pace_fps=cfg.fps or 15.0)
     if src.isdigit():
         return OpenCVSource(
             int(src), live=True, width=cfg.width, height=cfg.height, fps=cfg.fps,

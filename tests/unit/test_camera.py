@@ -283,3 +283,14 @@ class TestStream:
         finally:
             assert reader.stop(timeout=3)
             server.stop()
+
+
+def test_demo_source_is_the_shipped_clip_looping() -> None:
+    src = open_source(CameraConfig(source="demo"))
+    assert isinstance(src, OpenCVSource) and src.loop and src.pace_fps == 15.0
+    src.open()
+    try:
+        first = src.read()
+        assert first is not None and first.shape == (480, 640, 3)
+    finally:
+        src.close()
