@@ -50,15 +50,8 @@ def sha256_of(path: Path) -> str:
     return h.hexdigest()
 
 
-def reference_sha256(model: Path, config: Config) -> tuple[str | None, str]:
-    """The sha256 the model file must have, and where that reference comes from.
-
-    A store version folder is named ``<version>-<sha12>`` and its state lists the sha256;
-    shipped models are listed in ``models/README.md``.
-    """
-    ref = probes.store_sha256(model, config)
-    if ref is not None:
-        return ref, "model store"
+def readme_sha256(model: Path) -> tuple[str | None, str]:
+    """The sha256 ``models/README.md`` lists for a shipped model file."""
     try:
         readme = models_dir() / "README.md"
         text = readme.read_text(encoding="utf-8")
@@ -84,7 +77,7 @@ def check_config(path: Path | None) -> tuple[Check, Config | None]:
 
 def check_model(cfg: Config) -> Check:
     try:
-        model = probes.boot_model(cfg)
+        model, ref, where = probes.boot_model(cfg)
     except EdgeAgentError as exc:
         return Check("model", FAIL, str(exc), "reinstall edge-agent or set model.path")
     if not model.is_file():
@@ -92,7 +85,8 @@ def check_model(cfg: Config) -> Check:
             "model", FAIL, f"model file missing: {model}",
             "restore the file, fix model.path, or `edge-agent models rollback`",
         )
-    ref, where = reference_sha256(model, cfg)
+    if ref is None:
+        ref, where = readme_sha256(model)
     actual = sha256_of(model)
     if ref is None:
         return Check(
@@ -177,8 +171,7 @@ def check_disk(cfg: Config) -> Check:
         probe = probe.parent
     free = shutil.disk_usage(probe).free
     try:
-        model = probes.boot_model(cfg)
-        size = model.stat().st_size
+        size = probes.boot_model(cfg)[0].stat().st_size
     except (OSError, EdgeAgentError):
         size = 0
     need = 2 * size

@@ -73,16 +73,32 @@ def bounded(fn: Callable[[], T], timeout: float, what: str, error: type[ProbeErr
 
 
 # model ---------------------------------------------------------------------------------------
-def boot_model(cfg: Config) -> Path:
-    """The model file the agent would boot with."""
+def boot_model(cfg: Config) -> tuple[Path, str | None, str]:
+    """The model file the agent would boot with, its recorded sha256 and where that is from.
+
+    Read-only twin of ``updates.boot.choose_model`` (which consumes a trial attempt, so the
+    doctor must not call it): ``model.path``, else the store's trial (attempts left), active
+    or previous entry, else the shipped factory model (reference: models/README.md).
+    """
+    from .updates.store import Store
+
+    store = Store(cfg.device.state_dir)
+    try:
+        state = store.load()
+        installed = store.installed()
+    except (EdgeAgentError, OSError):
+        state, installed = None, []
     if cfg.model.path is not None:
-        return cfg.model.path
-    return shipped_model()
-
-
-def store_sha256(model: Path, cfg: Config) -> str | None:
-    """The sha256 the model store recorded for ``model``, if it lives in the store."""
-    return None
+        for e in installed:
+            if store.model_path(e) == cfg.model.path:
+                return cfg.model.path, e.sha256, f"model store ({e.label})"
+        return cfg.model.path, None, ""
+    if state is not None:
+        trial = state.trial.entry if state.trial and state.trial.attempts_left > 0 else None
+        for cand in (trial, state.active, state.previous):
+            if cand is not None:
+                return store.model_path(cand), cand.sha256, f"model store ({cand.label})"
+    return shipped_model(), None, ""
 
 
 def backend_and_delegates(cfg: Config) -> tuple[str, str]:
@@ -97,23 +113,14 @@ def backend_and_delegates(cfg: Config) -> tuple[str, str]:
             litert.load_delegate(d.library, dict(d.options))
         except (ValueError, OSError, RuntimeError) as exc:
             failed.append(f"{d.library} ({str(exc).splitlines()[0] if str(exc) else 'not found'})")
-    model = boot_model(cfg)
-    # LiteRT's C++ side prints "INFO: Created TensorFlow Lite XNNPACK delegate" straight to
-    # fd 2, which breaks the CLI's one-line error promise; the Python exception already says
-    # what failed. (Switch to edge_agent.inference.native.quiet_native_stderr once it lands.)
-    import os
-
-    saved_fd2, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
+    model = boot_model(cfg)[0]
+    if not model.is_file():
+        return f"{model.name} not loaded (missing, see the model check)", "; ".join(failed)
     try:
         interp = litert.Interpreter(model_path=str(model), num_threads=cfg.model.threads)
         interp.allocate_tensors()
     except (ValueError, RuntimeError) as exc:
         raise ProbeError(f"{model}: does not load: {exc}") from None
-    finally:
-        os.dup2(saved_fd2, 2)
-        os.close(saved_fd2)
-        os.close(devnull)
     return f"litert loads {model.name}", "; ".join(failed)
 
 
@@ -183,12 +190,16 @@ def registry(cfg: Config, timeout: float = 5.0) -> str:
 
 # serial --------------------------------------------------------------------------------------
 def serial_hello(cfg: Config) -> str:
-    import serial
+    """Open the bridge's port and ask the board for HELLO (with the agent's timeout/retries)."""
+    from firmware_bridge.client import BridgeClient
+    from firmware_bridge.errors import BridgeError
 
     b = cfg.bridge
     try:
-        port = serial.serial_for_url(b.port, baudrate=b.baudrate, timeout=b.timeout_s)
-    except (serial.SerialException, OSError, ValueError) as exc:
-        raise SerialProbeError(f"serial port {b.port} does not open: {exc}") from None
-    port.close()
-    return f"{b.port} opens at {b.baudrate} baud"
+        with BridgeClient(b.port, baudrate=b.baudrate, timeout_s=b.timeout_s, retries=b.retries
+                          ) as client:
+            client.open(wait=True)
+            info = client.hello()
+    except BridgeError as exc:
+        raise SerialProbeError(f"serial port {b.port}: {exc}") from None
+    return f"{b.port}: board {info.name!r} firmware {info.firmware} (protocol {info.proto})"

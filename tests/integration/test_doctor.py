@@ -12,7 +12,10 @@ from tests.helpers import cli_env, run_cli
 from tests.ops_helpers import free_port, mosquitto
 
 
-def _doctor(tmp_path: Path, toml: str, **env: str) -> tuple[int, dict[str, dict[str, str]], str]:
+def _doctor(
+    tmp_path: Path, toml: str, human: bool = False, **env: str
+) -> tuple[int, dict[str, dict[str, str]], str]:
+    """doctor --json (and the human text when asked) for a config with ``toml`` in it."""
     cfg = tmp_path / "agent.toml"
     cfg.write_text(f'[device]\nstate_dir = "{tmp_path / "state"}"\n' + toml)
     r = run_cli("doctor", "--json", "--config", str(cfg), env=cli_env(**env))
@@ -20,8 +23,8 @@ def _doctor(tmp_path: Path, toml: str, **env: str) -> tuple[int, dict[str, dict[
     data = json.loads(r.stdout)
     checks = {c["name"]: c for c in data["checks"]}
     assert data["ok"] == (r.returncode == 0)
-    human = run_cli("doctor", "--config", str(cfg), env=cli_env(**env)).stdout
-    return r.returncode, checks, human
+    text = run_cli("doctor", "--config", str(cfg), env=cli_env(**env)).stdout if human else ""
+    return r.returncode, checks, text
 
 
 def _only_failure(checks: dict[str, dict[str, str]]) -> dict[str, str]:
@@ -48,7 +51,9 @@ def fake_models(tmp_path: Path) -> Path:
 
 
 def test_missing_model(tmp_path: Path) -> None:
-    rc, checks, human = _doctor(tmp_path, f'[model]\npath = "{tmp_path / "nope.tflite"}"\n')
+    rc, checks, human = _doctor(
+        tmp_path, f'[model]\npath = "{tmp_path / "nope.tflite"}"\n', human=True
+    )
     assert rc == 1
     assert checks["model"]["status"] == "FAIL"
     assert "model file missing" in checks["model"]["detail"]
@@ -68,6 +73,31 @@ def test_bad_sha256(tmp_path: Path, fake_models: Path) -> None:
     assert rc == 1
     assert "sha256 mismatch" in checks["model"]["detail"]
     assert "rollback" in checks["model"]["fix"]
+
+
+def test_store_model_bad_sha256(tmp_path: Path) -> None:
+    """The model the store would boot is checked against the sha256 recorded at install."""
+    import hashlib
+
+    from edge_agent.updates.state import Entry, StoreState
+    from edge_agent.updates.store import Store
+
+    data = b"TFL3" + bytes(range(200)) * 3
+    digest = hashlib.sha256(data).hexdigest()
+    store = Store(tmp_path / "state")
+    entry = Entry(id=f"digits/1.0-{digest[:12]}", name="digits", version="1.0", seq=1,
+                  sha256=digest, size=len(data), file="digits.tflite")
+    vdir = store.ensure_dir(store.versions / "digits" / f"1.0-{digest[:12]}")
+    (vdir / "digits.tflite").write_bytes(data)
+    store.save(StoreState(active=entry))
+    rc, checks, _ = _doctor(tmp_path, "")
+    assert checks["model"]["status"] == "PASS", checks["model"]
+    assert "model store (digits 1.0)" in checks["model"]["detail"]
+    (vdir / "digits.tflite").write_bytes(data[:-1] + b"X")
+    rc, checks, _ = _doctor(tmp_path, "")
+    assert rc == 1
+    assert "sha256 mismatch" in checks["model"]["detail"]
+    assert "model store (digits 1.0)" in checks["model"]["detail"]
 
 
 def test_camera_absent(tmp_path: Path) -> None:
@@ -99,7 +129,7 @@ def test_wrong_broker_password(tmp_path: Path) -> None:
         pw.write_text("wrong-staple\n")
         for proto in ("5", "3.1.1"):
             rc, checks, human = _doctor(
-                tmp_path, base + f'password_file = "{pw}"\nprotocol = "{proto}"\n'
+                tmp_path, base + f'password_file = "{pw}"\nprotocol = "{proto}"\n', human=True
             )
             assert rc == 1
             assert "refused the connection" in checks["broker"]["detail"]
@@ -112,6 +142,16 @@ def test_no_serial_port(tmp_path: Path) -> None:
     assert rc == 1
     assert "/dev/ttyNOPE9" in checks["serial"]["detail"]
     assert "bridge.port" in checks["serial"]["fix"]
+
+
+@pytest.mark.skipif(shutil.which("socat") is None, reason="needs socat")
+def test_serial_hello_with_the_firmware_simulator(tmp_path: Path) -> None:
+    from firmware_bridge.testing import SimPort
+
+    with SimPort(tmp_path) as sim:
+        _rc, checks, _ = _doctor(tmp_path, f'[bridge]\nenabled = true\nport = "{sim.url}"\n')
+    assert checks["serial"]["status"] == "PASS", checks["serial"]
+    assert "firmware" in checks["serial"]["detail"]
 
 
 def test_registry_unreachable(tmp_path: Path) -> None:
@@ -133,8 +173,3 @@ def test_disk_and_clock_pass(tmp_path: Path, fake_models: Path) -> None:
                             EDGE_AGENT_MODELS_DIR=str(fake_models))
     assert checks["clock"]["status"] == "PASS"
     assert checks["disk"]["status"] in ("PASS", "WARN")
-
-
-@pytest.mark.skipif(shutil.which("mosquitto") is None, reason="needs mosquitto")
-def test_mosquitto_present() -> None:
-    assert shutil.which("mosquitto_passwd")
