@@ -19,7 +19,7 @@ from typing import Any
 
 from . import probes
 from .config import Config, load_config
-from .errors import EdgeAgentError
+from .errors import BackendError, EdgeAgentError
 from .resources import models_dir
 
 PASS, WARN, FAIL, SKIP = "PASS", "WARN", "FAIL", "SKIP"
@@ -105,8 +105,12 @@ def check_model(cfg: Config) -> Check:
 def check_backend(cfg: Config) -> Check:
     try:
         detail, failed = probes.backend_and_delegates(cfg)
-    except EdgeAgentError as exc:
+    except BackendError as exc:
         return Check("backend", FAIL, str(exc), "pip install ai-edge-litert (or the legacy extra)")
+    except EdgeAgentError as exc:
+        return Check(
+            "backend", FAIL, str(exc), "the model does not load: reinstall it or roll back"
+        )
     if failed:
         return Check(
             "backend", FAIL, f"{detail}; delegate failed: {failed}",

@@ -1,6 +1,6 @@
 """The operations components every agent runs with (issue 7), in start order.
 
-``Agent`` adds them with one line; stop runs in reverse, so sd_notify's ``STOPPING=1`` goes
+``edge-agent run`` adds them with one line; stop runs in reverse, so sd_notify's ``STOPPING=1`` goes
 out first and the control socket writes the final ``stopped`` status after the others.
 """
 
@@ -14,5 +14,6 @@ from .service import Component
 
 
 def components(config: Config) -> list[Component]:
-    """Control socket, SIGHUP reload, sd_notify (last, so it stops first)."""
-    return [ControlServer(), ReloadComponent(), SdNotifyComponent()]
+    """SIGHUP reload (installed before the control socket logs that it serves), control
+    socket, sd_notify (last, so it stops first)."""
+    return [ReloadComponent(), ControlServer(), SdNotifyComponent()]

@@ -102,26 +102,27 @@ def boot_model(cfg: Config) -> tuple[Path, str | None, str]:
 
 
 def backend_and_delegates(cfg: Config) -> tuple[str, str]:
-    """Load the backend, each configured delegate and the model; (detail, failed delegates)."""
-    try:
-        from ai_edge_litert import interpreter as litert
-    except ImportError as exc:
-        raise ProbeError(f"no inference backend importable: {exc}") from None
-    failed = []
-    for d in cfg.model.delegates:
-        try:
-            litert.load_delegate(d.library, dict(d.options))
-        except (ValueError, OSError, RuntimeError) as exc:
-            failed.append(f"{d.library} ({str(exc).splitlines()[0] if str(exc) else 'not found'})")
+    """Load the model with the configured backend and delegate chain, as the agent does.
+
+    Returns (detail, failed delegates): a delegate that does not load or apply makes the agent
+    fall back (to the next one, then CPU), which the doctor reports as a failure to fix.
+    """
+    from .inference import Model, select_backend
+
+    backend = select_backend(cfg.model.backend)  # BackendError names what to install
     model = boot_model(cfg)[0]
     if not model.is_file():
-        return f"{model.name} not loaded (missing, see the model check)", "; ".join(failed)
-    try:
-        interp = litert.Interpreter(model_path=str(model), num_threads=cfg.model.threads)
-        interp.allocate_tensors()
-    except (ValueError, RuntimeError) as exc:
-        raise ProbeError(f"{model}: does not load: {exc}") from None
-    return f"litert loads {model.name}", "; ".join(failed)
+        return f"{backend.label} importable; {model.name} missing (see the model check)", ""
+    loaded = Model(
+        model,
+        threads=cfg.model.threads,
+        delegates=[(d.library, d.options) for d in cfg.model.delegates],
+        backend=backend,
+    )
+    return (
+        f"{backend.label} loads {model.name} on {loaded.delegate}",
+        "; ".join(loaded.delegate_errors),
+    )
 
 
 # camera --------------------------------------------------------------------------------------

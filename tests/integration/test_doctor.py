@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import cli_env, run_cli
+from tests.helpers import MODELS, cli_env, run_cli
 from tests.ops_helpers import free_port, mosquitto
+
+MODEL = f'[model]\npath = "{MODELS / "digits_int8.tflite"}"\n'
 
 
 def _doctor(
@@ -36,17 +39,15 @@ def _only_failure(checks: dict[str, dict[str, str]]) -> dict[str, str]:
 
 @pytest.fixture
 def fake_models(tmp_path: Path) -> Path:
-    """A models folder whose README lists a sha256 for a small file (a real reference table)."""
-    import hashlib
-
+    """A copy of a shipped model and its line of the models/README.md sha256 table."""
     d = tmp_path / "models"
     d.mkdir()
-    blob = d / "factory.tflite"
-    blob.write_bytes(b"TFL3" + bytes(range(256)) * 4)
-    digest = hashlib.sha256(blob.read_bytes()).hexdigest()
-    (d / "README.md").write_text(
-        f"| file | bytes | sha256 |\n|---|---:|---|\n| `factory.tflite` | 1028 | `{digest}` |\n"
+    shutil.copy(MODELS / "digits_int8.tflite", d / "digits_int8.tflite")
+    line = next(
+        ln for ln in (MODELS / "README.md").read_text().splitlines()
+        if "`digits_int8.tflite`" in ln and re.search(r"[0-9a-f]{64}", ln)
     )
+    (d / "README.md").write_text(f"| file | bytes | sha256 |\n|---|---:|---|\n{line}\n")
     return d
 
 
@@ -55,22 +56,23 @@ def test_missing_model(tmp_path: Path) -> None:
         tmp_path, f'[model]\npath = "{tmp_path / "nope.tflite"}"\n', human=True
     )
     assert rc == 1
-    assert checks["model"]["status"] == "FAIL"
+    assert _only_failure(checks)["name"] == "model"
     assert "model file missing" in checks["model"]["detail"]
     assert "fix: restore the file" in human
 
 
 def test_bad_sha256(tmp_path: Path, fake_models: Path) -> None:
-    model = fake_models / "factory.tflite"
+    model = fake_models / "digits_int8.tflite"
     rc, checks, _ = _doctor(tmp_path, f'[model]\npath = "{model}"\n',
                             EDGE_AGENT_MODELS_DIR=str(fake_models))
     assert checks["model"]["status"] == "PASS", checks["model"]
     data = bytearray(model.read_bytes())
-    data[10] ^= 0xFF  # one flipped byte
+    data[len(data) // 2] ^= 0x01  # one flipped bit in the weights: still loads, wrong answers
     model.write_bytes(bytes(data))
     rc, checks, _human = _doctor(tmp_path, f'[model]\npath = "{model}"\n',
                                 EDGE_AGENT_MODELS_DIR=str(fake_models))
     assert rc == 1
+    assert _only_failure(checks)["name"] == "model"
     assert "sha256 mismatch" in checks["model"]["detail"]
     assert "rollback" in checks["model"]["fix"]
 
@@ -100,9 +102,21 @@ def test_store_model_bad_sha256(tmp_path: Path) -> None:
     assert "model store (digits 1.0)" in checks["model"]["detail"]
 
 
-def test_camera_absent(tmp_path: Path) -> None:
-    rc, checks, _ = _doctor(tmp_path, '[camera]\nsource = "/dev/video97"\n')
+def test_missing_delegate(tmp_path: Path) -> None:
+    rc, checks, _ = _doctor(tmp_path, MODEL)
+    assert rc == 0, checks
+    assert "digits_int8.tflite on cpu" in checks["backend"]["detail"]
+    rc, checks, _ = _doctor(tmp_path, MODEL + '[[model.delegates]]\nlibrary = "libedgetpu.so.1"\n')
     assert rc == 1
+    assert _only_failure(checks)["name"] == "backend"
+    assert "delegate failed: libedgetpu.so.1" in checks["backend"]["detail"]
+    assert "[[model.delegates]]" in checks["backend"]["fix"]
+
+
+def test_camera_absent(tmp_path: Path) -> None:
+    rc, checks, _ = _doctor(tmp_path, MODEL + '[camera]\nsource = "/dev/video97"\n')
+    assert rc == 1
+    assert _only_failure(checks)["name"] == "camera"
     cam = checks["camera"]
     assert cam["status"] == "FAIL" and "/dev/video97" in cam["detail"]
     assert "camera.source" in cam["fix"]
@@ -113,8 +127,9 @@ def test_broker_down(tmp_path: Path) -> None:
         rc, checks, _ = _doctor(tmp_path, f"[mqtt]\nenabled = true\nport = {port}\n")
         assert checks["broker"]["status"] == "PASS", checks["broker"]
     # the same broker, stopped
-    rc, checks, _ = _doctor(tmp_path, f"[mqtt]\nenabled = true\nport = {port}\n")
+    rc, checks, _ = _doctor(tmp_path, MODEL + f"[mqtt]\nenabled = true\nport = {port}\n")
     assert rc == 1
+    assert _only_failure(checks)["name"] == "broker"
     assert "connection refused" in checks["broker"]["detail"]
     assert "start the broker" in checks["broker"]["fix"]
 
@@ -122,7 +137,7 @@ def test_broker_down(tmp_path: Path) -> None:
 def test_wrong_broker_password(tmp_path: Path) -> None:
     pw = tmp_path / "pw"
     with mosquitto(tmp_path, users={"cam1": "right-horse-battery"}) as (_, port):
-        base = f'[mqtt]\nenabled = true\nport = {port}\nusername = "cam1"\n'
+        base = MODEL + f'[mqtt]\nenabled = true\nport = {port}\nusername = "cam1"\n'
         pw.write_text("right-horse-battery\n")
         rc, checks, _ = _doctor(tmp_path, base + f'password_file = "{pw}"\n')
         assert checks["broker"]["status"] == "PASS", checks["broker"]
@@ -132,14 +147,16 @@ def test_wrong_broker_password(tmp_path: Path) -> None:
                 tmp_path, base + f'password_file = "{pw}"\nprotocol = "{proto}"\n', human=True
             )
             assert rc == 1
+            assert _only_failure(checks)["name"] == "broker"
             assert "refused the connection" in checks["broker"]["detail"]
             assert "password" in checks["broker"]["fix"]
             assert "wrong-staple" not in human
 
 
 def test_no_serial_port(tmp_path: Path) -> None:
-    rc, checks, _ = _doctor(tmp_path, '[bridge]\nenabled = true\nport = "/dev/ttyNOPE9"\n')
+    rc, checks, _ = _doctor(tmp_path, MODEL + '[bridge]\nenabled = true\nport = "/dev/ttyNOPE9"\n')
     assert rc == 1
+    assert _only_failure(checks)["name"] == "serial"
     assert "/dev/ttyNOPE9" in checks["serial"]["detail"]
     assert "bridge.port" in checks["serial"]["fix"]
 
