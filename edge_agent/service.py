@@ -153,7 +153,7 @@ def _check_source(source: Any, tries: int = 16) -> None:
 
 def default_components(config: Config) -> list[Component]:
     """The components ``edge-agent run`` starts, in start order (stop is the reverse):
-    control socket and SIGHUP reload (ops), MQTT when ``mqtt.enabled`` (before the parts that
+    SIGHUP reload and control socket (ops), MQTT when ``mqtt.enabled`` (before the parts that
     register commands on it), updates (resumes or rolls back a trial even without a broker),
     the firmware bridge when ``bridge.enabled``, and sd_notify last (READY once all started;
     STOPPING first at shutdown, the control socket's final status last)."""
@@ -162,8 +162,8 @@ def default_components(config: Config) -> list[Component]:
     from . import ops
     from .updates.component import UpdateComponent
 
-    control, reload, sdnotify = ops.components(config)
-    out: list[Component] = [control, reload]
+    reload, control, sdnotify = ops.components(config)
+    out: list[Component] = [reload, control]
     if config.mqtt.enabled:
         from .mqtt.component import MqttComponent
 
