@@ -38,8 +38,9 @@ class NativeLog:
 def quiet_native_stderr(*, relay: bool = True) -> Iterator[NativeLog]:
     """Capture fd 2 for the duration of the block (re-entrant, one at a time per process).
 
-    ``relay``: after the block, log what was captured (INFO at debug level, the rest as
-    warnings). Pass ``False`` when the caller turns the text into an exception message itself.
+    ``relay``: after the block, log the runtime's lines (INFO at debug level, the rest as
+    warnings). Pass ``False`` when the caller turns the text into an exception message itself
+    (they then go to the debug log). Lines that are not the runtime's are written back.
     """
     global _depth
     captured = NativeLog()
@@ -74,10 +75,27 @@ def quiet_native_stderr(*, relay: bool = True) -> Iterator[NativeLog]:
             data = tmp.read(MAX_CAPTURE_BYTES)
             tmp.close()
             captured.lines = data.decode("utf-8", "replace").splitlines()
-            for line in captured.lines:
-                if not line.strip():
-                    continue
-                if not relay_now or line.startswith("INFO:"):
-                    log.debug("runtime: %s", line)
-                else:
-                    log.warning("runtime: %s", line)
+            _relay(captured.lines, relay_now)
+
+
+_RUNTIME_PREFIXES = ("INFO:", "WARNING:", "ERROR:", "VERBOSE:", "I0000 ", "W0000 ", "E0000 ")
+
+
+def _relay(lines: list[str], relay: bool) -> None:
+    """Runtime lines go to the log (INFO at debug level); anything else written to fd 2 in the
+    meantime (another thread's output) is written back to stderr unchanged."""
+    others = []
+    for line in lines:
+        if not line.strip():
+            continue
+        if not line.startswith(_RUNTIME_PREFIXES):
+            others.append(line)
+        elif not relay or line.startswith(("INFO:", "I0000 ")):
+            log.debug("runtime: %s", line)
+        else:
+            log.warning("runtime: %s", line)
+    if others:
+        try:
+            os.write(2, ("\n".join(others) + "\n").encode("utf-8", "replace"))
+        except OSError:
+            pass

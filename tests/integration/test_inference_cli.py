@@ -149,3 +149,43 @@ def test_delegates_fall_back_to_cpu_and_say_so(tmp_path, astronaut):
     r = run_cli("infer", model, str(astronaut), "--delegate", str(lib), "--json")
     assert r.returncode == 0 and json.loads(r.stdout)["detections"][0]["label"] == "face"
     assert "falling back to CPU" in r.stderr
+
+
+def test_infer_classifiers_json(tmp_path, astronaut):
+    import cv2
+    import numpy as np
+
+    from tests.helpers import DATA
+    from tests.inference_support import model_path
+
+    data = np.load(DATA / "digits_test.npz")
+    paths = []
+    for i in range(3):
+        p = tmp_path / f"digit{i}.png"
+        cv2.imwrite(str(p), data["images"][i])
+        paths.append(str(p))
+    r = run_cli("infer", str(model_path("digits_int8.tflite")), *paths, "--json")
+    assert r.returncode == 0, r.stderr
+    outs = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [set(o) for o in outs] == [{"image", "backend", "latency_ms", "classes"}] * 3
+    assert [o["classes"][0]["label"] for o in outs] == [str(v) for v in data["labels"][:3]]
+    assert len(outs[0]["classes"]) == 3  # top_k from the description
+    # uint8-input MobileNetV2 (random weights: only the shape of the answer is meaningful)
+    r = run_cli("infer", str(model_path("mobilenet_v2_int8.tflite")), str(astronaut), "--json")
+    assert r.returncode == 0, r.stderr
+    assert len(json.loads(r.stdout)["classes"]) == 5
+
+
+def test_forcing_a_missing_backend_is_one_line(astronaut):
+    from edge_agent.errors import BackendError
+    from edge_agent.inference import select_backend
+
+    try:
+        select_backend("tflite_runtime")
+    except BackendError:
+        pass
+    else:
+        pytest.skip("tflite-runtime is installed here")
+    r = run_cli("infer", str(blazeface_float()), str(astronaut), "--backend", "tflite_runtime")
+    assert r.returncode == BackendError.exit_code
+    assert r.stderr.count("\n") == 1 and "tflite_runtime" in r.stderr and "pip install" in r.stderr
