@@ -121,10 +121,17 @@ class MqttComponent(Component):
         self.config = cfg
         m = cfg.mqtt
         self.topics = topics_for(cfg)
-        self.outbox = Outbox(
+        self.outbox, aside = Outbox.open_or_reset(
             Path(cfg.device.state_dir) / "mqtt" / "outbox.sqlite",
             Caps(m.outbox.max_records, m.outbox.max_bytes, m.outbox.max_age_s),
         )
+        if aside is not None:
+            self.counters["outbox_reset"] += 1
+            log.error(
+                "MQTT: the outbox was damaged; moved to %s, started a new one "
+                "(seq numbers restart at 1)",
+                aside,
+            )
         self._recent = cmds.RecentReplies(max_items=m.recent_commands)
         for rid, ts, reply in self.outbox.load_replies():
             self._recent.put(rid, reply, ts)
@@ -167,7 +174,11 @@ class MqttComponent(Component):
         snapshot["mqtt"] = self.stats()
 
     def on_tick(self, snapshot: dict[str, Any]) -> None:
-        self.publish("metrics", snapshot)
+        try:
+            self.publish("metrics", snapshot)
+        except MqttError as exc:  # e.g. disk full: counted, reported, the agent goes on
+            self.counters["outbox_write_errors"] += 1
+            log.error("MQTT: metrics record not stored: %s", exc)
         if self._status_payload_changed():
             self._mark_status()
 
@@ -247,11 +258,11 @@ class MqttComponent(Component):
         if not online:
             body["reason"] = reason
         else:
-            body.update(self.status_fields)
+            body.update(dict(self.status_fields))  # a copy: other threads add fields
         return body
 
     def _status_payload_changed(self) -> bool:
-        return dumps(self.status_fields) != self._status_sent
+        return dumps(dict(self.status_fields)) != self._status_sent
 
     def _mark_status(self) -> None:
         with self._wake:
@@ -298,7 +309,7 @@ class MqttComponent(Component):
             return
         if self._status_dirty:
             self._status_dirty = False
-            self._status_sent = dumps(self.status_fields)
+            self._status_sent = dumps(dict(self.status_fields))
             body = self._status_body(True, "", self.outbox.next_seq("status"))
             self.link.publish(self.topics.status, dumps(body), qos=1, retain=True)
         room = self.link.settings.max_inflight - len(self._inflight)

@@ -29,6 +29,10 @@ class OutboxError(MqttError):
     exit_code = 23
 
 
+class OutboxCorrupt(OutboxError):
+    """The outbox file is not a readable SQLite database (moved aside, a new one started)."""
+
+
 class CommandError(MqttError):
     """A command is refused or failed; becomes an error reply ``{"code", "message"}``.
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import OutboxError
+from .errors import OutboxCorrupt, OutboxError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -79,9 +79,31 @@ class Outbox:
             row = self._db.execute(
                 "SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0) FROM records"
             ).fetchone()
+        except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError):  # permissions, locked, disk full
+                raise OutboxError(f"{self.path}: cannot open the MQTT outbox: {exc}") from None
+            raise OutboxCorrupt(f"{self.path}: the MQTT outbox is damaged: {exc}") from None
         except (sqlite3.Error, OSError) as exc:
             raise OutboxError(f"{self.path}: cannot open the MQTT outbox: {exc}") from None
         self._count, self._bytes = int(row[0]), int(row[1])
+
+    @classmethod
+    def open_or_reset(
+        cls, path: Path, caps: Caps | None = None, clock: Callable[[], float] = time.time
+    ) -> tuple[Outbox, Path | None]:
+        """Open the outbox; a damaged file is moved aside (returned) and a new one started.
+
+        The agent keeps reporting rather than stopping over a file nobody can read any more.
+        """
+        try:
+            return cls(path, caps, clock), None
+        except OutboxCorrupt:
+            aside = path.with_name(f"{path.name}.damaged-{int(time.time())}")
+            for suffix in ("", "-wal", "-shm"):
+                src = Path(f"{path}{suffix}")
+                if src.exists():
+                    src.rename(Path(f"{aside}{suffix}"))
+            return cls(path, caps, clock), aside
 
     # -- writing ---------------------------------------------------------------------------
     def append(

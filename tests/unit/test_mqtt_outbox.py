@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from edge_agent.mqtt.errors import OutboxError
+from edge_agent.mqtt.errors import OutboxCorrupt, OutboxError
 from edge_agent.mqtt.outbox import Caps, Outbox
 
 
@@ -138,3 +138,16 @@ def test_survives_kill9(tmp_path: Path) -> None:
     seqs = [json.loads(r.payload)["seq"] for r in ob.fetch(limit=1000)]
     assert seqs == list(range(1, 101))
     assert ob.append("metrics", "t", rec) == 101
+
+
+def test_damaged_file_is_moved_aside(tmp_path: Path) -> None:
+    path = tmp_path / "o.sqlite"
+    path.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(OutboxCorrupt, match="damaged"):
+        Outbox(path)
+    ob, aside = Outbox.open_or_reset(path)
+    assert aside is not None and aside.read_bytes().startswith(b"this is not")
+    assert ob.append("metrics", "t", rec) == 1
+    ob.close()
+    ob2, aside2 = Outbox.open_or_reset(path)  # a healthy file is simply opened
+    assert aside2 is None and ob2.seq("metrics") == 1

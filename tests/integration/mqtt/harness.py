@@ -47,6 +47,8 @@ def main() -> None:
     signal.signal(signal.SIGINT, lambda *a: stop.set())
     comp.start(agent)
     comp.status_fields.update({"model": {"name": "blazeface", "version": "1"}, "backend": "litert"})
+    assert comp.link is not None
+    comp.link.wait_ready(10)  # subscribed to commands (if the broker is there)
     print("READY", flush=True)
     n = 0
     interval = agent.config.metrics.interval_s

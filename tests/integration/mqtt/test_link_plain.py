@@ -174,3 +174,12 @@ def test_fleet_watch_json_and_group_cmd(mosquitto: Mosquitto, agent: AgentProc) 
     assert r.returncode == 2 and "expected key=value" in r.stderr
     r = run_cli("fleet", "cmd", "ghost", "ping", "--broker", broker, "--timeout", "0.5")
     assert r.returncode == 25 and "no reply" in r.stderr
+
+
+def test_run_with_unreadable_password_file_is_one_clear_line(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path / "a.toml", tmp_path / "state", 1, username="dev1",
+                       password_file=str(tmp_path / "missing.pw"))
+    r = run_cli("run", "--config", str(cfg), "--duration", "2")
+    errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+    assert r.returncode == 22, r.stderr
+    assert len(errors) == 1 and "mqtt.password_file" in errors[0] and "missing.pw" in errors[0]
