@@ -11,9 +11,7 @@ Needs make, a C compiler and socat (see .ci/run).
 from __future__ import annotations
 
 import argparse
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -23,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from firmware_bridge import BridgeClient, Deframer, Frame, encode_frame
-from firmware_bridge.testing import SimPort, build_sim
+from firmware_bridge.testing import SimPort, TcpSim
 
 
 def pct(values: list[float], q: float) -> float:
@@ -68,24 +66,6 @@ def throughput(client: BridgeClient, threads: int, seconds: float) -> float:
     return sum(count) / (time.monotonic() - t0)
 
 
-def tcp_client(tmp: Path) -> tuple[subprocess.Popen[bytes], BridgeClient]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen(
-        ["socat", f"TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr", f"EXEC:{build_sim()}"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    for _ in range(200):
-        try:
-            return proc, BridgeClient(f"socket://127.0.0.1:{port}").open()
-        except Exception:
-            time.sleep(0.02)
-    proc.terminate()
-    raise SystemExit("socat TCP listener did not come up")
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--pings", type=int, default=500)
@@ -95,13 +75,8 @@ def main() -> None:
     print(f"firmware bridge benchmark: {n} pings per row, medians; python {sys.version.split()[0]}")
     codec = {size: codec_us(5000, size) for size in (0, 240)}
     with tempfile.TemporaryDirectory() as tmp:
-        proc, tcp = tcp_client(Path(tmp))
-        try:
+        with TcpSim() as server, BridgeClient(server.url).open() as tcp:
             tcp_rtt = {size: rtts_ms(tcp, n, size) for size in (0, 240)}
-        finally:
-            tcp.close()
-            proc.terminate()
-            proc.wait(5)
         with SimPort(Path(tmp)) as sim, BridgeClient(sim.url).open() as pty:
             pty_rtt = {size: rtts_ms(pty, n, size) for size in (0, 240)}
             fps1 = throughput(pty, 1, args.seconds)

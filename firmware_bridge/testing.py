@@ -11,9 +11,11 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 FIRMWARE_DIR = Path(__file__).resolve().parent / "firmware"
@@ -99,3 +101,55 @@ class SimPort:
 
     def __exit__(self, *exc: object) -> None:
         self.kill()
+
+
+class TcpSim:
+    """The simulator behind ``socat TCP-LISTEN`` on a free local port: ``socket://`` URLs."""
+
+    def __init__(self) -> None:
+        if shutil.which("socat") is None:
+            raise SimError("socat is not installed (apt-get install socat)")
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.url = f"socket://127.0.0.1:{self.port}"
+        self._binary = build_sim()
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> TcpSim:
+        self._proc = subprocess.Popen(
+            ["socat", f"TCP-LISTEN:{self.port},bind=127.0.0.1,reuseaddr", f"EXEC:{self._binary}"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        if not wait_for(self._listening, 5.0):
+            self.__exit__()
+            raise SimError(f"socat did not listen on 127.0.0.1:{self.port}")
+        return self
+
+    def _listening(self) -> bool:
+        # socat serves one connection (the probe would be it): look at the listen table instead
+        want = f":{self.port:04X} "
+        try:
+            with open("/proc/net/tcp") as f:
+                return any(want in line and " 0A " in line for line in f)
+        except OSError:
+            time.sleep(0.2)
+            return True
+
+    def __exit__(self, *exc: object) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            proc.terminate()
+            proc.wait(5)
+
+
+def wait_for(pred: Callable[[], object], timeout: float = 4.0, step: float = 0.02) -> bool:
+    """Poll ``pred`` until it is truthy or ``timeout`` passes; returns whether it became true."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(step)
+    return bool(pred())

@@ -4,22 +4,12 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from firmware_bridge import BridgeClient, BridgeNack, BridgeTimeout, Event, MsgType
-from firmware_bridge.testing import SimPort
-
-
-def wait_for(pred: Callable[[], bool], timeout: float = 3.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.01)
-    return pred()
+from firmware_bridge.testing import SimPort, TcpSim, wait_for
 
 
 class Recorder:
@@ -94,6 +84,7 @@ def test_watchdog_resets_board_when_kicks_stop(client: BridgeClient) -> None:
     for _ in range(8):  # kicked: 1.2 s > 600 ms, no reset
         time.sleep(0.1)
         client.watchdog_kick()
+
     def watchdog_boots() -> list[Event]:  # the power-on BOOT may race with opening the port
         return [e for e in rec.kinds("boot") if e.data["reset_reason"] == "watchdog"]
 
@@ -170,32 +161,7 @@ def test_unknown_events_and_requests_from_loop_url() -> None:
         assert c.counters()["unexpected"] == 2
 
 
-def test_socket_url(tmp_path: Path) -> None:
+def test_socket_url() -> None:
     """A socket:// URL to the same simulator behind socat TCP-LISTEN."""
-    import socket
-    import subprocess
-
-    from firmware_bridge.testing import build_sim
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen(
-        ["socat", f"TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr", f"EXEC:{build_sim()}"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        c = None
-        for _ in range(100):
-            try:
-                c = BridgeClient(f"socket://127.0.0.1:{port}").open()
-                break
-            except Exception:
-                time.sleep(0.02)
-        assert c is not None
-        with c:
-            assert c.hello().name == "edge-sim"
-    finally:
-        proc.terminate()
-        proc.wait(5)
+    with TcpSim() as tcp, BridgeClient(tcp.url).open() as c:
+        assert c.hello().name == "edge-sim"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ from edge_agent.bridge import (
 )
 from edge_agent.config import BridgeConfig, OutputRule, parse_config
 from firmware_bridge import BridgeClient, Event
-from firmware_bridge.testing import SimPort
+from firmware_bridge.testing import SimPort, wait_for
 
 
 # result shapes of the inference contract (docs/architecture.md): Result.detections/.classes
@@ -40,15 +40,6 @@ class Res:
 class FrameRes:
     result: Res | None
     error: str | None = None
-
-
-def wait_for(pred: Callable[[], bool], timeout: float = 4.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.02)
-    return pred()
 
 
 class TestProgressGate:
