@@ -179,3 +179,23 @@ def write_release(
 def new_key(d: Path, name: str = "release.key") -> tuple[Path, Path]:
     priv, pub, _ = keygen(d / name)
     return priv, pub
+
+
+def seed_store(state_dir: Path, registry_url: str, pub: Path, name: str, version: str,
+               input_shape: list[int]) -> None:
+    """Give a device ``name version`` as its committed active model, installed through the
+    real updater (download, checks, preflight) from ``registry_url``."""
+    from edge_agent.config import UpdatesConfig
+    from edge_agent.updates.keys import TrustStore
+    from edge_agent.updates.state import commit_trial
+    from edge_agent.updates.store import Store
+    from edge_agent.updates.updater import Updater, new_deployment
+
+    store = Store(state_dir)
+    records: list[dict[str, Any]] = []
+    up = Updater(UpdatesConfig(trusted_keys=[pub]), store, TrustStore.from_files([pub]),
+                 publish=records.append)
+    r = up.start(new_deployment(name, version, registry_url))
+    assert up.prepare(r, input_shape=input_shape, runtime="litert") is not None, records
+    up.advance(r, "swapped")
+    up.advance(r, "healthy", change=commit_trial)

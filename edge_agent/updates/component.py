@@ -130,6 +130,9 @@ class UpdateComponent(Component):
             mqtt.add_command("rollback", self.cmd_rollback)
         if agent.pipeline is not None:
             watch(agent.pipeline.runner)
+            boot: Any = getattr(agent, "boot", None)
+            if boot is not None and getattr(boot, "entry", None) is not None:
+                self._set_model_info(boot.entry, boot.source)
         self._resume()
         self._status()
 
@@ -151,7 +154,10 @@ class UpdateComponent(Component):
         return None
 
     def _publish(self, record: dict[str, Any]) -> None:
-        log.info("update %s", record)
+        if record.get("progress") is None or record.get("progress") == 1.0:
+            why = f" ({record['reason']}: {record.get('detail', '')})" if "reason" in record else ""
+            log.info("update %s %s %s: %s%s", record["deployment"], record["model"],
+                     record["version"], record["state"], why)
         mqtt = self._mqtt()
         if mqtt is not None:
             mqtt.publish("update", record)
@@ -163,12 +169,13 @@ class UpdateComponent(Component):
         def label(e: Entry | None) -> str | None:
             return f"{e.name} {e.version}" if e else None
 
+        info = getattr(self.agent, "model_info", None) or {}
         fields = {
             "models": {
                 "active": label(s.active),
                 "previous": label(s.previous),
                 "trial": label(s.trial.entry) if s.trial else None,
-                "boot": getattr(getattr(self.agent, "boot", None), "source", None),
+                "running": {k: info.get(k) for k in ("name", "version", "sha256", "source")},
             }
         }
         mqtt = self._mqtt()
@@ -259,6 +266,10 @@ class UpdateComponent(Component):
             r = up.start(d)
             up.advance(r, "reject", reason="no_trusted_keys", detail=self.trust_error)
             return
+        # the running model's p95 before download and preflight load the CPU: the trial baseline
+        p = getattr(self.agent, "pipeline", None)
+        if p is not None and d.baseline_ms is None:
+            d = replace(d, baseline_ms=p95(list(watch(p.runner).latencies_ms)) or None)
         r = up.start(d)
         self._rollout = r
         prepared = up.prepare(r, input_shape=self._input_shape(), runtime=self._runtime())
@@ -276,8 +287,7 @@ class UpdateComponent(Component):
             up.advance(r, "error", reason="load_failed", detail=str(exc), change=abandon_trial)
             return
         old_runner = pipeline.runner
-        baseline = p95(list(watch(old_runner).latencies_ms)) or None
-        r.deployment = replace(r.deployment, baseline_ms=baseline)
+        baseline = r.deployment.baseline_ms
         watched = watch(runner)
         policy = self._policy(entry, baseline)
         watched.monitor = TrialMonitor(policy, time.monotonic())
@@ -355,15 +365,16 @@ class UpdateComponent(Component):
         self.agent.pipeline.swap(runner)
         self._set_model_info(entry, source)
 
-    def _set_model_info(self, entry: Entry, source: str) -> None:
+    def _set_model_info(self, entry: Entry | None, source: str) -> None:
+        """Tell the agent (metrics ``model``) which model runs now; sha256 of the loaded file."""
+        p = getattr(self.agent, "pipeline", None)
+        model = getattr(getattr(p, "runner", None), "model", None)
         info = getattr(self.agent, "model_info", None)
         if isinstance(info, dict):
-            info.update(
-                name=entry.name, version=entry.version, file=entry.file, sha256=entry.sha256,
-                source=source,
-            )
-        p = getattr(self.agent, "pipeline", None)
-        if p is not None and hasattr(p, "model_name"):
+            if entry is not None:
+                info.update(name=entry.name, version=entry.version, file=entry.file)
+            info.update(sha256=getattr(model, "sha256", None), source=source)
+        if p is not None and hasattr(p, "model_name") and entry is not None:
             p.model_name = entry.file
 
     # -- after a restart ---------------------------------------------------------------------

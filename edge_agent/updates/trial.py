@@ -3,7 +3,8 @@
 A trial passes when ``inferences`` invokes ran (or ``seconds`` passed with enough of them)
 without errors or non-finite outputs and with a p95 invoke latency no worse than
 ``max_latency_ratio`` times the old model's p95 (measured on the same device, in the same
-pipeline, just before the swap). It fails at once on NaN/inf outputs or repeated errors.
+pipeline, when the update began); differences under ``MIN_SLOWDOWN_MS`` are noise.
+It fails at once on NaN/inf outputs or repeated errors.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import numpy as np
 
 MIN_SAMPLES = 10
 MAX_ERRORS = 3
+MIN_SLOWDOWN_MS = 1.0  # below this a p95 difference is scheduling noise, not a slower model
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,7 @@ class TrialMonitor:
         new = p95(self.latencies_ms)
         if pol.baseline_p95_ms:
             ratio = new / pol.baseline_p95_ms
-            if ratio > pol.max_latency_ratio:
+            if ratio > pol.max_latency_ratio and new - pol.baseline_p95_ms > MIN_SLOWDOWN_MS:
                 return Verdict(
                     False,
                     "slower",

@@ -105,7 +105,8 @@ def make_device(env: Env, tmp: Path, **cfg: Any) -> Device:
         r = dev.updater.start(new_deployment("digits", "1.0", env.server.http_url))
         prepared = dev.updater.prepare(r, input_shape=SHAPE, runtime="litert")
         assert prepared is not None, dev.records
-        dev.store.save(commit_trial(dev.store.load()))
+        dev.updater.advance(r, "swapped")
+        dev.updater.advance(r, "healthy", change=commit_trial)
         shutil.copytree(env.work / "building", template, symlinks=True)
     shutil.copytree(template, tmp / "state-root", symlinks=True)
     dev = _device(env, tmp / "state-root")

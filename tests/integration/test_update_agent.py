@@ -1,0 +1,293 @@
+"""Updates through the real agent: ``edge-agent run`` with a real mosquitto, a registry
+served by nginx, real models; hot swap counted in the pipeline's own counters, trial rollbacks,
+the MQTT ``rollback`` command, and SIGKILL at every step of an update."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edge_agent.mqtt.testing import Mosquitto, Recorder
+from edge_agent.updates import rollout as R
+from edge_agent.updates.publish import publish
+from edge_agent.updates.store import Store
+from tests.crafted_models import nan_model, slower_copy
+from tests.helpers import MODELS, cli_env, run_cli
+from tests.update_helpers import Nginx, new_key, nginx, seed_store
+
+DIGITS = MODELS / "digits_int8.tflite"
+DIGITS_F = MODELS / "digits_float32.tflite"
+MOBILENET = MODELS / "mobilenet_v2_int8.tflite"
+
+
+@dataclass
+class World:
+    base: Path
+    key: Path
+    pub: Path
+    registry: Path
+    server: Nginx
+    broker: Mosquitto
+    templates: dict[str, Path]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    base = tmp_path_factory.mktemp("upd-agent")
+    key, pub = new_key(base)
+    reg = base / "registry"
+    reg.mkdir()
+    crafted = base / "crafted"
+    crafted.mkdir()
+    releases: list[tuple[Path, str, str, int]] = [
+        (DIGITS, "digits", "1.0", 1),
+        (DIGITS, "digits", "2.0", 2),
+        (DIGITS_F, "digitsf", "1.0", 1),
+        (nan_model(DIGITS_F, crafted / "digits_float32.tflite"), "digitsf", "2.0-nan", 2),
+        (MOBILENET, "mobilenet", "1.0", 1),
+        (slower_copy(MOBILENET, crafted / "mobilenet_v2_int8.tflite", copies=3),
+         "mobilenet", "2.0-slow", 2),
+    ]
+    for model, name, version, seq in releases:
+        publish(model, name=name, version=version, key=key, to=reg, seq=seq)
+    broker = Mosquitto(base / "broker").start()
+    try:
+        with nginx(reg, base / "nginx") as server:
+            templates = {}
+            for name, shape in (("digits", [1, 8, 8, 1]), ("digitsf", [1, 8, 8, 1]),
+                                ("mobilenet", [1, 224, 224, 3])):
+                t = base / f"template-{name}"
+                seed_store(t, server.http_url, pub, name, "1.0", shape)
+                templates[name] = t
+            yield World(base, key, pub, reg, server, broker, templates)
+    finally:
+        broker.stop()
+
+
+class Agent:
+    """``python -m edge_agent run`` as a child process, watched over MQTT."""
+
+    def __init__(self, world: World, tmp: Path, model: str, **updates: Any) -> None:
+        self.world = world
+        self.device = f"dev-{uuid.uuid4().hex[:8]}"
+        self.state = tmp / "state"
+        if not self.state.exists():
+            shutil.copytree(world.templates[model], self.state)
+        self.config = tmp / "agent.toml"
+        opts = {"trusted_keys": [str(world.pub)], "registry": world.server.http_url,
+                "trial_inferences": 20, "trial_seconds": 20, **updates}
+        lines = [
+            "[device]", f'id = "{self.device}"', f'state_dir = "{self.state}"',
+            "[camera]", 'source = "synthetic"', "width = 320", "height = 240", "fps = 30",
+            "[metrics]", "interval_s = 0.5",
+            "[mqtt]", "enabled = true", 'host = "127.0.0.1"', f"port = {world.broker.port}",
+            "[updates]",
+        ] + [f"{k} = {json.dumps(v)}" for k, v in opts.items()]
+        self.config.write_text("\n".join(lines) + "\n")
+        self.prefix = f"edge/{self.device}"
+        self.rec = Recorder(world.broker.port, [f"{self.prefix}/#"],
+                            client_id=f"rec-{self.device}", persistent=False)
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = tmp / "agent.log"
+
+    def start(self, **env: str) -> Agent:
+        with self.log.open("ab") as logf:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "edge_agent", "run", "-c", str(self.config)],
+                stdout=subprocess.DEVNULL, stderr=logf, env=cli_env(**env),
+            )
+        return self
+
+    def wait_online(self, timeout: float = 30) -> dict[str, Any]:
+        def ok(r: Recorder) -> bool:
+            st = r.on(f"{self.prefix}/status")
+            return bool(st) and bool(st[-1].get("online")) and "models" in st[-1]
+        assert self.rec.wait(ok, timeout), self.tail()
+        status: dict[str, Any] = self.rec.on(f"{self.prefix}/status")[-1]
+        return status
+
+    def updates(self, deployment: str | None = None) -> list[dict[str, Any]]:
+        recs = self.rec.on(f"{self.prefix}/update")
+        return [r for r in recs if deployment in (None, r.get("deployment"))]
+
+    def wait_final(self, deployment: str, timeout: float = 60) -> dict[str, Any]:
+        def done(r: Recorder) -> bool:
+            return any(x.get("final") for x in self.updates(deployment))
+        assert self.rec.wait(done, timeout), (self.updates(deployment), self.tail())
+        return [x for x in self.updates(deployment) if x.get("final")][-1]
+
+    def command(self, name: str, params: dict[str, Any]) -> str:
+        cid = uuid.uuid4().hex[:12]
+        self.rec.publish(f"{self.prefix}/cmd/{name}",
+                         json.dumps({"id": cid, "params": params}).encode(), qos=1)
+        return cid
+
+    def metrics(self) -> dict[str, Any]:
+        m: dict[str, Any] = self.rec.on(f"{self.prefix}/metrics")[-1]
+        return m
+
+    def wait_exit(self, timeout: float = 60) -> int:
+        assert self.proc is not None
+        return self.proc.wait(timeout)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def close(self) -> None:
+        self.stop()
+        self.rec.close()
+
+    def tail(self) -> str:
+        return self.log.read_text(errors="replace")[-3000:] if self.log.exists() else ""
+
+    def running_model_verifies(self) -> dict[str, Any]:
+        """The running model (retained status) is a stored file whose sha256 verifies."""
+        def fresh(r: Recorder) -> bool:
+            st = r.on(f"{self.prefix}/status")
+            models = st[-1].get("models") if st else None
+            return bool(st[-1].get("online")) and bool(models) and models["trial"] is None
+        assert self.rec.wait(fresh, 10), self.rec.on(f"{self.prefix}/status")[-1:]
+        running: dict[str, Any] = self.rec.on(f"{self.prefix}/status")[-1]["models"]["running"]
+        store = Store(self.state)
+        s = store.load()
+        assert s.active is not None
+        path = store.model_path(s.active)
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == s.active.sha256
+        assert running["sha256"] == s.active.sha256
+        return running
+
+
+@pytest.fixture()
+def agents() -> Iterator[list[Agent]]:
+    made: list[Agent] = []
+    yield made
+    for a in made:
+        a.close()
+
+
+def test_push_update_end_to_end_commits_without_dropping_a_frame(
+    world: World, tmp_path: Path, agents: list[Agent]
+) -> None:
+    a = Agent(world, tmp_path, "digits").start()
+    agents.append(a)
+    st = a.wait_online()
+    assert st["models"]["active"] == "digits 1.0" and st["models"]["running"]["source"] == \
+        "store:active"
+    r = run_cli("fleet", "push-update", a.device, "--model", "digits", "--version", "2.0",
+                "--broker", f"127.0.0.1:{world.broker.port}", "--timeout", "60",
+                "--deployment", "dep-happy", timeout=90)
+    assert r.returncode == 0, (r.stdout, r.stderr, a.tail())
+    assert "committed" in r.stdout.splitlines()[-1]
+    states = [x["state"] for x in a.updates("dep-happy")]
+    assert states[0] == R.RECEIVED and states[-1] == R.COMMITTED
+    for s in (R.DOWNLOADING, R.VERIFYING, R.PREFLIGHT, R.ACTIVATING, R.TRIAL):
+        assert s in states
+    running = a.running_model_verifies()
+    assert running["version"] == "2.0"
+    # the pipeline's own counters: one swap, no frame lost to it
+    assert a.rec.wait(lambda rec: a.metrics()["frames"]["swaps"] >= 1, 10)
+    frames = a.metrics()["frames"]
+    assert frames["swaps"] == 1 and frames["dropped_by"]["swap"] == 0, frames
+    assert frames["errors"] == 0
+    listed = run_cli("models", "list", "--json", "-c", str(a.config))
+    rows = {x["version"]: x for x in json.loads(listed.stdout)["versions"]}
+    assert rows["2.0"]["role"] == "active" and rows["1.0"]["role"] == "previous"
+    # the MQTT rollback command takes the device back to 1.0 at once
+    a.command("rollback", {})
+    assert a.rec.wait(lambda rec: rec.on(f"{a.prefix}/status")[-1]["models"]["active"]
+                      == "digits 1.0", 20), a.tail()
+    assert a.running_model_verifies()["version"] == "1.0"
+
+
+def test_rejection_reason_reaches_mqtt_and_the_cli(
+    world: World, tmp_path: Path, agents: list[Agent]
+) -> None:
+    d = world.registry / "digits" / "2.5"
+    shutil.copytree(world.registry / "digits" / "2.0", d)
+    raw = (d / "manifest.json").read_bytes().replace(b'"version": "2.0"', b'"version": "2.5"')
+    (d / "manifest.json").write_bytes(raw)  # altered after signing
+    a = Agent(world, tmp_path, "digits").start()
+    agents.append(a)
+    a.wait_online()
+    r = run_cli("fleet", "push-update", a.device, "--model", "digits", "--version", "2.5",
+                "--broker", f"127.0.0.1:{world.broker.port}", "--timeout", "60", timeout=90)
+    assert r.returncode == 1
+    assert "rejected bad_signature" in r.stdout
+    final = a.updates()[-1]
+    assert final["state"] == R.REJECTED and final["reason"] == "bad_signature"
+    listed = run_cli("models", "list", "-c", str(a.config))
+    assert "rejected (bad_signature:" in listed.stdout
+    assert a.running_model_verifies()["version"] == "1.0"
+
+
+@pytest.mark.parametrize(
+    ("model", "version", "reason"),
+    [("mobilenet", "2.0-slow", "slower"), ("digitsf", "2.0-nan", "nonfinite_outputs")],
+)
+def test_bad_trial_is_rolled_back_automatically(
+    world: World, tmp_path: Path, agents: list[Agent], model: str, version: str, reason: str
+) -> None:
+    a = Agent(world, tmp_path, model).start()
+    agents.append(a)
+    a.wait_online()
+    time.sleep(1.0)  # a baseline of the running model's invoke times
+    dep = a.command("update", {"model": model, "version": version, "deployment": "dep-bad"})
+    final = a.wait_final("dep-bad")
+    assert dep
+    assert final["state"] == R.ROLLED_BACK and final["reason"] == reason, final
+    assert R.TRIAL in [x["state"] for x in a.updates("dep-bad")]
+    running = a.running_model_verifies()
+    assert running["version"] == "1.0"
+    s = Store(a.state).load()
+    assert s.active is not None and s.active.version == "1.0" and s.trial is None
+    assert any(b.startswith(f"{model}/{version}-") for b in s.bad)
+
+
+KILL_POINTS = [R.RECEIVED, R.DOWNLOADING, R.VERIFYING, R.PREFLIGHT, R.ACTIVATING, R.TRIAL,
+               R.COMMITTED]
+
+
+def test_sigkill_at_every_step_of_an_update(
+    world: World, tmp_path: Path, agents: list[Agent]
+) -> None:
+    outcomes = {}
+    for point in [*KILL_POINTS, "trial-last-attempt"]:
+        tmp = tmp_path / point
+        tmp.mkdir()
+        attempts = 1 if point == "trial-last-attempt" else 2
+        a = Agent(world, tmp, "digits", trial_attempts=attempts)
+        agents.append(a)
+        a.start(EDGE_AGENT_TEST_KILL_AT=R.TRIAL if attempts == 1 else point)
+        a.wait_online()
+        a.command("update", {"model": "digits", "version": "2.0", "deployment": f"k-{point}"})
+        rc = a.wait_exit()
+        assert rc == -signal.SIGKILL, (point, rc, a.tail())
+        a.start()  # power back: same state dir, no fault injection
+        final = a.wait_final(f"k-{point}")
+        outcomes[point] = final["state"]
+        running = a.running_model_verifies()
+        expected = "1.0" if final["state"] == R.ROLLED_BACK else "2.0"
+        assert running["version"] == expected, (point, final, running)
+        a.close()
+    assert all(outcomes[p] == R.COMMITTED for p in KILL_POINTS), outcomes
+    assert outcomes["trial-last-attempt"] == R.ROLLED_BACK
+    assert os.environ.get("EDGE_AGENT_TEST_KILL_AT") is None
