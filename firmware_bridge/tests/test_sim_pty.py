@@ -8,7 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from firmware_bridge import BridgeClient, BridgeNack, BridgeTimeout, Event, MsgType
+from firmware_bridge import (
+    BridgeClient,
+    BridgeNack,
+    BridgePortError,
+    BridgeTimeout,
+    Event,
+    MsgType,
+)
 from firmware_bridge.testing import SimPort, TcpSim, wait_for
 
 
@@ -159,6 +166,13 @@ def test_unknown_events_and_requests_from_loop_url() -> None:
         with pytest.raises(BridgeTimeout, match="after 2 attempts"):
             c.request(MsgType.PING, b"x")
         assert c.counters()["unexpected"] == 2
+
+
+def test_second_client_on_a_device_is_refused_clearly(client: BridgeClient) -> None:
+    """Two readers on one serial port would steal each other's answers: the port is locked."""
+    with pytest.raises(BridgePortError, match="another program"):
+        BridgeClient(client.url).open()
+    assert client.hello().name == "edge-sim"
 
 
 def test_socket_url() -> None:

@@ -249,6 +249,74 @@ static void test_decoder_resyncs_after_noise(void)
     CHECK(fr.seq == 9 && fr.len == 2);
 }
 
+static uint32_t g_rng = 0xC0FFEEu;
+static uint32_t rnd(void)
+{
+    g_rng ^= g_rng << 13;
+    g_rng ^= g_rng >> 17;
+    g_rng ^= g_rng << 5;
+    return g_rng;
+}
+
+/* Random frames with random bytes between them, some with one flipped bit: every intact frame
+ * is delivered, in order, and there is at least one bad chunk per flipped frame. */
+static void test_noise_and_bit_flips_deliver_every_good_frame(void)
+{
+    static uint8_t stream[16 * (BR_MAX_WIRE + 40) + 1];
+    uint16_t want[16];
+    int round;
+    for (round = 0; round < 300; round++) {
+        size_t n = 0, i;
+        int frames = 1 + (int)(rnd() % 16u), k, n_want = 0, flipped = 0, got = 0, bad = 0;
+        int order_ok = 1;
+        br_decoder d;
+        br_frame fr;
+        br_status st;
+        for (k = 0; k < frames; k++) {
+            uint8_t body[BR_MAX_BODY];
+            size_t len = rnd() % (BR_MAX_BODY + 1u), j, w, noise = rnd() % 40u;
+            uint16_t seq = (uint16_t)(round * 16 + k);
+            for (j = 0; j < len; j++) {
+                body[j] = (uint8_t)rnd();
+            }
+            w = br_frame_encode((uint8_t)rnd(), seq, body, len, stream + n, BR_MAX_WIRE);
+            CHECK(w > 0);
+            if (rnd() % 3u == 0u) {
+                uint32_t bit = rnd() % (uint32_t)((w - 2) * 8);
+                stream[n + 1 + bit / 8] ^= (uint8_t)(1u << (bit % 8));
+                flipped++;
+            } else {
+                want[n_want++] = seq;
+            }
+            n += w;
+            for (j = 0; j < noise; j++) {
+                stream[n++] = (uint8_t)rnd();
+            }
+        }
+        stream[n++] = 0; /* the next frame's leading delimiter ends the last noise run */
+        br_decoder_init(&d);
+        for (i = 0; i < n; i++) {
+            int r = br_decoder_push(&d, stream[i], &fr, &st);
+            if (r > 0) {
+                if (got >= n_want || fr.seq != want[got]) {
+                    order_ok = 0;
+                }
+                got++;
+            } else if (r < 0) {
+                bad++;
+            }
+        }
+        CHECK(order_ok);
+        CHECK(got == n_want);
+        CHECK(bad >= flipped);
+        if (!order_ok || got != n_want || bad < flipped) {
+            fprintf(stderr, "round %d: %d frames, %d flipped, got %d of %d\n", round, frames,
+                    flipped, got, n_want);
+            return;
+        }
+    }
+}
+
 static void test_boot_event_and_hello(void)
 {
     const br_frame *f;
@@ -427,6 +495,8 @@ static const struct {
     {"cobs_rejects_bad_input", test_cobs_rejects_bad_input},
     {"vectors", test_vectors},
     {"decoder_resyncs_after_noise", test_decoder_resyncs_after_noise},
+    {"noise_and_bit_flips_deliver_every_good_frame",
+     test_noise_and_bit_flips_deliver_every_good_frame},
     {"boot_event_and_hello", test_boot_event_and_hello},
     {"ping_echoes_and_unknown_type_nacks", test_ping_echoes_and_unknown_type_nacks},
     {"telemetry", test_telemetry},
