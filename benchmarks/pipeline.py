@@ -93,7 +93,8 @@ def main() -> None:
             print(
                 f"run {i + 1}: raw {j['raw_fps']:.1f} naive {j['naive_fps']:.1f} pipeline "
                 f"{j['pipeline_fps']:.1f} fps | e2e p50 {j['e2e_p50_ms']:.2f} invoke p50 "
-                f"{j['invoke_p50_ms']:.2f} ms",
+                f"{j['invoke_p50_ms']:.2f} (bare {j['raw_invoke_p50_ms']:.2f}) ms | "
+                f"busy {j['invoke_busy']:.3f}",
                 file=sys.stderr,
             )
         rss_runs, first_runs = [], []
@@ -125,6 +126,10 @@ def main() -> None:
         "e2e_minus_invoke_p50_ms": statistics.median(
             r["e2e_p50_ms"] - r["invoke_p50_ms"] for r in rounds
         ),
+        "invoke_busy": med("invoke_busy"),
+        "invoke_slowdown": statistics.median(
+            r["invoke_p50_ms"] / r["raw_invoke_p50_ms"] for r in rounds
+        ),
         "agent_rss_mb": statistics.median(rss_runs),
         "start_to_first_result_s": statistics.median(first_runs) if first_runs else None,
     }
@@ -138,6 +143,10 @@ def main() -> None:
         f"pipeline {s['pipeline_fps']:.1f}"
     )
     print(f"  pipeline/raw   {s['pipeline_over_raw']:.3f}  (target >= 0.95)")
+    print(
+        f"    = interpreter busy {s['invoke_busy']:.3f} of the time x invoke slowed "
+        f"{s['invoke_slowdown']:.3f}x by the other stages running beside it"
+    )
     print(
         f"  pipeline/naive {s['pipeline_over_naive']:.3f}  (target >= 1.15; "
         f"naive/raw {s['naive_over_raw']:.3f})"

@@ -24,7 +24,7 @@ import psutil
 from .camera import Backoff, CameraReader, FrameSource, LatestFrameSlot, open_source
 from .config import CameraConfig
 from .errors import SourceError
-from .pipeline import FrameResult, Pipeline
+from .pipeline import FrameResult, Pipeline, tune_process
 
 MAX_FRAMES = 100_000
 
@@ -40,6 +40,7 @@ class PipelineBench:
     e2e_p95_ms: float
     invoke_p50_ms: float
     raw_invoke_p50_ms: float
+    invoke_busy: float
     rss_mb: float
 
     def to_json(self) -> dict[str, Any]:
@@ -127,9 +128,13 @@ def run_pipeline(runner: Any, source: str, frames: int) -> tuple[float, Pipeline
         stamps.append(time.perf_counter())
 
     pipeline = Pipeline(lambda: runner, reader, sinks=[stamp], limit=frames, keep_images=False)
-    pipeline.start()
-    pipeline.done.wait(600)
-    pipeline.stop(timeout=5)
+    untune = tune_process()  # as the agent runs it
+    try:
+        pipeline.start()
+        pipeline.done.wait(600)
+        pipeline.stop(timeout=5)
+    finally:
+        untune()
     return _steady_fps(stamps), pipeline
 
 
@@ -168,5 +173,6 @@ def bench_pipeline(
         e2e_p95_ms=(lat["e2e"].quantile(0.95) or 0.0) * 1000,
         invoke_p50_ms=(lat["invoke"].quantile(0.5) or 0.0) * 1000,
         raw_invoke_p50_ms=float(np.median(raw_ms)),
+        invoke_busy=pipeline.invoke_busy(),
         rss_mb=rss,
     )

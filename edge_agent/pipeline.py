@@ -215,6 +215,9 @@ class Pipeline:
         self._threads: list[threading.Thread] = []
         self._sink_errors = 0
         self._last_sink_error_log = 0.0
+        self._first_invoke = 0.0
+        self._last_invoke_end = 0.0
+        self._invoke_total = 0.0
 
     # -- public API --------------------------------------------------------------------------
     @property
@@ -267,6 +270,13 @@ class Pipeline:
         log.info("model swapped in between two frames")
         return old
 
+    def invoke_busy(self) -> float:
+        """Share of the time since the first invoke that the interpreter spent invoking (1.0:
+        the pipeline kept it busy all the time; the rest is time it waited for input)."""
+        with self._lock:
+            first, last, busy = self._first_invoke, self._last_invoke_end, self._invoke_total
+        return busy / (last - first) if last > first else 0.0
+
     def latest_snapshot(self) -> bytes | None:
         """JPEG of the latest annotated frame (None: ring off or no frame yet)."""
         return self.snapshots.latest_jpeg()
@@ -289,6 +299,7 @@ class Pipeline:
         return {
             "counters": self.counters(),
             "camera": self.reader.stats(),
+            "invoke_busy": round(self.invoke_busy(), 4),
             "sink_errors": self._sink_errors,
             "estimate_ms": {
                 "preprocess": round(self._estimate.pre_s * 1000, 3),
@@ -457,6 +468,11 @@ class Pipeline:
             self._report_error(frame, "invoke", exc, self.model_name)
             return
         invoke_s = t1 - self._t_invoke_start
+        with self._lock:
+            if not self._first_invoke:
+                self._first_invoke = self._t_invoke_start
+            self._last_invoke_end = t1
+            self._invoke_total += invoke_s
         self._estimate.update(st.pre_s, invoke_s, late)
         times = {"age": st.t_pick - frame.t_capture, "preprocess": pre_s, "invoke": invoke_s}
         if not self._put(self._invoked, _Invoked(frame, runner, st.transform, outputs, times)):
@@ -513,6 +529,27 @@ class Pipeline:
         self._emit(fr)
         if self.limit is not None and processed >= self.limit:
             self.done.set()
+
+
+def tune_process() -> Callable[[], None]:
+    """Process settings the pipeline is built for; returns a function restoring the old ones.
+
+    * ``cv2.setNumThreads(1)``: decode and preprocessing run on their own threads beside the
+      interpreter's; OpenCV's worker pool would put extra work on the interpreter's core.
+    * ``sys.setswitchinterval(1 ms)``: when ``invoke()`` returns, the infer thread waits for the
+      GIL at most this long (default 5 ms) before the prep/reader threads must hand it over.
+    """
+    import cv2
+
+    threads, interval = cv2.getNumThreads(), sys.getswitchinterval()
+    cv2.setNumThreads(1)
+    sys.setswitchinterval(0.001)
+
+    def restore() -> None:
+        cv2.setNumThreads(threads)
+        sys.setswitchinterval(interval)
+
+    return restore
 
 
 # ---------------------------------------------------------------------------------------------

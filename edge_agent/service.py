@@ -33,7 +33,7 @@ from . import __version__
 from .camera import Backoff, CameraReader, LatestFrameSlot, open_source
 from .config import Config
 from .errors import ConfigError, FrameError, SourceError
-from .pipeline import FrameResult, JsonLinesSink, Pipeline
+from .pipeline import FrameResult, JsonLinesSink, Pipeline, tune_process
 from .telemetry import ResourceSampler, build_snapshot, summarize
 
 log = logging.getLogger("edge_agent.agent")
@@ -157,8 +157,6 @@ def default_components(config: Config) -> list[Component]:
     register commands on it), updates (resumes or rolls back a trial even without a broker),
     the firmware bridge when ``bridge.enabled``, and sd_notify last (READY once all started;
     STOPPING first at shutdown, the control socket's final status last)."""
-    import importlib.util
-
     from . import ops
     from .updates.component import UpdateComponent
 
@@ -169,8 +167,8 @@ def default_components(config: Config) -> list[Component]:
 
         out.append(MqttComponent(config))
     out.append(UpdateComponent(config))
-    if config.bridge.enabled and importlib.util.find_spec("edge_agent.bridge") is not None:
-        from .bridge import BridgeComponent  # type: ignore[import-not-found,unused-ignore]
+    if config.bridge.enabled:
+        from .bridge import BridgeComponent
 
         out.append(BridgeComponent(config))
     out.append(sdnotify)
@@ -327,6 +325,7 @@ class Agent:
         if frames is not None:
             pipeline.limit = frames
         restore = self._install_signals()
+        untune = tune_process()
         try:
             self._started = True
             self._sampler = ResourceSampler(self.config.device.state_dir)  # primes CPU %
@@ -337,6 +336,7 @@ class Agent:
             self._main_loop(pipeline, duration)
         finally:
             summary = self._shutdown(pipeline)
+            untune()
             restore()
         return summary
 

@@ -110,3 +110,26 @@ class TestComponents:
             Agent(cfg).build()
         with pytest.raises(ConfigError, match=r"^camera\.source: .*gone\.avi"):
             Agent(config(tmp_path, source=str(tmp_path / "gone.avi"))).build()
+
+
+class TestFailingSources:
+    def test_folder_with_non_image_and_changing_sizes_keeps_running(self, tmp_path: Path) -> None:
+        import cv2
+
+        from edge_agent.camera import synthetic_frame
+
+        folder = tmp_path / "frames"
+        folder.mkdir()
+        cv2.imwrite(str(folder / "a.png"), synthetic_frame(0, 64, 48))
+        (folder / "b.txt").write_text("not an image")
+        cv2.imwrite(str(folder / "c.jpg"), synthetic_frame(1, 200, 90))
+        log: list[str] = []
+        rec = Recorder("a", log, stop_after_results=12)
+        agent = Agent(config(tmp_path, source=str(folder), fps=None), components=[rec])
+        summary = agent.run(duration=60)
+        assert summary["reason"] == "a asked" and rec.results >= 12
+        cam = summary["camera"]
+        assert cam["bad_frames"] >= 5 and cam["size_changes"] >= 10
+        assert "b.txt: not a decodable image" in cam["last_error"]
+        assert summary["counters"]["errors"] == 0
+        assert rec.snapshots[-1]["camera"]["bad_frames"] >= 1  # reported in the metrics
