@@ -8,9 +8,11 @@ status fields), so the other modules stay independent of the agent's inner layou
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .errors import EdgeAgentError
 
 
 def _get(obj: Any, *names: str, default: Any = None) -> Any:
@@ -49,7 +51,6 @@ class AgentView:
     def facts(self) -> dict[str, Any]:
         """Everything status needs that is not in the metrics snapshot."""
         cfg = self.agent.config
-        mqtt = getattr(self.agent, "mqtt", None)
         return {
             "version": __version__,
             "device_id": cfg.device.id,
@@ -57,6 +58,22 @@ class AgentView:
             "uptime_s": round(time.time() - self.started, 1),
             "model": self.model_info(),
             "camera": {"source": cfg.camera.source},
-            "broker": dict(_get(mqtt, "status_fields", default={}))
-            | {"enabled": cfg.mqtt.enabled, "host": cfg.mqtt.host, "port": cfg.mqtt.port},
+            "broker": {"enabled": cfg.mqtt.enabled, "host": cfg.mqtt.host, "port": cfg.mqtt.port},
+            "update": last_update(cfg.device.state_dir),
         }
+
+
+def last_update(state_dir: Path) -> dict[str, Any]:
+    """The last deployment the model store recorded (its outcome survives restarts)."""
+    from .updates.store import Store
+
+    try:
+        d = Store(state_dir).load().deployment
+    except (EdgeAgentError, OSError):
+        return {}
+    if d is None:
+        return {}
+    out = {"deployment": d.id, "model": d.model, "version": d.version, "state": d.state}
+    if d.reason:
+        out["reason"] = d.reason
+    return out

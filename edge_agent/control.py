@@ -1,7 +1,8 @@
 """Local control socket: the running agent answers ``edge-agent status`` and ``diag bundle``.
 
 Protocol: a unix stream socket (``config.control_socket``, mode 0660); the client sends one JSON
-line ``{"cmd": "status"}`` or ``{"cmd": "logs", "lines": N}`` and reads one JSON line back.
+line ``{"cmd": "status"}``, ``{"cmd": "logs", "lines": N}`` or ``{"cmd": "snapshot",
+"annotate": true}`` and reads one JSON line back.
 Requests are capped at :data:`MAX_REQUEST` bytes, answers at :data:`MAX_REPLY`.
 
 The agent also writes its status to ``<state_dir>/status.json`` (atomically) on start, every
@@ -10,6 +11,7 @@ The agent also writes its status to ``<state_dir>/status.json`` (atomically) on 
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import os
@@ -100,6 +102,7 @@ class ControlServer(Component):
         self._snapshot: dict[str, Any] = {}
         self._last_persist = 0.0
         self._view: Any = None
+        self._agent: Any = None
         self.path: Path | None = None
         self.state_dir: Path | None = None
 
@@ -108,6 +111,7 @@ class ControlServer(Component):
         from .agent_view import AgentView
 
         self._view = AgentView(agent)
+        self._agent = agent
         self.path = agent.config.control_socket
         self.state_dir = agent.config.device.state_dir
         self._sock = self._bind(self.path)
@@ -219,4 +223,27 @@ class ControlServer(Component):
             except (TypeError, ValueError):
                 return {"error": "lines must be a number"}
             return {"lines": RECENT.lines()[-n:]}
-        return {"error": f"unknown command {cmd!r} (status, logs, ping)"}
+        if cmd == "snapshot":
+            return self._frame(bool(req.get("annotate")))
+        return {"error": f"unknown command {cmd!r} (status, logs, snapshot, ping)"}
+
+    def _frame(self, annotate: bool) -> dict[str, Any]:
+        """The latest processed frame as JPEG (base64), with its detections drawn if asked."""
+        from .annotate import annotate as draw
+        from .annotate import encode_jpeg
+
+        ring = getattr(getattr(self._agent, "pipeline", None), "snapshots", None)
+        items = ring.items() if ring is not None else []
+        if not items:
+            return {"error": "no frame yet (pipeline.snapshot_ring = 0, or nothing processed)"}
+        fr = items[-1]
+        image = draw(fr.image, fr.result) if annotate else fr.image
+        h, w = image.shape[:2]
+        return {
+            "jpeg_b64": base64.b64encode(encode_jpeg(image)).decode("ascii"),
+            "width": w,
+            "height": h,
+            "seq": fr.seq,
+            "annotated": annotate,
+            "result": fr.result.to_json() if annotate and fr.result is not None else None,
+        }

@@ -23,6 +23,19 @@ def _stage_p95(snapshot: dict[str, Any]) -> dict[str, float]:
     return out
 
 
+def _broker(snapshot: dict[str, Any], facts: dict[str, Any]) -> dict[str, Any]:
+    out = dict(facts.get("broker") or {})
+    link = snapshot.get("mqtt")
+    if isinstance(link, dict):
+        out["connected"] = link.get("connected")
+        if link.get("last_error"):
+            out["last_error"] = link["last_error"]
+        outbox = link.get("outbox")
+        if isinstance(outbox, dict):
+            out["outbox_pending"] = outbox.get("pending")
+    return out
+
+
 def summarize(
     snapshot: dict[str, Any], facts: dict[str, Any], *, state: str, pid: int
 ) -> dict[str, Any]:
@@ -39,9 +52,9 @@ def summarize(
         "fps": fps,
         "latency_p95_ms": _stage_p95(snapshot),
         "camera": {**facts.get("camera", {}), **(snapshot.get("camera") or {})},
-        "broker": facts.get("broker", {}),
+        "broker": _broker(snapshot, facts),
         "bridge": snapshot.get("bridge") or facts.get("bridge") or {},
-        "update": snapshot.get("update") or facts.get("update") or {},
+        "update": {**(facts.get("update") or {}), **(snapshot.get("update") or {})},
         "metrics": snapshot,
     }
 

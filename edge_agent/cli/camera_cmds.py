@@ -2,6 +2,31 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
-app = typer.Typer(no_args_is_help=True, help="camera snapshot (issue 7)")
+from .agent_cmds import CONFIG_HELP, resolve_config
+from .common import handle_errors, load, print_json
+
+app = typer.Typer(no_args_is_help=True, help="Camera tools: snapshot.")
+
+
+@app.command("snapshot")
+@handle_errors
+def snapshot(
+    out: Path = typer.Argument(..., help="Where to write the JPEG"),
+    annotate: bool = typer.Option(False, "--annotate", help="Draw the model's detections."),
+    config: Path | None = typer.Option(
+        None, "--config", "-c", envvar="EDGE_AGENT_CONFIG", help=CONFIG_HELP
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print what was taken as JSON."),
+) -> None:
+    """Write one camera frame as JPEG (from the running agent if there is one)."""
+    from ..snapshot import take
+
+    info = take(load(resolve_config(config)), out, annotated=annotate)
+    if as_json:
+        print_json({"path": str(out), **info})
+    else:
+        typer.echo(f"wrote {out} ({info['width']}x{info['height']}, from the {info['from']})")

@@ -220,6 +220,12 @@ def test_status_running_then_stopped(tmp_path: Path, agents: list[AgentProcess])
     human = run_cli("status", "--config", str(cfg))
     assert human.returncode == 0 and human.stdout.startswith("agent: running (pid ")
     assert "model: digits_int8" in human.stdout and "p95 ms: " in human.stdout
+    # the camera belongs to the running agent: the snapshot comes from it
+    shot = tmp_path / "shot.jpg"
+    r = run_cli("camera", "snapshot", str(shot), "--annotate", "--config", str(cfg))
+    assert r.returncode == 0, r.stderr
+    assert "640x480, from the running agent" in r.stdout
+    assert shot.read_bytes()[:2] == b"\xff\xd8"  # JPEG
 
     assert agent.stop() == 0
     stopped = run_cli("status", "--config", str(cfg))
@@ -278,3 +284,50 @@ def test_status_when_never_ran(tmp_path: Path) -> None:
     assert r.returncode == 30
     assert "never ran" in r.stdout
     assert os.path.basename(str(tmp_path)) in r.stdout
+
+
+def _retained(port: int, topic: str, timeout: float = 5.0) -> dict[str, object]:
+    """The retained message on ``topic`` (a fresh subscriber gets it at once)."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    got: queue.Queue[bytes] = queue.Queue()
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="ops-test-reader")
+    c.on_message = lambda _c, _u, msg: got.put(msg.payload)
+    c.connect("127.0.0.1", port)
+    c.subscribe(topic, qos=1)
+    c.loop_start()
+    try:
+        data: dict[str, object] = json.loads(got.get(timeout=timeout))
+        return data
+    finally:
+        c.disconnect()
+        c.loop_stop()
+
+
+def test_sigterm_publishes_offline_and_keeps_the_outbox(
+    tmp_path: Path, agents: list[AgentProcess]
+) -> None:
+    import sqlite3
+
+    from tests.ops_helpers import mosquitto
+
+    with mosquitto(tmp_path) as (_proc, port):
+        cfg = write_config(tmp_path, "synthetic", f"[mqtt]\nenabled = true\nport = {port}\n")
+        agent = AgentProcess(cfg)
+        agents.append(agent)
+        agent.wait_line("control socket on", timeout=60)
+        assert _wait(lambda: _retained(port, "edge/ops-test/status").get("online") is True, 20)
+        assert agent.stop() == 0
+        status = _retained(port, "edge/ops-test/status")
+        assert status["online"] is False and status["reason"] == "stopped"
+        # now with the broker gone: metrics wait in the outbox and survive the stop
+        agent = AgentProcess(cfg)
+        agents.append(agent)
+        agent.wait_line("control socket on", timeout=60)
+    time.sleep(2.0)  # four metrics intervals with no broker
+    assert agent.stop() == 0
+    db = sqlite3.connect(tmp_path / "state" / "mqtt" / "outbox.sqlite")
+    pending = db.execute("SELECT COUNT(*) FROM records").fetchone()[0]
+    db.close()
+    assert pending >= 3, pending

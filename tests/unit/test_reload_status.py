@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, ClassVar
 
 from edge_agent.config import parse_config
@@ -65,3 +66,25 @@ class TestStatus:
         assert "invoke=4.25" in text
         stopped = render(summarize({}, self.FACTS, state="stopped", pid=7), running=False)
         assert stopped.startswith("agent: not running; last state 'stopped'")
+
+
+def test_broker_and_last_update_in_status(tmp_path: Path) -> None:
+    from edge_agent.agent_view import last_update
+    from edge_agent.updates.state import Deployment, StoreState
+    from edge_agent.updates.store import Store
+
+    assert last_update(tmp_path) == {}
+    Store(tmp_path).save(
+        StoreState(deployment=Deployment(id="d7", model="digits", version="2.0", registry="r",
+                                         state="rolled_back", reason="crash_loop", final=True))
+    )
+    update = last_update(tmp_path)
+    assert update == {"deployment": "d7", "model": "digits", "version": "2.0",
+                      "state": "rolled_back", "reason": "crash_loop"}
+    snap = {"mqtt": {"connected": False, "last_error": "connection refused",
+                     "outbox": {"pending": 12}}}
+    s = summarize(snap, {"broker": {"enabled": True}, "update": update}, state="running", pid=1)
+    assert s["broker"] == {"enabled": True, "connected": False,
+                           "last_error": "connection refused", "outbox_pending": 12}
+    assert s["update"]["state"] == "rolled_back"
+    assert "last update: deployment=d7" in render(s, running=True)
