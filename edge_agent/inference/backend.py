@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import threading
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -63,12 +64,24 @@ def _version(dists: tuple[str, ...], module: Any) -> str:
     return str(getattr(module, "__version__", "unknown"))
 
 
+def _quiet_tf_interpreter(cls: Callable[..., Any]) -> Callable[..., Any]:
+    """TensorFlow's Interpreter warns on every construction that it is deprecated in favour
+    of LiteRT; whoever forced this backend knows, so say it once in the debug log."""
+
+    def make(*args: Any, **kwargs: Any) -> Any:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r".*tf\.lite\.Interpreter is deprecated")
+            return cls(*args, **kwargs)
+
+    return make
+
+
 def _import(name: str) -> Backend:
     module_name, dists = _SOURCES[name]
-    with quiet_native_stderr():
+    with quiet_native_stderr(only_runtime=True):
         module = importlib.import_module(module_name)
     if name == "tensorflow":
-        interpreter_cls = module.lite.Interpreter
+        interpreter_cls = _quiet_tf_interpreter(module.lite.Interpreter)
         load_delegate = module.lite.experimental.load_delegate
         version = str(module.__version__)
     else:

@@ -35,12 +35,13 @@ class NativeLog:
 
 
 @contextlib.contextmanager
-def quiet_native_stderr(*, relay: bool = True) -> Iterator[NativeLog]:
+def quiet_native_stderr(*, relay: bool = True, only_runtime: bool = False) -> Iterator[NativeLog]:
     """Capture fd 2 for the duration of the block (re-entrant, one at a time per process).
 
     ``relay``: after the block, log the runtime's lines (INFO at debug level, the rest as
     warnings). Pass ``False`` when the caller turns the text into an exception message itself
-    (they then go to the debug log). Lines that are not the runtime's are written back.
+    (they then go to the debug log). Lines that are not the runtime's are written back, unless
+    ``only_runtime`` says everything printed in the block is the runtime's (importing it).
     """
     global _depth
     captured = NativeLog()
@@ -75,20 +76,20 @@ def quiet_native_stderr(*, relay: bool = True) -> Iterator[NativeLog]:
             data = tmp.read(MAX_CAPTURE_BYTES)
             tmp.close()
             captured.lines = data.decode("utf-8", "replace").splitlines()
-            _relay(captured.lines, relay_now)
+            _relay(captured.lines, relay_now and not only_runtime, keep_foreign=not only_runtime)
 
 
 _RUNTIME_PREFIXES = ("INFO:", "WARNING:", "ERROR:", "VERBOSE:", "I0000 ", "W0000 ", "E0000 ")
 
 
-def _relay(lines: list[str], relay: bool) -> None:
+def _relay(lines: list[str], relay: bool, *, keep_foreign: bool = True) -> None:
     """Runtime lines go to the log (INFO at debug level); anything else written to fd 2 in the
     meantime (another thread's output) is written back to stderr unchanged."""
     others = []
     for line in lines:
         if not line.strip():
             continue
-        if not line.startswith(_RUNTIME_PREFIXES):
+        if keep_foreign and not line.startswith(_RUNTIME_PREFIXES):
             others.append(line)
         elif not relay or line.startswith(("INFO:", "I0000 ")):
             log.debug("runtime: %s", line)
