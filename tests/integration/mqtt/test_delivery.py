@@ -129,3 +129,35 @@ def test_last_will_marks_offline_then_online_again(tmp_path: Path, mosquitto: Mo
     finally:
         rec.close()
         agent.kill()
+
+
+def test_command_queued_while_offline_runs_after_restart(tmp_path: Path,
+                                                         mosquitto: Mosquitto) -> None:
+    """The persistent session keeps the device's QoS 1 command subscription while it is away."""
+    cfg = write_config(tmp_path / "a.toml", tmp_path / "state", mosquitto.port, interval_s=0.5)
+    agent = AgentProc(cfg, real=True)
+    rec = Recorder(mosquitto.port, ["edge/dev1/status", "ops/replies", "edge/dev1/snapshot"],
+                   client_id="ops")
+    try:
+        assert rec.wait(lambda r: any(s["online"] for s in r.on("edge/dev1/status")), timeout=20)
+        time.sleep(1.0)  # a few frames through the pipeline
+        rec.publish("edge/dev1/cmd/snapshot", b'{"id": "snap-1"}', correlation=b"s",
+                    response_topic="ops/replies")
+        assert rec.wait(lambda r: any(m.correlation == b"s" for m in r.messages))
+        snap_reply = json.loads(next(m.payload for m in rec.messages if m.correlation == b"s"))
+        assert snap_reply["ok"] is True, snap_reply
+        assert rec.wait(lambda r: any(m.topic == "edge/dev1/snapshot" for m in r.messages))
+        jpeg = next(m.payload for m in rec.messages if m.topic == "edge/dev1/snapshot")
+        assert jpeg[:3] == b"\xff\xd8\xff"  # the pipeline's latest annotated frame
+        agent.kill()
+        assert rec.wait(lambda r: r.on("edge/dev1/status")[-1]["online"] is False)
+        rec.publish("edge/dev1/cmd/ping", b'{"id": "while-away"}', correlation=b"p",
+                    response_topic="ops/replies")
+        time.sleep(0.5)
+        agent = AgentProc(cfg, real=True)
+        assert rec.wait(lambda r: any(m.correlation == b"p" for m in r.messages), timeout=20)
+        reply = json.loads(next(m.payload for m in rec.messages if m.correlation == b"p"))
+        assert reply["ok"] is True and reply["id"] == "while-away"
+    finally:
+        rec.close()
+        agent.kill()

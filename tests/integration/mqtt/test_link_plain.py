@@ -41,6 +41,10 @@ def test_status_metrics_events_and_ping(mosquitto: Mosquitto, agent: AgentProc) 
         assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
         assert rec.wait(lambda r: len(r.on("edge/dev1/events")) >= 1)
         assert rec.on("edge/dev1/events")[0]["detections"][0]["label"] == "face"
+        # one result per 0.2 s tick, 2 events/s allowed: the rest are counted, not sent
+        assert rec.wait(lambda r: r.on("edge/dev1/metrics")[-1]["mqtt"].get(
+            "events_rate_limited", 0) > 0)
+        assert len(rec.on("edge/dev1/events")) < len(rec.on("edge/dev1/metrics"))
     finally:
         rec.close()
 
