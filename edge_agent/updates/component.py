@@ -10,6 +10,7 @@ outputs checked for NaN/inf (:class:`WatchedModel`); :class:`.trial.TrialMonitor
 from __future__ import annotations
 
 import collections
+import json
 import logging
 import threading
 import time
@@ -108,6 +109,7 @@ class UpdateComponent(Component):
         self._stop = threading.Event()
         self._abort_trial: str | None = None
         self._rollout: R.Rollout | None = None
+        self._last_poll = time.monotonic()
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self, agent: Any) -> None:
@@ -181,6 +183,50 @@ class UpdateComponent(Component):
         mqtt = self._mqtt()
         if mqtt is not None:
             mqtt.publish("status", fields)
+
+    def on_tick(self, snapshot: dict[str, Any]) -> None:
+        """Re-send an unsent outcome; poll the registry when ``poll_interval_s`` is set."""
+        assert self.store is not None and self.config is not None
+        d = self.store.load().deployment
+        if d is not None and d.final and not d.sent and self.updater is not None:
+            self.updater.send(d)
+        cfg = self.config.updates
+        now = time.monotonic()
+        due = now - self._last_poll >= cfg.poll_interval_s
+        if cfg.poll_interval_s <= 0 or not cfg.registry or not due:
+            return
+        self._last_poll = now
+        if self._busy.acquire(blocking=False):
+            threading.Thread(target=self._poll, args=(cfg.registry,), name="updates-poll",
+                             daemon=True).start()
+
+    def _poll(self, registry: str) -> None:
+        """Start an update when ``<registry>/<name>/latest.json`` names a newer release."""
+        assert self.store is not None and self.updater is not None
+        from .fetch import join_url
+        from .publish import LATEST_NAME
+
+        spawned = False
+        try:
+            s = self.store.load()
+            if s.active is None:
+                return  # the factory model: nothing to follow
+            name = s.active.name
+            raw = self.updater.fetcher.get_bytes(join_url(registry, name, LATEST_NAME), 4096)
+            latest = json.loads(raw)
+            version, seq = str(latest["version"]), int(latest["seq"])
+            last = s.deployment
+            if seq <= s.highest_seq.get(name, -1) or version == s.active.version:
+                return
+            if last is not None and (last.model, last.version) == (name, version) and last.final:
+                return  # tried already: a new release is needed
+            self._spawn(new_deployment(name, version, registry))
+            spawned = True
+        except (UpdateError, ValueError, KeyError, TypeError, OSError) as exc:
+            log.warning("update poll of %s failed: %s", registry, exc)
+        finally:
+            if not spawned:
+                self._busy.release()
 
     def contribute(self, snapshot: dict[str, Any]) -> None:
         r = self._rollout

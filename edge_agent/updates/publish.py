@@ -182,4 +182,21 @@ def publish(
     sig = sign(private, raw)
     write_atomic(out / SIGNATURE_NAME, sig)
     fsync_dir(out)
+    _point_latest(to / name, version, manifest.seq)
     return Release(out, manifest, json.loads(sig)["keyid"])
+
+
+LATEST_NAME = "latest.json"
+
+
+def _point_latest(model_dir: Path, version: str, seq: int) -> None:
+    """``<name>/latest.json`` names the newest release for devices that poll. It is only a
+    hint: what it points to is verified like any update (signature, seq, ...)."""
+    latest = model_dir / LATEST_NAME
+    try:
+        current = json.loads(latest.read_text())
+        if int(current.get("seq", -1)) > seq:
+            return
+    except (OSError, ValueError, AttributeError):
+        pass
+    write_atomic(latest, (json.dumps({"version": version, "seq": seq}) + "\n").encode())

@@ -89,8 +89,10 @@ class Agent:
         self.config = tmp / "agent.toml"
         opts = {"trusted_keys": [str(world.pub)], "registry": world.server.http_url,
                 "trial_inferences": 20, "trial_seconds": 20, **updates}
+        self.group = f"g-{self.device}"
         lines = [
             "[device]", f'id = "{self.device}"', f'state_dir = "{self.state}"',
+            f'groups = ["{self.group}"]',
             "[camera]", 'source = "synthetic"', "width = 320", "height = 240", "fps = 30",
             "[metrics]", "interval_s = 0.5",
             "[mqtt]", "enabled = true", 'host = "127.0.0.1"', f"port = {world.broker.port}",
@@ -228,10 +230,11 @@ def test_rejection_reason_reaches_mqtt_and_the_cli(
     a = Agent(world, tmp_path, "digits").start()
     agents.append(a)
     a.wait_online()
-    r = run_cli("fleet", "push-update", a.device, "--model", "digits", "--version", "2.5",
-                "--broker", f"127.0.0.1:{world.broker.port}", "--timeout", "60", timeout=90)
+    r = run_cli("fleet", "push-update", "--group", a.group, "--model", "digits", "--version",
+                "2.5", "--broker", f"127.0.0.1:{world.broker.port}", "--timeout", "60",
+                timeout=90)
     assert r.returncode == 1
-    assert "rejected bad_signature" in r.stdout
+    assert f"{a.device}: rejected bad_signature" in r.stdout
     final = a.updates()[-1]
     assert final["state"] == R.REJECTED and final["reason"] == "bad_signature"
     listed = run_cli("models", "list", "-c", str(a.config))
@@ -291,3 +294,20 @@ def test_sigkill_at_every_step_of_an_update(
     assert all(outcomes[p] == R.COMMITTED for p in KILL_POINTS), outcomes
     assert outcomes["trial-last-attempt"] == R.ROLLED_BACK
     assert os.environ.get("EDGE_AGENT_TEST_KILL_AT") is None
+
+
+def test_polling_device_follows_latest_release(
+    world: World, tmp_path: Path, agents: list[Agent]
+) -> None:
+    """``poll_interval_s``: the device reads <name>/latest.json (written by publish) itself."""
+    reg = tmp_path / "poll-registry"
+    shutil.copytree(world.registry / "digits" / "1.0", reg / "digits" / "1.0")
+    shutil.copytree(world.registry / "digits" / "2.0", reg / "digits" / "2.0")
+    (reg / "digits" / "latest.json").write_text('{"version": "2.0", "seq": 2}')
+    a = Agent(world, tmp_path, "digits", poll_interval_s=0.5, registry=reg.as_uri()).start()
+    agents.append(a)
+    a.wait_online()
+    assert a.rec.wait(lambda r: any(x.get("final") for x in a.updates()), 60), a.tail()
+    final = next(x for x in a.updates() if x.get("final"))
+    assert final["state"] == R.COMMITTED and final["version"] == "2.0", final
+    assert a.running_model_verifies()["version"] == "2.0"

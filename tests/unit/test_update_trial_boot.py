@@ -93,3 +93,17 @@ def test_boot_corrupt_active_falls_back_to_previous(tmp_path: Path) -> None:
     boot = choose_model(_cfg(tmp_path))
     assert boot.source == "store:previous" and boot.path == store.model_path(a)
     assert store.load().active == a
+
+
+def test_boot_both_corrupt_comes_back_on_the_factory_model(tmp_path: Path) -> None:
+    from edge_agent.resources import shipped_model
+
+    store = Store(tmp_path)
+    a, b = _install(store, "1", 1, b"AAAA"), _install(store, "2", 2, b"BBBB")
+    store.save(S.StoreState(active=b, previous=a))
+    store.model_path(b).write_bytes(b"BBBX")
+    store.model_path(a).unlink()
+    boot = choose_model(_cfg(tmp_path))
+    assert boot.source == "factory" and boot.path == shipped_model()
+    s = store.load()
+    assert s.active is None and {a.id, b.id} <= set(s.bad)
