@@ -107,6 +107,12 @@ class PipelineError(EdgeAgentError):
     exit_code = 9
 
 
+class ComponentError(EdgeAgentError):
+    """A part of the agent (MQTT, updates, bridge, control socket...) failed to start."""
+
+    exit_code = 10
+
+
 class AgentNotRunning(EdgeAgentError):
     """No agent answers on the control socket (not started, crashed, or another socket path)."""
 

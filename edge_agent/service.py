@@ -32,7 +32,7 @@ import psutil
 from . import __version__
 from .camera import Backoff, CameraReader, LatestFrameSlot, open_source
 from .config import Config
-from .errors import ConfigError, FrameError, SourceError
+from .errors import ComponentError, ConfigError, EdgeAgentError, FrameError, SourceError
 from .pipeline import FrameResult, JsonLinesSink, Pipeline, tune_process
 from .telemetry import ResourceSampler, build_snapshot, summarize
 
@@ -206,6 +206,7 @@ class Agent:
         self.wall = wall
         self._stop = threading.Event()
         self._started = False
+        self._running: list[Component] = []
         self._sampler: ResourceSampler | None = None
         self._prev_counters: dict[str, Any] | None = None
         self._window_start = 0.0
@@ -304,12 +305,12 @@ class Agent:
 
     def tick(self) -> dict[str, Any]:
         snap = self.snapshot()
-        for c in self.components:
+        for c in self._running:
             try:
                 c.contribute(snap)
             except Exception as exc:
                 log.warning("component %s contribute failed: %r", c.name, exc)
-        for c in self.components:
+        for c in self._running:
             try:
                 c.on_tick(snap)
             except Exception as exc:
@@ -330,7 +331,13 @@ class Agent:
             self._started = True
             self._sampler = ResourceSampler(self.config.device.state_dir)  # primes CPU %
             for c in self.components:
-                c.start(self)
+                try:
+                    c.start(self)
+                    self._running.append(c)
+                except EdgeAgentError:
+                    raise
+                except Exception as exc:  # one line for the technician, not a traceback
+                    raise ComponentError(f"component {c.name} failed to start: {exc}") from exc
             self._window_start = self.clock()
             pipeline.start()
             self._main_loop(pipeline, duration)
@@ -369,7 +376,7 @@ class Agent:
             self.tick()  # the last, partial window
         except Exception as exc:
             log.warning("final metrics snapshot failed: %r", exc)
-        for c in reversed(self.components):
+        for c in reversed(self._running):  # only those that started, last started first
             left = SHUTDOWN_S - (time.monotonic() - t0)
             _call_with_limit(c.stop, max(left, 0.05), f"component {c.name}")
         seconds = self.clock() - self._t_start

@@ -133,3 +133,20 @@ class TestFailingSources:
         assert "b.txt: not a decodable image" in cam["last_error"]
         assert summary["counters"]["errors"] == 0
         assert rec.snapshots[-1]["camera"]["bad_frames"] >= 1  # reported in the metrics
+
+
+def test_component_failing_to_start_is_one_error_and_stops_the_started(tmp_path: Path) -> None:
+    from edge_agent.errors import ComponentError
+
+    class Broken(Component):
+        name = "broken"
+
+        def start(self, agent: Any) -> None:
+            raise OSError("address already in use")
+
+    log: list[str] = []
+    agent = Agent(config(tmp_path), components=[Recorder("a", log), Broken()])
+    with pytest.raises(ComponentError, match="component broken failed to start: address"):
+        agent.run(duration=5)
+    assert log[0] == "start a" and log[-1] == "stop a"
+    assert agent.pipeline is not None and agent.pipeline.done.is_set()
