@@ -41,6 +41,7 @@ class PipelineBench:
     invoke_p50_ms: float
     raw_invoke_p50_ms: float
     invoke_busy: float
+    invoke_starved: float
     rss_mb: float
 
     def to_json(self) -> dict[str, Any]:
@@ -174,5 +175,6 @@ def bench_pipeline(
         invoke_p50_ms=(lat["invoke"].quantile(0.5) or 0.0) * 1000,
         raw_invoke_p50_ms=float(np.median(raw_ms)),
         invoke_busy=pipeline.invoke_busy(),
+        invoke_starved=pipeline.invoke_starved(),
         rss_mb=rss,
     )

@@ -218,6 +218,7 @@ class Pipeline:
         self._first_invoke = 0.0
         self._last_invoke_end = 0.0
         self._invoke_total = 0.0
+        self._starved_total = 0.0
 
     # -- public API --------------------------------------------------------------------------
     @property
@@ -272,10 +273,17 @@ class Pipeline:
 
     def invoke_busy(self) -> float:
         """Share of the time since the first invoke that the interpreter spent invoking (1.0:
-        the pipeline kept it busy all the time; the rest is time it waited for input)."""
+        the pipeline kept it busy all the time)."""
         with self._lock:
             first, last, busy = self._first_invoke, self._last_invoke_end, self._invoke_total
         return busy / (last - first) if last > first else 0.0
+
+    def invoke_starved(self) -> float:
+        """Share of that time the infer thread waited for its next input (prep/camera too
+        slow or late). ``1 - busy - starved`` is handover overhead (copies, GIL, scheduling)."""
+        with self._lock:
+            first, last, starved = self._first_invoke, self._last_invoke_end, self._starved_total
+        return starved / (last - first) if last > first else 0.0
 
     def latest_snapshot(self) -> bytes | None:
         """JPEG of the latest annotated frame (None: ring off or no frame yet)."""
@@ -300,6 +308,7 @@ class Pipeline:
             "counters": self.counters(),
             "camera": self.reader.stats(),
             "invoke_busy": round(self.invoke_busy(), 4),
+            "invoke_starved": round(self.invoke_starved(), 4),
             "sink_errors": self._sink_errors,
             "estimate_ms": {
                 "preprocess": round(self._estimate.pre_s * 1000, 3),
@@ -428,6 +437,10 @@ class Pipeline:
                     self._drop("shutdown")
                     self._taken_event.set()
                     continue
+                t_got = self.clock()
+                if self._first_invoke:
+                    with self._lock:
+                        self._starved_total += t_got - t_wait
                 # the interpreter waited while prep was still holding back: prep was late
                 late = max(0.0, st.t_woke - t_wait) if st.t_woke else 0.0
                 self._invoke_one(st, late)
