@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import statistics
 import subprocess
 import sys
@@ -46,30 +45,33 @@ def make_clip(path: Path, n: int) -> str:
 
 
 def agent_run(model: Path, clip: Path, tmp: Path, frames: int) -> tuple[float, float | None]:
-    """Peak RSS (MB) of a real `edge-agent run` and its process start -> first result (s)."""
+    """Peak RSS (MB) of a real `edge-agent run` and process start -> first result (s), timed
+    from outside: from just before the process is spawned to its first JSON result line."""
     cfg = tmp / "agent.toml"
     cfg.write_text(
         f'[device]\nstate_dir = "{tmp / "state"}"\n'
         f'[model]\npath = "{model}"\n'
         f'[camera]\nsource = "{clip}"\npolicy = "all"\nloop = true\n'
-        "[metrics]\ninterval_s = 1.0\n",
+        "[metrics]\ninterval_s = 1.0\n[pipeline]\nstdout_jsonl = true\n",
         encoding="utf-8",
     )
+    t0 = time.monotonic()
     proc = subprocess.Popen(
         [sys.executable, "-m", "edge_agent", "run", "-c", str(cfg), "--frames", str(frames)],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT,
     )
-    ps = psutil.Process(proc.pid)
+    assert proc.stdout is not None
+    first = proc.stdout.readline()
+    to_first = time.monotonic() - t0 if first.startswith("{") else None
     peak = 0.0
-    while proc.poll() is None:
+    ps = psutil.Process(proc.pid)
+    for _line in proc.stdout:  # keep the pipe drained while sampling memory
         try:
             peak = max(peak, ps.memory_info().rss / 2**20)
         except psutil.Error:
             break
-        time.sleep(0.05)
-    out = proc.stdout.read() if proc.stdout else ""
-    m = re.search(r"first result ([0-9.]+) s after process start", out)
-    return peak, (float(m.group(1)) if m else None)
+    proc.wait()
+    return peak, to_first
 
 
 def main() -> None:

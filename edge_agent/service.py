@@ -97,6 +97,21 @@ def _call_with_limit(fn: Callable[[], None], limit: float, what: str) -> bool:
     return True
 
 
+def process_age() -> float:
+    """Seconds since this process started (from /proc: 10 ms resolution; psutil's
+    ``create_time`` rounds the boot time to whole seconds)."""
+    import os
+
+    try:
+        with open("/proc/self/stat", encoding="ascii") as fh:
+            start_ticks = int(fh.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/uptime", encoding="ascii") as fh:
+            uptime = float(fh.read().split()[0])
+        return uptime - start_ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return time.time() - psutil.Process().create_time()
+
+
 def read_labels(path: Path | None) -> list[str] | None:
     """``model.labels``: one label per line (blank lines kept as empty labels)."""
     if path is None:
@@ -272,7 +287,7 @@ class Agent:
 
     def _dispatch_result(self, fr: FrameResult) -> None:
         if self._t_first_result is None and fr.ok:
-            self._t_first_result = self.wall()
+            self._t_first_result = process_age()
         for c in self.components:
             try:
                 c.on_result(fr)
@@ -386,9 +401,7 @@ class Agent:
         ]
         if alive:
             log.warning("threads still running after shutdown: %s", ", ".join(alive))
-        first = None
-        if self._t_first_result is not None:  # from process start (psutil), not from run()
-            first = self._t_first_result - psutil.Process().create_time()
+        first = self._t_first_result  # seconds from process start, not from run()
         return {
             "reason": self.stop_reason,
             "threads_left": alive,
