@@ -120,8 +120,15 @@ class Store:
             )
 
     def staging(self, deployment: str) -> Path:
-        safe = re.sub(r"[^A-Za-z0-9_.-]", "_", deployment)[:64] or "deployment"
-        return self.ensure_dir(self.staging_root / safe)
+        return self.ensure_dir(self.staging_root / _safe(deployment))
+
+    def drop_staging(self, deployment: str) -> None:
+        """Forget a finished deployment's partial downloads."""
+        d = self.staging_root / _safe(deployment)
+        if d.is_symlink():
+            d.unlink()
+        elif d.is_dir():
+            shutil.rmtree(d, ignore_errors=True)
 
     def install(self, staging: Path, entry: Entry) -> Path:
         """Move a fully verified staging directory into ``versions/`` (atomic rename)."""

@@ -119,6 +119,8 @@ class Updater:
         if event != "progress":
             self.persist(d, change)
             checkpoint(d.state)
+            if d.final:
+                self.store.drop_staging(d.id)
         self.send(d, r.progress)
         return d
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -14,6 +13,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -269,31 +269,37 @@ KILL_POINTS = [R.RECEIVED, R.DOWNLOADING, R.VERIFYING, R.PREFLIGHT, R.ACTIVATING
                R.COMMITTED]
 
 
+def _kill_and_restart(world: World, tmp: Path, point: str, agents: list[Agent]) -> str:
+    """One fault: the agent SIGKILLs itself right after persisting ``point``, restarts."""
+    attempts = 1 if point == "trial-last-attempt" else 2
+    a = Agent(world, tmp, "digits", trial_attempts=attempts, trial_inferences=10)
+    agents.append(a)
+    a.start(EDGE_AGENT_TEST_KILL_AT=R.TRIAL if attempts == 1 else point)
+    a.wait_online()
+    a.command("update", {"model": "digits", "version": "2.0", "deployment": f"k-{point}"})
+    rc = a.wait_exit()
+    assert rc == -signal.SIGKILL, (point, rc, a.tail())
+    a.start()  # power back: same state dir, no fault injection
+    final = a.wait_final(f"k-{point}")
+    running = a.running_model_verifies()
+    expected = "1.0" if final["state"] == R.ROLLED_BACK else "2.0"
+    assert running["version"] == expected, (point, final, running)
+    a.close()
+    return str(final["state"])
+
+
 def test_sigkill_at_every_step_of_an_update(
     world: World, tmp_path: Path, agents: list[Agent]
 ) -> None:
-    outcomes = {}
-    for point in [*KILL_POINTS, "trial-last-attempt"]:
-        tmp = tmp_path / point
-        tmp.mkdir()
-        attempts = 1 if point == "trial-last-attempt" else 2
-        a = Agent(world, tmp, "digits", trial_attempts=attempts)
-        agents.append(a)
-        a.start(EDGE_AGENT_TEST_KILL_AT=R.TRIAL if attempts == 1 else point)
-        a.wait_online()
-        a.command("update", {"model": "digits", "version": "2.0", "deployment": f"k-{point}"})
-        rc = a.wait_exit()
-        assert rc == -signal.SIGKILL, (point, rc, a.tail())
-        a.start()  # power back: same state dir, no fault injection
-        final = a.wait_final(f"k-{point}")
-        outcomes[point] = final["state"]
-        running = a.running_model_verifies()
-        expected = "1.0" if final["state"] == R.ROLLED_BACK else "2.0"
-        assert running["version"] == expected, (point, final, running)
-        a.close()
+    points = [*KILL_POINTS, "trial-last-attempt"]
+    for p in points:
+        (tmp_path / p).mkdir()
+    with ThreadPoolExecutor(max_workers=2) as pool:  # two devices at a time
+        futures = {p: pool.submit(_kill_and_restart, world, tmp_path / p, p, agents)
+                   for p in points}
+        outcomes = {p: f.result() for p, f in futures.items()}
     assert all(outcomes[p] == R.COMMITTED for p in KILL_POINTS), outcomes
     assert outcomes["trial-last-attempt"] == R.ROLLED_BACK
-    assert os.environ.get("EDGE_AGENT_TEST_KILL_AT") is None
 
 
 def test_polling_device_follows_latest_release(

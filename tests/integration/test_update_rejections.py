@@ -258,6 +258,7 @@ def test_each_refusal_leaves_the_active_model_with_its_own_reason(
     dev.assert_untouched()
     s = dev.store.load()
     assert s.deployment is not None and s.deployment.reason == reason and s.deployment.sent
+    assert {e.version for e in dev.store.installed()} == {"1.0"}  # nothing refused kept
     shutil.rmtree(d.parent / version, ignore_errors=True)
 
 
@@ -274,3 +275,13 @@ def test_symlink_planted_in_the_store_is_refused(env: Env, tmp_path: Path) -> No
     assert dev.records[-1]["reason"] == "symlink_in_store"
     assert list(outside.iterdir()) == []
     dev.assert_untouched()
+
+
+def test_refused_update_leaves_no_download_behind(env: Env, tmp_path: Path) -> None:
+    dev = make_device(env, tmp_path)
+    d = release(env, "9.leftovers")
+    _wrong_sha(env, d)
+    assert dev.update("9.leftovers", env.server.http_url)["reason"] == "wrong_sha256"
+    assert not any(dev.store.staging_root.iterdir())
+    installed = {e.version for e in dev.store.installed()}
+    assert installed == {"1.0"}
