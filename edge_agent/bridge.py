@@ -206,13 +206,13 @@ class BridgeComponent(Component):
         except queue.Full:
             pass
         if self._thread is not None:
-            self._thread.join(1.5)
+            self._thread.join(1.0)
         client = self._client
         if client is None:
             return
         if self.config.watchdog_timeout_ms and client.connected:
-            try:  # a graceful stop must not end in a watchdog reset
-                client.watchdog_configure(0)
+            try:  # a graceful stop must not end in a watchdog reset; one attempt, no retries
+                client.watchdog_configure(0, retries=0)
             except BridgeError as exc:
                 log.warning("bridge: could not disarm the board watchdog: %s", exc)
         client.close()
@@ -240,8 +240,11 @@ class BridgeComponent(Component):
         out["stalled_s"] = round(self._gate.stalled_for(self._clock()), 3)
         if self._client is not None:
             out["link"] = self._client.counters()
-        if self._last_error:
-            out["last_error"] = self._last_error
+        last = self._last_error
+        if self._client is not None and not out["connected"] and self._client.last_error:
+            last = self._client.last_error
+        if last:
+            out["last_error"] = last
         return out
 
     # worker -------------------------------------------------------------------------------
@@ -280,6 +283,9 @@ class BridgeComponent(Component):
                     self._poll_telemetry()
             except BridgeError as exc:
                 self._error(exc)
+            except Exception as exc:  # a bug or a failing hook must not end the worker
+                self.stats["errors"] += 1
+                log.exception("bridge: worker step failed: %r", exc)
 
     def _setup(self) -> None:
         assert self._client is not None

@@ -113,6 +113,11 @@ class BridgeClient:
     def wait_connected(self, timeout: float) -> bool:
         return self._link.wait_connected(timeout)
 
+    @property
+    def last_error(self) -> str:
+        """Why the port last failed to open or was lost ("" if never)."""
+        return self._link.last_error
+
     def add_listener(self, callback: EventCallback) -> None:
         """``callback(event)`` runs on the reader thread for every board event; keep it short."""
         if len(self._listeners) >= MAX_LISTENERS:
@@ -129,8 +134,17 @@ class BridgeClient:
         return c.to_json()
 
     # requests -----------------------------------------------------------------------------
-    def request(self, type_: int, body: bytes = b"", expect: int | None = None) -> Frame:
-        """Send a request, wait for its response; retries with the same seq on timeout."""
+    def request(
+        self,
+        type_: int,
+        body: bytes = b"",
+        expect: int | None = None,
+        *,
+        retries: int | None = None,
+    ) -> Frame:
+        """Send a request, wait for its response; retries with the same seq on timeout.
+
+        ``retries`` overrides the client's setting for this request (e.g. 0 at shutdown)."""
         if self._closed:
             raise BridgeClosed(f"bridge: client for {self.url} is closed")
         name = m.type_name(type_)
@@ -143,7 +157,7 @@ class BridgeClient:
             seq = self._next_seq()
             self._pending[seq] = slot
         wire = encode_frame(Frame(type_, seq, body))
-        attempts = self.retries + 1
+        attempts = (self.retries if retries is None else retries) + 1
         try:
             for attempt in range(1, attempts + 1):
                 self._link.write(wire)
@@ -198,8 +212,10 @@ class BridgeClient:
     def telemetry(self) -> m.Telemetry:
         return m.parse_telemetry(self.request(MsgType.TELEMETRY_GET, expect=MsgType.TELEMETRY).body)
 
-    def watchdog_configure(self, timeout_ms: int) -> None:
-        self.request(MsgType.WDT_CONFIG, m.wdt_config_body(timeout_ms), expect=MsgType.ACK)
+    def watchdog_configure(self, timeout_ms: int, *, retries: int | None = None) -> None:
+        """Arm the board watchdog (``timeout_ms`` 100..600000) or disarm it (0)."""
+        body = m.wdt_config_body(timeout_ms)
+        self.request(MsgType.WDT_CONFIG, body, expect=MsgType.ACK, retries=retries)
 
     def watchdog_kick(self) -> None:
         self.request(MsgType.WDT_KICK, expect=MsgType.ACK)

@@ -219,6 +219,7 @@ def test_on_result_never_blocks_and_bounds_its_queue(tmp_path: Path) -> None:
         snap: dict[str, Any] = {}
         comp.contribute(snap)
         assert snap["bridge"]["connected"] is False
+        assert wait_for(lambda: "cannot open serial port" in comp.status().get("last_error", ""))
     finally:
         comp.stop()
 
@@ -281,3 +282,24 @@ def test_real_agent_kicks_from_pipeline_progress_and_captures_on_trigger(
     assert bridge["board_temp_c"] > 0 and bridge["accel_temp_c"] > 0
     saved = list((tmp_path / "state" / "captures").rglob("*.jpg"))
     assert len(saved) == 1
+
+
+def test_worker_survives_a_failing_progress_counter(sim: SimPort) -> None:
+    calls = {"n": 0}
+
+    def flaky() -> int:
+        calls["n"] += 1
+        if calls["n"] <= 2:
+            raise RuntimeError("pipeline counters not ready")
+        return calls["n"]
+
+    cfg = BridgeConfig(
+        enabled=True, port=sim.url, watchdog_timeout_ms=600, telemetry_interval_s=0.1
+    )
+    comp = BridgeComponent(cfg, progress=flaky)
+    comp.start(FakeAgent())
+    try:
+        assert wait_for(lambda: comp.stats["kicks"] >= 2)
+        assert comp.stats["errors"] == 2 and comp.stats["board_resets"] == 0
+    finally:
+        comp.stop()
