@@ -8,33 +8,27 @@ from typing import Any
 import typer
 
 from .common import handle_errors, load, print_json
+from .runtime_opts import BACKEND, CONFIG, DELEGATES, THREADS, runtime_options
 
 app = typer.Typer(no_args_is_help=True, help="Inspect, list and manage models.")
 
 
 # -- inspect (issue 2) ------------------------------------------------------------------------
 @app.command("inspect")
+@handle_errors
 def inspect_cmd(
     model: Path = typer.Argument(..., help="Model file (.tflite)"),
-    threads: int = typer.Option(1, "--threads", min=1, max=64, help="Interpreter threads"),
-    backend: str = typer.Option(
-        "auto", "--backend", help="auto | litert | tflite_runtime | tensorflow"
-    ),
-    delegate: list[str] = typer.Option(
-        [], "--delegate", help="Delegate library to try (repeatable); CPU is the fallback"
-    ),
+    threads: int | None = THREADS,
+    backend: str | None = BACKEND,
+    delegate: list[str] = DELEGATES,
+    config: Path | None = CONFIG,
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object"),
 ) -> None:
     """Size, sha256, inputs/outputs with quantisation, operators, backend and delegate."""
-    _inspect(model, threads, backend, delegate, as_json)
-
-
-@handle_errors
-def _inspect(model: Path, threads: int, backend: str, delegates: list[str], as_json: bool) -> None:
     from ..inference import Model, load_description
-    from ..inference.model import Delegate
 
-    m = Model(model, threads=threads, backend=backend, delegates=[Delegate(d) for d in delegates])
+    opts = runtime_options(config, threads, backend, delegate)
+    m = Model(model, threads=opts.threads, backend=opts.backend, delegates=opts.delegates)
     info = m.summary()
     desc = load_description(model, model=m)
     info["description"] = desc.to_json()

@@ -189,3 +189,22 @@ def test_forcing_a_missing_backend_is_one_line(astronaut):
     r = run_cli("infer", str(blazeface_float()), str(astronaut), "--backend", "tflite_runtime")
     assert r.returncode == BackendError.exit_code
     assert r.stderr.count("\n") == 1 and "tflite_runtime" in r.stderr and "pip install" in r.stderr
+
+
+def test_runtime_settings_come_from_the_config_unless_flags_say_otherwise(tmp_path):
+    model = str(blazeface_float())
+    cfg = tmp_path / "agent.toml"
+    cfg.write_text(
+        "[model]\nthreads = 2\n"
+        '[[model.delegates]]\nlibrary = "libnot_installed_npu.so"\noptions = { device = "0" }\n'
+    )
+    r = run_cli("models", "inspect", model, "--config", str(cfg), "--json")
+    assert r.returncode == 0, r.stderr
+    info = json.loads(r.stdout)
+    assert info["threads"] == 2 and info["delegate"] == "cpu"
+    assert info["delegate_errors"][0].startswith("libnot_installed_npu.so: failed to load")
+    r = run_cli("models", "inspect", model, "-c", str(cfg), "--threads", "1", "--json")
+    assert json.loads(r.stdout)["threads"] == 1
+    cfg.write_text("[model]\nthreads = 0\n")
+    r = run_cli("bench", model, "--config", str(cfg), "--runs", "2")
+    assert r.returncode == 2 and "model.threads" in r.stderr and r.stderr.count("\n") == 1

@@ -1,0 +1,61 @@
+"""Options shared by infer, bench and models inspect: which runtime, threads and delegates.
+
+Flags win; what a flag leaves unset comes from the config file's ``[model]`` section
+(``threads``, ``backend``, ``delegates``) — so a technician sees what the agent would run —
+and else the defaults (1 thread, auto backend, CPU only). The config's model path and
+description are not used here: these commands take the model on the command line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import typer
+
+from ..inference.model import Delegate
+from .agent_cmds import CONFIG_HELP, resolve_config
+from .common import load
+
+THREADS = typer.Option(
+    None, "--threads", min=1, max=64, help="Interpreter threads [default: config, else 1]"
+)
+BACKEND = typer.Option(
+    None,
+    "--backend",
+    help="auto | litert | tflite_runtime | tensorflow [default: config, else auto]",
+)
+DELEGATES = typer.Option(
+    [],
+    "--delegate",
+    help="Delegate library to try (repeatable, in order; CPU is the fallback) "
+    "[default: the config's delegate chain]",
+)
+CONFIG = typer.Option(None, "--config", "-c", envvar="EDGE_AGENT_CONFIG", help=CONFIG_HELP)
+
+
+@dataclass
+class RuntimeOptions:
+    threads: int = 1
+    backend: str = "auto"
+    delegates: list[Delegate] = field(default_factory=list)
+
+
+def runtime_options(
+    config: Path | None, threads: int | None, backend: str | None, delegates: list[str]
+) -> RuntimeOptions:
+    """Merge flags over the config's ``[model]`` runtime settings."""
+    path = resolve_config(config)
+    opts = RuntimeOptions()
+    if path is not None:
+        cfg = load(path).model
+        opts = RuntimeOptions(
+            cfg.threads, cfg.backend, [Delegate(d.library, dict(d.options)) for d in cfg.delegates]
+        )
+    if threads is not None:
+        opts.threads = threads
+    if backend is not None:
+        opts.backend = backend
+    if delegates:
+        opts.delegates = [Delegate(lib) for lib in delegates]
+    return opts
