@@ -191,16 +191,11 @@ def registry(cfg: Config, timeout: float = 5.0) -> str:
 
 # serial --------------------------------------------------------------------------------------
 def serial_hello(cfg: Config) -> str:
-    """Open the bridge's port and ask the board for HELLO (with the agent's timeout/retries)."""
-    from firmware_bridge.client import BridgeClient
-    from firmware_bridge.errors import BridgeError
+    """Open the bridge's port and ask the board for HELLO (``bridge.check_bridge``)."""
+    from .bridge import check_bridge
 
-    b = cfg.bridge
-    try:
-        with BridgeClient(b.port, baudrate=b.baudrate, timeout_s=b.timeout_s, retries=b.retries
-                          ) as client:
-            client.open(wait=True)
-            info = client.hello()
-    except BridgeError as exc:
-        raise SerialProbeError(f"serial port {b.port}: {exc}") from None
-    return f"{b.port}: board {info.name!r} firmware {info.firmware} (protocol {info.proto})"
+    ok, message = check_bridge(cfg)
+    if not ok:
+        raise SerialProbeError(message if cfg.bridge.port in message
+                               else f"serial port {cfg.bridge.port}: {message}")
+    return message
