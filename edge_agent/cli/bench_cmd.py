@@ -17,7 +17,6 @@ from .common import handle_errors, print_json
 from .runtime_opts import BACKEND, CONFIG, THREADS, runtime_options
 
 
-@handle_errors
 def bench(
     model: Path = typer.Argument(..., help="Model file (.tflite)"),
     threads: int | None = THREADS,
@@ -26,12 +25,71 @@ def bench(
     backend: str | None = BACKEND,
     config: Path | None = CONFIG,
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object"),
+    source: str | None = typer.Option(
+        None,
+        "--source",
+        help="Frames for the pipeline bench: video file, image folder, camera, URL, synthetic",
+    ),
+    frames: int = typer.Option(
+        300, "--frames", min=10, max=100_000, help="Frames per way (with --source)"
+    ),
 ) -> None:
-    """Invoke latency (p50/p95/p99/mean) and invokes/s: Model vs a bare interpreter loop."""
-    opts = runtime_options(config, threads, backend, [])
-    report = bench_invoke(
-        str(model), threads=opts.threads, runs=runs, warmup=warmup, backend=opts.backend
+    """Invoke latency and invokes/s (Model vs bare loop); with --source: raw vs naive vs pipeline
+    fps and end-to-end latency on the same frames."""
+    _bench(model, source, threads, backend, config, runs, warmup, frames, as_json)
+
+
+@handle_errors
+def _bench(
+    model: Path,
+    source: str | None,
+    threads: int | None,
+    backend: str | None,
+    config: Path | None,
+    runs: int,
+    warmup: int,
+    frames: int,
+    as_json: bool,
+) -> None:
+    opts = runtime_options(config, threads, backend, [])  # flags over the config's [model]
+    if source is not None:
+        _bench_pipeline(model, source, opts.threads, frames, opts.backend, as_json)
+    else:
+        _bench_invoke(model, opts.threads, runs, warmup, opts.backend, as_json)
+
+
+@handle_errors
+def _bench_pipeline(
+    model: Path, source: str, threads: int, frames: int, backend: str, as_json: bool
+) -> None:
+    from ..bench_pipeline import bench_pipeline
+
+    report = bench_pipeline(str(model), source, threads=threads, frames=frames, backend=backend)
+    j = report.to_json()
+    if as_json:
+        print_json({"model": str(model), "source": source, **j})
+        return
+    typer.echo(f"{model}  on {source}  threads {j['threads']}  frames {j['frames']}")
+    typer.echo(
+        f"  raw invoke loop {j['raw_fps']:.1f} fps | naive loop {j['naive_fps']:.1f} fps | "
+        f"pipeline {j['pipeline_fps']:.1f} fps"
     )
+    typer.echo(
+        f"  pipeline/raw {j['pipeline_fps'] / j['raw_fps']:.3f}  "
+        f"pipeline/naive {j['pipeline_fps'] / j['naive_fps']:.3f}"
+    )
+    typer.echo(
+        f"  e2e p50 {j['e2e_p50_ms']:.2f} ms  p95 {j['e2e_p95_ms']:.2f}  "
+        f"invoke p50 {j['invoke_p50_ms']:.2f} (bare {j['raw_invoke_p50_ms']:.2f})  "
+        f"rss {j['rss_mb']:.0f} MB"
+    )
+
+
+@handle_errors
+def _bench_invoke(
+    model: Path, threads: int, runs: int, warmup: int, backend: str, as_json: bool
+) -> None:
+    report = bench_invoke(str(model), threads=threads, runs=runs, warmup=warmup, backend=backend)
     if as_json:
         print_json({"model": str(model), **report.to_json()})
     else:
