@@ -24,22 +24,21 @@ flight at stop). ``captured == processed + dropped + in_flight`` at every moment
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import sys
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, TextIO
+from typing import Any, Protocol
 
 import numpy as np
 
 from .camera import CameraReader, Frame, LatestFrameSlot
 from .errors import PipelineError
+from .sinks import FrameResult, JsonLinesSink, Sink, SnapshotRing
 from .telemetry.latency import StageLatencies
 
 log = logging.getLogger("edge_agent.pipeline")
@@ -47,6 +46,8 @@ log = logging.getLogger("edge_agent.pipeline")
 JIT_MARGIN_S = 0.0003  # lower bound of the adaptive margin (see _Estimate.margin_s)
 JIT_MARGIN_MAX_S = 0.02
 DROP_REASONS = ("stale", "error", "swap", "shutdown")
+
+__all__ = ["FrameResult", "JsonLinesSink", "Pipeline", "Sink", "SnapshotRing", "tune_process"]
 
 
 class RunnerLike(Protocol):
@@ -57,43 +58,6 @@ class RunnerLike(Protocol):
     decoder: Any
 
 
-@dataclass
-class FrameResult:
-    """One frame's outcome, given to every sink and to ``Component.on_result``.
-
-    ``result`` is the inference Result (None when a stage failed; then ``error`` says why);
-    ``timings`` are seconds per stage (``age``, ``preprocess``, ``invoke``, ``postprocess``,
-    ``e2e``); ``image`` is the original BGR frame (do not modify it).
-    """
-
-    seq: int
-    wall_time: float
-    t_capture: float
-    result: Any
-    timings: dict[str, float]
-    model: str
-    image: np.ndarray | None = None
-    error: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-    def to_json(self) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "frame": self.seq,
-            "ts": round(self.wall_time, 6),
-            "model": self.model,
-            "latency_ms": {k: round(v * 1000, 3) for k, v in self.timings.items()},
-        }
-        if self.error is not None:
-            body["error"] = self.error
-        elif self.result is not None:
-            body.update(self.result.to_json())
-        return body
-
-
-Sink = Callable[[FrameResult], None]
 
 
 @dataclass
@@ -563,67 +527,3 @@ def tune_process() -> Callable[[], None]:
         sys.setswitchinterval(interval)
 
     return restore
-
-
-# ---------------------------------------------------------------------------------------------
-# Sinks
-
-
-class JsonLinesSink:
-    """Writes each result as one JSON line (local runs; ``pipeline.stdout_jsonl``)."""
-
-    def __init__(self, stream: TextIO | None = None) -> None:
-        self.stream = stream or sys.stdout
-        self._lock = threading.Lock()
-
-    def __call__(self, fr: FrameResult) -> None:
-        line = json.dumps(fr.to_json(), separators=(",", ":"), default=str)
-        with self._lock:
-            self.stream.write(line + "\n")
-            self.stream.flush()
-
-
-class SnapshotRing:
-    """The last ``size`` frames with their results; annotated and saved on demand."""
-
-    def __init__(self, size: int = 8) -> None:
-        self._ring: deque[FrameResult] = deque(maxlen=max(size, 1))
-        self._lock = threading.Lock()
-        self.size = size
-
-    def __call__(self, fr: FrameResult) -> None:
-        if self.size and fr.image is not None:
-            with self._lock:
-                self._ring.append(fr)
-
-    def items(self) -> list[FrameResult]:
-        with self._lock:
-            return list(self._ring)
-
-    def annotated(self, fr: FrameResult) -> np.ndarray:
-        from .annotate import annotate
-
-        assert fr.image is not None
-        return annotate(fr.image, fr.result)
-
-    def latest_jpeg(self) -> bytes | None:
-        from .annotate import encode_jpeg
-
-        items = self.items()
-        return encode_jpeg(self.annotated(items[-1])) if items else None
-
-    def save(self, directory: Path, *, last: int | None = None) -> list[Path]:
-        """Write the kept frames as annotated JPEGs (atomically); returns the paths."""
-        from .annotate import encode_jpeg
-        from .atomicfile import atomic_write_bytes
-
-        directory.mkdir(parents=True, exist_ok=True)
-        items = self.items()
-        if last is not None:
-            items = items[-last:]
-        out = []
-        for fr in items:
-            path = directory / f"frame-{fr.seq:08d}.jpg"
-            atomic_write_bytes(path, encode_jpeg(self.annotated(fr)))
-            out.append(path)
-        return out
