@@ -76,7 +76,8 @@ def _bench_pipeline(
     )
     typer.echo(
         f"  pipeline/raw {j['pipeline_fps'] / j['raw_fps']:.3f}  "
-        f"pipeline/naive {j['pipeline_fps'] / j['naive_fps']:.3f}"
+        f"pipeline/naive {j['pipeline_fps'] / j['naive_fps']:.3f}  "
+        f"(interpreter busy {j['invoke_busy']:.3f}, waiting for input {j['invoke_starved']:.3f})"
     )
     typer.echo(
         f"  e2e p50 {j['e2e_p50_ms']:.2f} ms  p95 {j['e2e_p95_ms']:.2f}  "
