@@ -160,6 +160,38 @@ def test_simulator_killed_and_restarted(sim: SimPort) -> None:
         assert rec.kinds("link")[-1].data["connected"] is True
 
 
+def test_requests_keep_flowing_across_a_restart(sim: SimPort) -> None:
+    """A requester loops through kill and restart: every call returns (answer or timeout),
+    none hangs, and answers resume by themselves once the simulator is back."""
+    outcomes: list[str] = []
+    stop = threading.Event()
+    with BridgeClient(sim.url, timeout_s=0.15, retries=1, backoff_max_s=0.2).open() as c:
+
+        def loop() -> None:
+            while not stop.is_set():
+                try:
+                    c.ping(b"x")
+                    outcomes.append("ok")
+                except BridgeTimeout:
+                    outcomes.append("timeout")
+
+        th = threading.Thread(target=loop)
+        th.start()
+        try:
+            assert wait_for(lambda: outcomes.count("ok") >= 10)
+            sim.kill()
+            assert wait_for(lambda: outcomes.count("timeout") >= 2)
+            sim.start()
+            ok_before = outcomes.count("ok")
+            assert wait_for(lambda: outcomes.count("ok") >= ok_before + 10, timeout=6)
+        finally:
+            stop.set()
+            th.join(5)
+        assert not th.is_alive()
+        assert set(outcomes) == {"ok", "timeout"}
+        assert c.counters()["reconnects"] == 1
+
+
 def test_unknown_events_and_requests_from_loop_url() -> None:
     """loop:// echoes our own request back: counted as unexpected, the request times out."""
     with BridgeClient("loop://", timeout_s=0.05, retries=1).open() as c:
