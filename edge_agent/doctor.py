@@ -70,8 +70,12 @@ def check_config(path: Path | None) -> tuple[Check, Config | None]:
     try:
         cfg = load_config(path)
     except EdgeAgentError as exc:
-        return Check("config", FAIL, str(exc), "fix the key named above; see "
-                     "`edge-agent config schema`"), None
+        fix = (
+            "give the right --config (or $EDGE_AGENT_CONFIG); start from systemd/agent.example.toml"
+            if "not found" in str(exc)
+            else "fix the key named above; see `edge-agent config schema`"
+        )
+        return Check("config", FAIL, str(exc), fix), None
     return Check("config", PASS, f"{path or '<defaults>'} is valid"), cfg
 
 

@@ -79,10 +79,8 @@ def render(status: dict[str, Any], *, running: bool) -> str:
         f"model: {model.get('name')} {model.get('version') or ''} "
         f"sha256 {str(model.get('sha256') or '?')[:12]}".replace("  ", " ")
     )
-    lines.append(
-        f"backend: {model.get('backend')} {model.get('backend_version') or ''}"
-        f" delegate {model.get('delegate') or 'cpu'}"
-    )
+    backend = " ".join(str(x) for x in (model.get("backend"), model.get("backend_version")) if x)
+    lines.append(f"backend: {backend or '?'}, delegate {model.get('delegate') or 'cpu'}")
     lines.append(f"fps: {_fmt_dict(status.get('fps'))}")
     lines.append(f"p95 ms: {_fmt_dict(status.get('latency_p95_ms'))}")
     lines.append(f"camera: {_fmt_dict(status.get('camera'))}")

@@ -190,3 +190,11 @@ def test_disk_and_clock_pass(tmp_path: Path, fake_models: Path) -> None:
                             EDGE_AGENT_MODELS_DIR=str(fake_models))
     assert checks["clock"]["status"] == "PASS"
     assert checks["disk"]["status"] in ("PASS", "WARN")
+
+
+def test_config_file_missing(tmp_path: Path) -> None:
+    r = run_cli("doctor", "--json", "--config", str(tmp_path / "nope.toml"))
+    assert r.returncode == 1
+    config = json.loads(r.stdout)["checks"][0]
+    assert config["status"] == "FAIL" and "config file not found" in config["detail"]
+    assert "--config" in config["fix"]
