@@ -1,9 +1,9 @@
 """MqttComponent: the agent's MQTT link (status, metrics, events, update, commands).
 
-Threads: paho's network thread (callbacks only queue work), the *drainer* (outbox -> paho,
-PUBACKs -> outbox deletes, status, queued events) and the *command worker* (runs handlers,
-so a slow handler never blocks the network thread). ``publish`` writes to the outbox and
-returns once the record is on disk.
+Threads: paho's network thread (callbacks only queue work), the *drainer* here (outbox ->
+paho, PUBACKs -> batched outbox deletes, status, queued events) and the command worker
+(:mod:`.dispatch`, so a slow handler never blocks the network thread). ``publish`` writes
+to the outbox and returns once the record is on disk.
 """
 
 from __future__ import annotations
@@ -18,11 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from ..config import Config, load_config
+from ..config import Config
 from ..errors import EdgeAgentError
 from ..service import Component
 from . import commands as cmds
-from .errors import CommandError, MqttError
+from .builtin import BuiltinCommands
+from .dispatch import CommandDispatcher
+from .errors import MqttError
 from .events import TokenBucket, cap_event
 from .link import Incoming, Link, settings_from_config
 from .outbox import Caps, Outbox
@@ -34,7 +36,6 @@ ACK_FLUSH_S = 0.05
 ACK_FLUSH_BATCH = 200
 EXPIRE_EVERY_S = 10.0
 STOP_DRAIN_S = 0.8
-MQTT_LIVE = ("events_per_s", "max_event_bytes", "max_command_bytes")
 
 
 def dumps(obj: Any) -> bytes:
@@ -58,10 +59,9 @@ class MqttComponent(Component):
         self.outbox: Outbox | None = None
         self.link: Link | None = None
         self._registry = cmds.Registry()
-        self._recent = cmds.RecentReplies()
-        self._commands: queue.Queue[Incoming | None] = queue.Queue(maxsize=16)
+        self._dispatcher: CommandDispatcher | None = None
         self._events: collections.deque[dict[str, Any]] = collections.deque(maxlen=64)
-        self._bucket = TokenBucket(2.0)
+        self.bucket = TokenBucket(2.0)
         self._wake = threading.Condition()
         self._stopping = threading.Event()
         self._status_dirty = False
@@ -71,9 +71,9 @@ class MqttComponent(Component):
         self._last_handed = 0
         self._acked: list[int] = []  # outbox rows acknowledged, not yet deleted
         self._acked_since: float | None = None
-        self._started_at = time.time()
+        self.started_at = time.time()
         self.counters: collections.Counter[str] = collections.Counter()
-        self._register_builtin()
+        BuiltinCommands(self).register()
 
     # -- the contract used by other components -----------------------------------------------
     def publish(self, stream: str, payload: dict[str, Any], retain: bool = False) -> int:
@@ -114,6 +114,9 @@ class MqttComponent(Component):
         """
         self._registry.add(name, handler, params_model)
 
+    def command_names(self) -> list[str]:
+        return self._registry.names()
+
     # -- Component lifecycle ---------------------------------------------------------------
     def start(self, agent: Any) -> None:
         self.agent = agent
@@ -132,12 +135,19 @@ class MqttComponent(Component):
                 "(seq numbers restart at 1)",
                 aside,
             )
-        self._recent = cmds.RecentReplies(max_items=m.recent_commands)
-        for rid, ts, reply in self.outbox.load_replies():
-            self._recent.put(rid, reply, ts)
-        self._commands = queue.Queue(maxsize=m.command_queue)
-        self._bucket = TokenBucket(m.events_per_s)
-        self._started_at = time.time()
+        self._dispatcher = CommandDispatcher(
+            self._registry,
+            device=cfg.device.id,
+            topics=self.topics,
+            store=self.outbox,
+            reply=self._reply,
+            max_bytes=lambda: m.max_command_bytes,
+            queue_size=m.command_queue,
+            recent=m.recent_commands,
+            counters=self.counters,
+        )
+        self.bucket = TokenBucket(m.events_per_s)
+        self.started_at = time.time()
         agent.mqtt = self
         model = getattr(agent, "model_info", None)
         if isinstance(model, dict) and model:
@@ -150,17 +160,15 @@ class MqttComponent(Component):
             settings_from_config(cfg),
             subscriptions=self.topics.command_filters(),
             will=(self.topics.status, will),
-            on_message=self._on_message,
+            on_message=self._dispatcher.on_message,
             on_state=self._on_link_state,
             on_ack=self._notify,
         )
         self._stopping.clear()
-        self._threads = [
-            threading.Thread(target=self._drain_loop, name="mqtt-drain", daemon=True),
-            threading.Thread(target=self._command_loop, name="mqtt-commands", daemon=True),
-        ]
+        self._threads = [threading.Thread(target=self._drain_loop, name="mqtt-drain", daemon=True)]
         for t in self._threads:
             t.start()
+        self._dispatcher.start()
         self.link.start()
         log.info(
             "MQTT: %s as %s, prefix %s, %d records waiting in the outbox",
@@ -186,7 +194,7 @@ class MqttComponent(Component):
         """Rate-limited, size-capped ``events``; never blocks the inference worker."""
         if self.config is None or self._stopping.is_set():
             return
-        if not self._bucket.allow(time.monotonic()):
+        if not self.bucket.allow(time.monotonic()):
             self.counters["events_rate_limited"] += 1
             return
         body = result.to_json() if hasattr(result, "to_json") else result
@@ -219,6 +227,8 @@ class MqttComponent(Component):
             time.sleep(0.02)
         self._stopping.set()
         self._notify()
+        if self._dispatcher is not None:
+            self._dispatcher.stop()
         for t in self._threads:
             t.join(timeout=2.0)
         self._threads = []
@@ -252,7 +262,7 @@ class MqttComponent(Component):
             "online": online,
             "state": "online" if online else "offline",
             "agent_version": __version__,
-            "started_at": round(self._started_at, 3),
+            "started_at": round(self.started_at, 3),
             "ts": round(time.time(), 3),
         }
         if not online:
@@ -353,87 +363,6 @@ class MqttComponent(Component):
             self._acked = []
             self._acked_since = None
 
-    # -- commands ----------------------------------------------------------------------------
-    def _on_message(self, msg: Incoming) -> None:
-        """Network thread: queue the command; answer at once if it cannot be queued."""
-        assert self.topics is not None and self.config is not None
-        name = self.topics.command_name(msg.topic)
-        if name is None:
-            return
-        limit = self.config.mqtt.max_command_bytes
-        if len(msg.payload) > limit:
-            self._reply(
-                msg,
-                name,
-                cmds.error_reply(
-                    None,
-                    name,
-                    self._device,
-                    "too_large",
-                    f"command payload is {len(msg.payload)} bytes; the limit is {limit}",
-                ),
-            )
-            return
-        try:
-            self._commands.put_nowait(msg)
-        except queue.Full:
-            self._reply(
-                msg,
-                name,
-                cmds.error_reply(
-                    cmds.request_id_of(msg.payload, limit),
-                    name,
-                    self._device,
-                    "busy",
-                    f"{self._commands.maxsize} commands are waiting; retry later",
-                ),
-            )
-
-    def _command_loop(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                msg = self._commands.get(timeout=0.5)
-            except queue.Empty:
-                continue
-            if msg is None:
-                break
-            try:
-                self._run_command(msg)
-            except Exception:
-                log.exception("MQTT command error on %s", msg.topic)
-
-    def _run_command(self, msg: Incoming) -> None:
-        assert self.topics is not None and self.config is not None and self.outbox is not None
-        name = self.topics.command_name(msg.topic) or "?"
-        limit = self.config.mqtt.max_command_bytes
-        try:
-            req = cmds.parse_request(msg.payload, limit)
-        except CommandError as err:
-            self.counters["commands_invalid"] += 1
-            rid = cmds.request_id_of(msg.payload, limit)
-            log.warning("MQTT: refused command %s: %s", name, err.message)
-            self._reply(msg, name, cmds.error_reply(rid, name, self._device, err.code, err.message))
-            return
-        now = time.time()
-        cached = self._recent.get(req.id, now)
-        if cached is not None:
-            self.counters["commands_repeated"] += 1
-            self._reply(msg, name, {**cached, "repeat": True})
-            return
-        try:
-            reply = cmds.ok_reply(req.id, name, self._device, self._registry.run(name, req.params))
-            self.counters["commands_ok"] += 1
-        except CommandError as err:
-            reply = cmds.error_reply(req.id, name, self._device, err.code, err.message)
-            if err.code in ("invalid_params", "unknown_command"):
-                self.counters["commands_invalid"] += 1
-                self._reply(msg, name, reply)  # nothing ran: not remembered
-                return
-            self.counters["commands_failed"] += 1
-        forget = self._recent.put(req.id, reply, now)
-        self.outbox.save_reply(req.id, now, reply, forget)
-        self._reply(msg, name, reply)
-
     def _reply(self, msg: Incoming, name: str, reply: dict[str, Any]) -> None:
         assert self.link is not None and self.topics is not None
         topic = msg.response_topic or self.topics.reply(name)
@@ -441,70 +370,3 @@ class MqttComponent(Component):
             self.link.publish(topic, dumps(reply), qos=1, correlation=msg.correlation)
         except (EdgeAgentError, ValueError) as exc:
             log.warning("MQTT: cannot reply on %s: %s", topic, exc)
-
-    # -- built-in commands -------------------------------------------------------------------
-    def _register_builtin(self) -> None:
-        self.add_command("ping", self._cmd_ping, cmds.NoParams)
-        self.add_command("snapshot", self._cmd_snapshot, cmds.NoParams)
-        self.add_command("reload", self._cmd_reload, cmds.NoParams)
-
-    def _cmd_ping(self, params: dict[str, Any]) -> dict[str, Any]:
-        assert self.outbox is not None
-        return {
-            "pong": True,
-            "agent_version": __version__,
-            "uptime_s": round(time.time() - self._started_at, 1),
-            "seq": {s: self.outbox.seq(s) for s in STREAMS},
-            "commands": self._registry.names(),
-        }
-
-    def _cmd_snapshot(self, params: dict[str, Any]) -> dict[str, Any]:
-        assert self.link is not None and self.topics is not None
-        pipeline = getattr(self.agent, "pipeline", None)
-        latest = getattr(pipeline, "latest_snapshot", None)
-        if latest is None:
-            raise CommandError(
-                "unavailable", "no snapshot ring: the pipeline is not running on this agent"
-            )
-        jpeg = latest()
-        if not jpeg:
-            raise CommandError(
-                "unavailable", "no annotated frame yet (or pipeline.snapshot_ring = 0)"
-            )
-        if not isinstance(jpeg, (bytes, bytearray)):
-            raise CommandError("failed", "the pipeline's snapshot is not JPEG bytes")
-        self.link.publish(self.topics.snapshot, bytes(jpeg), qos=1)
-        return {"topic": self.topics.snapshot, "bytes": len(jpeg), "content_type": "image/jpeg"}
-
-    def _cmd_reload(self, params: dict[str, Any]) -> dict[str, Any]:
-        """Re-read the config file; apply what can change live, name what needs a restart."""
-        from ..reload import plan_reload
-
-        agent = self.agent
-        assert self.config is not None
-        path = getattr(agent.config, "source", None) or getattr(agent, "config_path", None)
-        if path is None:
-            raise CommandError(
-                "unavailable", "the agent was started without a config file: nothing to re-read"
-            )
-        try:
-            new = load_config(path)
-        except EdgeAgentError as exc:
-            raise CommandError(
-                "invalid_config", f"{exc}; still running on the old config"
-            ) from None
-        plan = plan_reload(agent.config, new)
-        # the ops reload component applies [logging]; we apply the MQTT settings we own
-        for c in getattr(agent, "components", []):
-            if getattr(c, "name", "") == "reload" and hasattr(c, "reload"):
-                c.reload()
-        live = [k for k in plan.restart if k.removeprefix("mqtt.") in MQTT_LIVE]
-        for key in live:
-            attr = key.removeprefix("mqtt.")
-            setattr(self.config.mqtt, attr, getattr(new.mqtt, attr))
-        self._bucket = TokenBucket(self.config.mqtt.events_per_s)
-        return {
-            "reloaded": str(path),
-            "applied": sorted(plan.live + live),
-            "restart_required": [k for k in plan.restart if k not in live],
-        }

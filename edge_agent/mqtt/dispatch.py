@@ -1,0 +1,150 @@
+"""Command dispatch: network thread -> bounded queue -> worker thread -> handler -> reply.
+
+Malformed, oversized, expired or unknown commands get an error reply and change nothing. The
+reply of every command that ran (ok or failed) is remembered with its ``id`` (in memory and
+on disk); a repeated ``id`` is answered from memory with ``"repeat": true``, not run again.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from . import commands as cmds
+from .errors import CommandError
+from .link import Incoming
+from .outbox import Outbox
+from .topics import Topics
+
+log = logging.getLogger("edge_agent.mqtt")
+
+Reply = Callable[[Incoming, str, dict[str, Any]], None]
+NOT_RUN = ("invalid_params", "unknown_command")  # refused before the handler: not remembered
+
+
+class CommandDispatcher:
+    def __init__(
+        self,
+        registry: cmds.Registry,
+        *,
+        device: str,
+        topics: Topics,
+        store: Outbox,
+        reply: Reply,
+        max_bytes: Callable[[], int],
+        queue_size: int = 16,
+        recent: int = 256,
+        counters: collections.Counter[str] | None = None,
+    ) -> None:
+        self.registry = registry
+        self.device = device
+        self.topics = topics
+        self.store = store
+        self.reply = reply
+        self.max_bytes = max_bytes
+        self.counters = counters if counters is not None else collections.Counter()
+        self.recent = cmds.RecentReplies(max_items=recent)
+        for rid, ts, body in store.load_replies():
+            self.recent.put(rid, body, ts)
+        self._queue: queue.Queue[Incoming] = queue.Queue(maxsize=queue_size)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="mqtt-commands", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 1.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _error(self, rid: str | None, name: str, code: str, message: str) -> dict[str, Any]:
+        return cmds.error_reply(rid, name, self.device, code, message)
+
+    # -- network thread --------------------------------------------------------------------
+    def on_message(self, msg: Incoming) -> None:
+        """Queue the command; answer at once (without queueing it) if it is too big or the
+        queue is full."""
+        name = self.topics.command_name(msg.topic)
+        if name is None:
+            return
+        limit = self.max_bytes()
+        if len(msg.payload) > limit:
+            self.counters["commands_invalid"] += 1
+            size = len(msg.payload)
+            self.reply(
+                msg,
+                name,
+                self._error(
+                    None,
+                    name,
+                    "too_large",
+                    f"command payload is {size} bytes; the limit is {limit}",
+                ),
+            )
+            return
+        try:
+            self._queue.put_nowait(msg)
+        except queue.Full:
+            self.counters["commands_busy"] += 1
+            self.reply(
+                msg,
+                name,
+                self._error(
+                    cmds.request_id_of(msg.payload, limit),
+                    name,
+                    "busy",
+                    f"{self._queue.maxsize} commands are waiting; retry later",
+                ),
+            )
+
+    # -- worker thread ---------------------------------------------------------------------
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                msg = self._queue.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            try:
+                self.run(msg)
+            except Exception:  # a bug here must not stop the next commands
+                log.exception("MQTT command error on %s", msg.topic)
+
+    def run(self, msg: Incoming) -> None:
+        name = self.topics.command_name(msg.topic) or "?"
+        limit = self.max_bytes()
+        try:
+            req = cmds.parse_request(msg.payload, limit)
+        except CommandError as err:
+            self.counters["commands_invalid"] += 1
+            log.warning("MQTT: refused command %s: %s", name, err.message)
+            rid = cmds.request_id_of(msg.payload, limit)
+            self.reply(msg, name, self._error(rid, name, err.code, err.message))
+            return
+        now = time.time()
+        cached = self.recent.get(req.id, now)
+        if cached is not None:
+            self.counters["commands_repeated"] += 1
+            self.reply(msg, name, {**cached, "repeat": True})
+            return
+        try:
+            body = cmds.ok_reply(req.id, name, self.device, self.registry.run(name, req.params))
+            self.counters["commands_ok"] += 1
+        except CommandError as err:
+            body = self._error(req.id, name, err.code, err.message)
+            if err.code in NOT_RUN:
+                self.counters["commands_invalid"] += 1
+                self.reply(msg, name, body)
+                return
+            self.counters["commands_failed"] += 1
+        forget = self.recent.put(req.id, body, now)
+        self.store.save_reply(req.id, now, body, forget)
+        self.reply(msg, name, body)
