@@ -284,14 +284,24 @@ class UpdateComponent(Component):
         def run() -> None:
             try:
                 self._run(d)
-            except Exception:
+            except Exception as exc:  # e.g. the disk is full: end the rollout, say why
                 log.exception("update %s failed unexpectedly", d.id)
+                self._abort(exc)
             finally:
                 self._rollout = None
                 self._busy.release()
 
         self._worker = threading.Thread(target=run, name="updates", daemon=True)
         self._worker.start()
+
+    def _abort(self, exc: Exception) -> None:
+        r, up = self._rollout, self.updater
+        if r is None or up is None or r.final or r.state in (R.ACTIVATING, R.TRIAL):
+            return  # a trial in the store is settled by the next boot (attempts counter)
+        try:
+            up.advance(r, "abort", reason="internal_error", detail=f"{type(exc).__name__}: {exc}")
+        except Exception:
+            log.exception("could not record the failure of update %s", r.deployment.id)
 
     def _input_shape(self) -> list[int] | None:
         p = getattr(self.agent, "pipeline", None)
