@@ -116,7 +116,9 @@ class Updater:
         """Apply ``event``; persist the new state (with ``change`` to the store state, in the
         same atomic write), then publish it."""
         d = r.handle(event, **kw)
-        if event != "progress":
+        if event == "progress":
+            checkpoint(f"{d.state}:progress")  # in the middle of a download
+        else:
             self.persist(d, change)
             checkpoint(d.state)
             if d.final:

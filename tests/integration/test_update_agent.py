@@ -265,8 +265,8 @@ def test_bad_trial_is_rolled_back_automatically(
     assert any(b.startswith(f"{model}/{version}-") for b in s.bad)
 
 
-KILL_POINTS = [R.RECEIVED, R.DOWNLOADING, R.VERIFYING, R.PREFLIGHT, R.ACTIVATING, R.TRIAL,
-               R.COMMITTED]
+KILL_POINTS = [R.RECEIVED, R.DOWNLOADING, "downloading:progress", R.VERIFYING, R.PREFLIGHT,
+               R.ACTIVATING, R.TRIAL, R.COMMITTED]
 
 
 def _kill_and_restart(world: World, tmp: Path, point: str, agents: list[Agent]) -> str:
@@ -300,6 +300,9 @@ def test_sigkill_at_every_step_of_an_update(
         outcomes = {p: f.result() for p, f in futures.items()}
     assert all(outcomes[p] == R.COMMITTED for p in KILL_POINTS), outcomes
     assert outcomes["trial-last-attempt"] == R.ROLLED_BACK
+    # the download killed half way went on from where it was (HTTP Range -> 206)
+    log = world.server.access_log.read_text()
+    assert '"GET /digits/2.0/digits_int8.tflite HTTP/1.1" 206' in log
 
 
 def test_polling_device_follows_latest_release(
