@@ -6,12 +6,15 @@ Every command connects like the device does: ``--config FILE`` (its ``[mqtt]`` s
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import time
 import uuid
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import typer
 
@@ -21,10 +24,14 @@ from ..mqtt.errors import CredentialsError
 from ..mqtt.link import LinkSettings, TLSFiles, settings_from_config
 from .common import handle_errors, print_json
 
+F = TypeVar("F", bound=Callable[..., Any])
+
 app = typer.Typer(no_args_is_help=True, help="Watch devices and send them commands over MQTT.")
 
 BrokerOpt = typer.Option(None, "--broker", help="HOST[:PORT] of the broker (default localhost)")
-ConfigOpt = typer.Option(None, "--config", help="Take broker, TLS and credentials from [mqtt]")
+ConfigOpt = typer.Option(
+    None, "--config", help="Config file whose mqtt section gives broker, TLS and credentials"
+)
 CaOpt = typer.Option(None, "--ca", help="CA bundle that signed the broker's certificate (TLS)")
 CertOpt = typer.Option(None, "--cert", help="Client certificate (PEM) for TLS")
 KeyOpt = typer.Option(None, "--key", help="Client private key (PEM) for TLS")
@@ -34,6 +41,71 @@ PwFileOpt = typer.Option(
 )
 ProtoOpt = typer.Option(None, "--protocol", help="5 (default) or 3.1.1")
 RootOpt = typer.Option("edge", "--root", help="Topic root of the devices (edge/<device>/...)")
+
+
+@dataclass(frozen=True)
+class Connection:
+    """The broker options every fleet command takes (added by :func:`broker_options`)."""
+
+    broker: str | None = None
+    root: str = "edge"
+    config: Path | None = None
+    ca: Path | None = None
+    cert: Path | None = None
+    key: Path | None = None
+    username: str | None = None
+    password_file: Path | None = None
+    protocol: str | None = None
+
+    def settings(self) -> tuple[LinkSettings, str]:
+        return connection(self.broker, self.config, self.ca, self.cert, self.key,
+                          self.username, self.password_file, self.protocol)
+
+    def targets(
+        self, group_prefix: str, device: str | None, group: str | None, name: str
+    ) -> tuple[str, str]:
+        """(command topic, reply filter) of command ``name`` for a device or a group."""
+        from ..mqtt.topics import Topics, group_cmd_topic
+
+        if group:
+            return group_cmd_topic(group_prefix, group, name), f"{self.root}/+/cmd/{name}/reply"
+        topics = Topics(f"{self.root}/{device}", group_prefix)
+        return topics.cmd(name), topics.reply(name)
+
+
+_CONNECTION_OPTIONS: list[tuple[str, Any, Any]] = [
+    ("broker", str | None, BrokerOpt),
+    ("root", str, RootOpt),
+    ("config", Path | None, ConfigOpt),
+    ("ca", Path | None, CaOpt),
+    ("cert", Path | None, CertOpt),
+    ("key", Path | None, KeyOpt),
+    ("username", str | None, UserOpt),
+    ("password_file", Path | None, PwFileOpt),
+    ("protocol", str | None, ProtoOpt),
+]
+
+
+def broker_options(fn: F) -> F:
+    """Give a command the common broker options; it receives them as ``conn: Connection``."""
+    sig = inspect.signature(fn)
+    own = [p for p in sig.parameters.values() if p.name != "conn"]
+    extra = [
+        inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=d, annotation=t)
+        for n, t, d in _CONNECTION_OPTIONS
+    ]
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        conn = Connection(**{n: kwargs.pop(n) for n, _, _ in _CONNECTION_OPTIONS})
+        return fn(*args, conn=conn, **kwargs)
+
+    wrapper.__signature__ = sig.replace(parameters=own + extra)  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {
+        **{k: v for k, v in fn.__annotations__.items() if k != "conn"},
+        **{n: t for n, t, _ in _CONNECTION_OPTIONS},
+    }
+    return wrapper  # type: ignore[return-value]
 
 
 def connection(
@@ -122,24 +194,18 @@ def render_table(state: Any) -> Any:
 
 @app.command("watch")
 @handle_errors
+@broker_options
 def watch_cmd(
-    broker: str | None = BrokerOpt,
+    conn: Connection,
     as_json: bool = typer.Option(False, "--json", help="One JSON line per device update"),
     duration: float | None = typer.Option(None, "--duration", min=0, help="Stop after S seconds"),
     count: int | None = typer.Option(None, "--count", min=1, help="Stop after N records"),
-    root: str = RootOpt,
-    config: Path | None = ConfigOpt,
-    ca: Path | None = CaOpt,
-    cert: Path | None = CertOpt,
-    key: Path | None = KeyOpt,
-    username: str | None = UserOpt,
-    password_file: Path | None = PwFileOpt,
-    protocol: str | None = ProtoOpt,
 ) -> None:
     """Live table of devices: online, model, backend, fps, p95, CPU, temperature, seq gaps."""
     from ..mqtt.central import watch
 
-    settings, _ = connection(broker, config, ca, cert, key, username, password_file, protocol)
+    settings, _ = conn.settings()
+    root = conn.root
     if as_json:
         watch(settings, lambda row: print_json(row.to_json()), root=root, duration=duration,
               count=count)
@@ -162,43 +228,27 @@ def watch_cmd(
 
 @app.command("cmd", context_settings={"allow_extra_args": False})
 @handle_errors
+@broker_options
 def cmd_cmd(
+    conn: Connection,
     args: list[str] = typer.Argument(..., metavar="DEVICE NAME [k=v ...] | NAME [k=v ...]"),
     group: str | None = typer.Option(None, "--group", help="Send to a group instead of a device"),
     timeout: float = typer.Option(10.0, "--timeout", min=0.1, help="Seconds to wait for replies"),
     req_id: str | None = typer.Option(None, "--id", help="Command id (repeat one safely)"),
-    broker: str | None = BrokerOpt,
-    root: str = RootOpt,
-    config: Path | None = ConfigOpt,
-    ca: Path | None = CaOpt,
-    cert: Path | None = CertOpt,
-    key: Path | None = KeyOpt,
-    username: str | None = UserOpt,
-    password_file: Path | None = PwFileOpt,
-    protocol: str | None = ProtoOpt,
 ) -> None:
     """Send a command (ping, snapshot, reload, update, rollback...) and print the reply.
 
     Exit code 0 if every reply is ok, 1 if a device answered with an error.
     """
     from ..mqtt.central import send_command
-    from ..mqtt.topics import Topics, group_cmd_topic
 
     need = 1 if group else 2
     if len(args) < need:
         raise ConfigError("expected DEVICE NAME [k=v ...]" if not group else
                           "expected NAME [k=v ...] after --group G")
-    settings, group_prefix = connection(broker, config, ca, cert, key, username, password_file,
-                                        protocol)
-    if group:
-        name, rest = args[0], args[1:]
-        topic = group_cmd_topic(group_prefix, group, name)
-        reply_filter = f"{root}/+/cmd/{name}/reply"
-    else:
-        device, name, rest = args[0], args[1], args[2:]
-        topics = Topics(f"{root}/{device}", group_prefix)
-        topic = topics.cmd(name)
-        reply_filter = topics.reply(name)
+    device, name, rest = (None, args[0], args[1:]) if group else (args[0], args[1], args[2:])
+    settings, group_prefix = conn.settings()
+    topic, reply_filter = conn.targets(group_prefix, device, group, name)
     body = {"id": req_id or uuid.uuid4().hex[:16], "params": parse_params(rest)}
     replies = send_command(settings, topic, body, reply_filter=reply_filter, timeout=timeout,
                            expect=None if group else 1)
@@ -213,7 +263,9 @@ def cmd_cmd(
 
 @app.command("push-update")
 @handle_errors
+@broker_options
 def push_update_cmd(
+    conn: Connection,
     device: str | None = typer.Argument(None, help="Device id (or --group G)"),
     group: str | None = typer.Option(None, "--group", help="Push to every device of a group"),
     model: str = typer.Option(..., "--model", help="Model name in the registry"),
@@ -224,34 +276,18 @@ def push_update_cmd(
     deployment: str | None = typer.Option(None, "--deployment", help="Deployment id"),
     timeout: float = typer.Option(300.0, "--timeout", min=1, help="Seconds to follow progress"),
     as_json: bool = typer.Option(False, "--json", help="Print each record as a JSON line"),
-    broker: str | None = BrokerOpt,
-    root: str = RootOpt,
-    config: Path | None = ConfigOpt,
-    ca: Path | None = CaOpt,
-    cert: Path | None = CertOpt,
-    key: Path | None = KeyOpt,
-    username: str | None = UserOpt,
-    password_file: Path | None = PwFileOpt,
-    protocol: str | None = ProtoOpt,
 ) -> None:
     """Send `update` and follow <device>/update until committed, rejected or rolled back.
 
     Exit code 0 when every device committed the model, 1 otherwise.
     """
-    from ..mqtt.topics import Topics, group_cmd_topic
     from ..updates.push import push_update
 
     if (device is None) == (group is None):
         raise ConfigError("give a DEVICE or --group G (one of them)")
-    settings, group_prefix = connection(broker, config, ca, cert, key, username, password_file,
-                                        protocol)
-    if group:
-        cmd_topic = group_cmd_topic(group_prefix, group, "update")
-        reply_filter, update_filter = f"{root}/+/cmd/update/reply", f"{root}/+/update"
-    else:
-        topics = Topics(f"{root}/{device}", group_prefix)
-        cmd_topic, reply_filter = topics.cmd("update"), topics.reply("update")
-        update_filter = topics.stream("update")
+    settings, group_prefix = conn.settings()
+    cmd_topic, reply_filter = conn.targets(group_prefix, device, group, "update")
+    update_filter = f"{conn.root}/{'+' if group else device}/update"
     params: dict[str, Any] = {"model": model, "version": version}
     if registry:
         params["registry"] = registry
