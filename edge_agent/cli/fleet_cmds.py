@@ -275,6 +275,9 @@ def push_update_cmd(
     ),
     deployment: str | None = typer.Option(None, "--deployment", help="Deployment id"),
     timeout: float = typer.Option(300.0, "--timeout", min=1, help="Seconds to follow progress"),
+    reply_wait: float = typer.Option(
+        5.0, "--reply-wait", min=0.1, help="Seconds to collect a group's replies to `update`"
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print each record as a JSON line"),
 ) -> None:
     """Send `update` and follow <device>/update until committed, rejected or rolled back.
@@ -304,7 +307,8 @@ def push_update_cmd(
 
     res = push_update(settings, cmd_topic=cmd_topic, reply_filter=reply_filter,
                       update_filter=update_filter, params=params, group=group is not None,
-                      timeout=timeout, on_record=show)
+                      timeout=timeout, on_record=show,
+                      reply_timeout=reply_wait if group else 10.0)
     for dev, why in res.refused.items():
         typer.echo(f"{dev}: refused: {why}", err=True)
     missing = [d for d in res.accepted if d not in res.final]

@@ -232,7 +232,7 @@ def test_rejection_reason_reaches_mqtt_and_the_cli(
     a.wait_online()
     r = run_cli("fleet", "push-update", "--group", a.group, "--model", "digits", "--version",
                 "2.5", "--broker", f"127.0.0.1:{world.broker.port}", "--timeout", "60",
-                timeout=90)
+                "--reply-wait", "2", timeout=90)
     assert r.returncode == 1
     assert f"{a.device}: rejected bad_signature" in r.stdout
     final = a.updates()[-1]
