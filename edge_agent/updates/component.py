@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections
 import json
 import logging
+import re
 import threading
 import time
 from dataclasses import replace
@@ -246,6 +247,11 @@ class UpdateComponent(Component):
                 "bad_params", "no 'registry' in the command and no [updates] registry configured"
             )
         did = params.get("deployment") or params.get("id")
+        for what, value in (("model", model), ("version", version), ("deployment", did)):
+            if value is not None and not re.fullmatch(r"[A-Za-z0-9_.+-]{1,64}", str(value)):
+                raise _command_error(
+                    "bad_params", f"{what} {str(value)[:80]!r}: use 1-64 of A-Z a-z 0-9 _ . + -"
+                )
         d = new_deployment(model, version, registry, str(did) if did else None)
         if not self._busy.acquire(blocking=False):
             raise _command_error("busy", UpdateBusy("an update is already running").args[0])

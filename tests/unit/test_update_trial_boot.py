@@ -107,3 +107,19 @@ def test_boot_both_corrupt_comes_back_on_the_factory_model(tmp_path: Path) -> No
     assert boot.source == "factory" and boot.path == shipped_model()
     s = store.load()
     assert s.active is None and {a.id, b.id} <= set(s.bad)
+
+
+def test_update_command_params_are_checked_before_anything_runs(tmp_path: Path) -> None:
+    import pytest
+
+    from edge_agent.mqtt.errors import CommandError
+    from edge_agent.updates.component import UpdateComponent
+
+    comp = UpdateComponent(_cfg(tmp_path))
+    for params in ({"model": "digits"}, {"model": "../etc", "version": "1"},
+                   {"model": "d", "version": "1", "deployment": "x/y"},
+                   {"model": "d", "version": "1"}):  # no registry anywhere
+        with pytest.raises(CommandError) as info:
+            comp.cmd_update(params)
+        assert info.value.code == "bad_params"
+    assert not (tmp_path / "models").exists()
