@@ -373,9 +373,9 @@ class Agent:
                 self.request_stop("duration reached")
                 break
             if pipeline.done.is_set():
-                self.request_stop(
-                    "frame limit reached" if pipeline.limit is not None else "source ended"
-                )
+                limit = pipeline.limit
+                reached = limit is not None and pipeline.counters()["processed"] >= limit
+                self.request_stop("frame limit reached" if reached else "source ended")
                 break
             if now >= next_tick:
                 self.tick()

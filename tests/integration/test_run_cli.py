@@ -119,3 +119,17 @@ def test_bench_bad_source_is_one_line(tmp_path: Path) -> None:
     )
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().startswith("error: ") and "none.avi" in proc.stderr
+
+
+def test_video_file_without_loop_ends_the_run(tmp_path: Path) -> None:
+    from edge_agent.camera.clips import synthetic_frames, write_clip
+
+    clip = tmp_path / "clip.avi"
+    write_clip(clip, synthetic_frames(12, 160, 120))
+    cfg = write_config(
+        tmp_path, DIGITS + f'[camera]\nsource = "{clip}"\nloop = false\npolicy = "all"\n'
+    )
+    proc = run_cli("run", "--config", str(cfg), "--frames", "100", timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    last = proc.stdout.strip().splitlines()[-1]
+    assert "captured 12 processed 12 dropped 0" in last and "stop: source ended" in last
