@@ -28,7 +28,7 @@ from .errors import NoPreviousVersion, UpdateBusy, UpdateError
 from .keys import TrustStore
 from .state import Deployment, Entry, abandon_trial, commit_trial, rollback
 from .store import Store
-from .trial import TrialMonitor, TrialPolicy, p95
+from .trial import TrialMonitor, TrialPolicy, p50, p95
 from .updater import Updater, new_deployment
 
 log = logging.getLogger("edge_agent.updates")
@@ -331,7 +331,8 @@ class UpdateComponent(Component):
         # the running model's p95 before download and preflight load the CPU: the trial baseline
         p = getattr(self.agent, "pipeline", None)
         if p is not None and d.baseline_ms is None:
-            d = replace(d, baseline_ms=p95(list(watch(p.runner).latencies_ms)) or None)
+            ring = list(watch(p.runner).latencies_ms)
+            d = replace(d, baseline_ms=p95(ring) or None, baseline_p50_ms=p50(ring) or None)
         r = up.start(d)
         self._rollout = r
         prepared = up.prepare(r, input_shape=self._input_shape(), runtime=self._runtime())
@@ -351,7 +352,7 @@ class UpdateComponent(Component):
         old_runner = pipeline.runner
         baseline = r.deployment.baseline_ms
         watched = watch(runner)
-        policy = self._policy(entry, baseline)
+        policy = self._policy(entry, r.deployment)
         watched.monitor = TrialMonitor(policy, time.monotonic())
         pipeline.swap(runner)
         self._set_model_info(entry, "store:trial")
@@ -359,7 +360,7 @@ class UpdateComponent(Component):
         self._status()
         self._watch_trial(r, watched, old_runner)
 
-    def _policy(self, entry: Entry, baseline: float | None) -> TrialPolicy:
+    def _policy(self, entry: Entry, d: Deployment) -> TrialPolicy:
         assert self.config is not None and self.store is not None
         from .manifest import MANIFEST_NAME, parse_manifest
 
@@ -376,7 +377,8 @@ class UpdateComponent(Component):
             seconds=(health.trial_seconds if health and health.trial_seconds else None)
             or cfg.trial_seconds,
             max_latency_ratio=health.max_latency_ratio if health else 2.0,
-            baseline_p95_ms=baseline,
+            baseline_p95_ms=d.baseline_ms,
+            baseline_p50_ms=d.baseline_p50_ms,
         )
 
     def _watch_trial(self, r: R.Rollout, watched: WatchedModel, old_runner: Any) -> None:
@@ -484,7 +486,7 @@ class UpdateComponent(Component):
                 self._rollout = r
                 watched = watch(self.agent.pipeline.runner)
                 watched.monitor = TrialMonitor(
-                    self._policy(entry, d.baseline_ms), time.monotonic()
+                    self._policy(entry, d), time.monotonic()
                 )
                 if r.state == R.ACTIVATING:
                     self.updater.advance(r, "swapped", detail="trial model loaded at boot")

@@ -52,6 +52,7 @@ class Deployment:
     sent: bool = False
     restarts: int = 0
     baseline_ms: float | None = None  # the old model's p95 invoke, measured before the swap
+    baseline_p50_ms: float | None = None  # and its median
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,9 @@
 A trial passes when ``inferences`` invokes ran (or ``seconds`` passed with enough of them)
 without errors or non-finite outputs and with a p95 invoke latency no worse than
 ``max_latency_ratio`` times the old model's p95 (measured on the same device, in the same
-pipeline, when the update began); differences under ``MIN_SLOWDOWN_MS`` are noise.
+pipeline, when the update began), with the median slower by the same ratio too (a few
+scheduling spikes move the tail, a slower model moves everything); differences under
+``MIN_SLOWDOWN_MS`` are noise, and the first ``WARMUP_SAMPLES`` invokes are not judged.
 It fails at once on NaN/inf outputs or repeated errors.
 """
 
@@ -16,6 +18,7 @@ import numpy as np
 MIN_SAMPLES = 10
 MAX_ERRORS = 3
 MIN_SLOWDOWN_MS = 1.0  # below this a p95 difference is scheduling noise, not a slower model
+WARMUP_SAMPLES = 3  # the first invokes after the swap (cold caches) are not judged on latency
 
 
 @dataclass(frozen=True)
@@ -24,6 +27,7 @@ class TrialPolicy:
     seconds: float
     max_latency_ratio: float = 2.0
     baseline_p95_ms: float | None = None
+    baseline_p50_ms: float | None = None
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,10 @@ class Verdict:
 
 def p95(values: list[float]) -> float:
     return float(np.percentile(values, 95)) if values else 0.0
+
+
+def p50(values: list[float]) -> float:
+    return float(np.percentile(values, 50)) if values else 0.0
 
 
 class TrialMonitor:
@@ -87,15 +95,19 @@ class TrialMonitor:
                 "no_inferences",
                 f"only {self.count} inferences in the {pol.seconds:g} s trial window",
             )
-        new = p95(self.latencies_ms)
+        judged = self.latencies_ms[WARMUP_SAMPLES:] or self.latencies_ms
+        new, new50 = p95(judged), p50(judged)
         if pol.baseline_p95_ms:
             ratio = new / pol.baseline_p95_ms
-            if ratio > pol.max_latency_ratio and new - pol.baseline_p95_ms > MIN_SLOWDOWN_MS:
+            ratio50 = new50 / pol.baseline_p50_ms if pol.baseline_p50_ms else ratio
+            limit = pol.max_latency_ratio
+            # slower = the whole distribution moved, not a few scheduling spikes in the tail
+            if ratio > limit and ratio50 > limit and new - pol.baseline_p95_ms > MIN_SLOWDOWN_MS:
                 return Verdict(
                     False,
                     "slower",
                     f"p95 invoke {new:.2f} ms is {ratio:.1f}x the previous model's "
-                    f"{pol.baseline_p95_ms:.2f} ms (limit {pol.max_latency_ratio:g}x)",
+                    f"{pol.baseline_p95_ms:.2f} ms (median {ratio50:.1f}x; limit {limit:g}x)",
                 )
         base = f" vs {pol.baseline_p95_ms:.2f} ms" if pol.baseline_p95_ms else ""
         return Verdict(

@@ -32,6 +32,20 @@ def test_trial_three_times_slower_fails_with_ratio() -> None:
     assert v is not None and not v.healthy and v.reason == "slower" and "3.0x" in v.detail
 
 
+def test_trial_tail_spikes_alone_are_not_a_slower_model() -> None:
+    pol = TrialPolicy(inferences=40, seconds=30, baseline_p95_ms=11.0, baseline_p50_ms=9.0)
+    m = TrialMonitor(pol, started=0.0)
+    for i in range(40):
+        m.record(30.0 if i % 10 == 0 else 9.5)  # a loaded machine: a few long invokes
+    v = m.verdict(2.0)
+    assert v is not None and v.healthy, v
+    slow = TrialMonitor(pol, started=0.0)
+    for _ in range(40):
+        slow.record(28.0)
+    v2 = slow.verdict(2.0)
+    assert v2 is not None and v2.reason == "slower" and "median 3.1x" in v2.detail
+
+
 def test_trial_nan_fails_at_once_and_errors_fail() -> None:
     m = TrialMonitor(TrialPolicy(inferences=200, seconds=30), started=0.0)
     m.record(1.0)
