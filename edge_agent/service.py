@@ -404,6 +404,7 @@ class Agent:
         first = self._t_first_result  # seconds from process start, not from run()
         return {
             "reason": self.stop_reason,
+            "shutdown_s": time.monotonic() - t0,
             "threads_left": alive,
             "seconds": seconds,
             "first_result_s": first,

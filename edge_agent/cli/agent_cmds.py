@@ -39,7 +39,8 @@ def run_agent(config: Path | None, duration: float | None, frames: int | None) -
     out.write(
         final_summary(summary["latency_ms"], summary["counters"], summary["seconds"])
         + f" | first result {'-' if first is None else f'{first:.2f}'} s after process start"
-        + f" | stop: {summary['reason']} | threads left {len(summary['threads_left'])}\n"
+        + f" | stop: {summary['reason']} in {summary['shutdown_s']:.2f} s"
+        + f" | threads left {len(summary['threads_left'])}\n"
     )
     out.flush()
     return summary
