@@ -136,3 +136,12 @@ def test_video_file_without_loop_ends_the_run(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     last = proc.stdout.strip().splitlines()[-1]
     assert "captured 12 processed 12 dropped 0" in last and "stop: source ended" in last
+
+
+def test_bad_environment_override_exits_2(tmp_path: Path) -> None:
+    proc = run_cli(
+        "run", "--frames", "1", env=cli_env(EDGE_AGENT_CAMERA__FPS="fast"), timeout=60
+    )
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "camera.fps" in lines[0], lines
