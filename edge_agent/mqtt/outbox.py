@@ -41,6 +41,9 @@ CREATE TABLE IF NOT EXISTS replies (id TEXT PRIMARY KEY, ts REAL NOT NULL, reply
 """
 
 
+PLAUSIBLE_EPOCH = 1_577_836_800.0  # 2020-01-01: earlier stamps mean "clock not set yet"
+
+
 @dataclass(frozen=True)
 class Record:
     id: int
@@ -167,11 +170,23 @@ class Outbox:
             return removed
 
     def expire(self) -> int:
-        """Drop (and count) records older than ``max_age_s``."""
+        """Drop (and count) records older than ``max_age_s``.
+
+        Records stamped before :data:`PLAUSIBLE_EPOCH` were made while the clock was not set
+        (a board without RTC before NTP): their age is unknown, so only the record and byte
+        caps apply to them — otherwise setting the clock would throw them all away.
+        """
+        now = self.clock()
+        if now < PLAUSIBLE_EPOCH:
+            return 0  # our own clock is not set: no age can be trusted
         with self._lock:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
-                n = self._drop_where("created < ?", [self.clock() - self.caps.max_age_s], "age")
+                n = self._drop_where(
+                    "created < ? AND created >= ?",
+                    [now - self.caps.max_age_s, PLAUSIBLE_EPOCH],
+                    "age",
+                )
                 self._db.execute("COMMIT")
             except sqlite3.Error as exc:
                 self._rollback()

@@ -19,8 +19,8 @@ def rec(seq: int) -> bytes:
 
 
 class Clock:
-    def __init__(self) -> None:
-        self.t = 1000.0
+    def __init__(self, t: float = 1_700_000_000.0) -> None:
+        self.t = t
 
     def __call__(self) -> float:
         return self.t
@@ -151,3 +151,16 @@ def test_damaged_file_is_moved_aside(tmp_path: Path) -> None:
     ob.close()
     ob2, aside2 = Outbox.open_or_reset(path)  # a healthy file is simply opened
     assert aside2 is None and ob2.seq("metrics") == 1
+
+
+def test_records_made_before_the_clock_was_set_are_not_aged_out(tmp_path: Path) -> None:
+    clock = Clock(t=100.0)  # booted without RTC: 1970
+    ob = Outbox(tmp_path / "o.sqlite", Caps(max_age_s=60), clock=clock)
+    ob.append("metrics", "t", rec)
+    clock.t += 3600
+    assert ob.expire() == 0  # our clock is not set: no age can be trusted
+    clock.t = 1_700_000_000.0  # NTP set the time
+    ob.append("metrics", "t", rec)
+    clock.t += 120
+    assert ob.expire() == 1  # the record with a real stamp aged out, the 1970 one stays
+    assert [json.loads(r.payload)["seq"] for r in ob.fetch()] == [1]
