@@ -87,6 +87,15 @@ def custom_op_model(src: Path, out: Path, op_name: str = "EdgeAgentMadeUpOp") ->
     return out
 
 
+def op_version_model(src: Path, out: Path, version: int = 99) -> Path:
+    """``src`` claiming its first operator needs ``version`` (as a newer converter would)."""
+    fu = pytest.importorskip("ai_edge_litert.tools.flatbuffer_utils")
+    m = fu.read_model(str(src))
+    m.operatorCodes[0].version = version
+    fu.write_model(m, str(out))
+    return out
+
+
 def two_input_model(src: Path, out: Path) -> Path:
     """``src`` with a second (unused) input tensor shaped like the first."""
     fu = pytest.importorskip("ai_edge_litert.tools.flatbuffer_utils")

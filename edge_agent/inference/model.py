@@ -54,9 +54,13 @@ class Delegate:
 
 
 _UNRESOLVED = (
-    re.compile(r"unresolved custom op:\s*([^\s.]+)"),
-    re.compile(r"Didn't find op for builtin opcode '([^']+)'"),
-    re.compile(r"Op builtin_code out of range: (\d+)"),
+    (re.compile(r"unresolved custom op:\s*([^\s.]+)"), "{0}"),
+    (
+        re.compile(r"Didn't find op for builtin opcode '([^']+)' version '(\d+)'"),
+        "{0} (version {1})",
+    ),
+    (re.compile(r"Didn't find op for builtin opcode '([^']+)'"), "{0}"),
+    (re.compile(r"Op builtin_code out of range: (\d+)"), "builtin #{0}"),
 )
 
 
@@ -68,10 +72,10 @@ def _first_line(text: str) -> str:
 
 
 def _unsupported_op(text: str) -> str | None:
-    for pattern in _UNRESOLVED:
+    for pattern, shown in _UNRESOLVED:
         m = pattern.search(text)
         if m:
-            return m.group(1)
+            return shown.format(*m.groups())
     return None
 
 

@@ -129,3 +129,13 @@ def test_runner_refuses_a_two_input_model(tmp_path):
     two = two_input_model(blazeface_float(), tmp_path / "two.tflite")
     with pytest.raises(ModelIOError, match="2 inputs"):
         Runner.open(two)
+
+
+def test_an_op_version_the_runtime_lacks_is_named(tmp_path):
+    from edge_agent.errors import UnsupportedOpError
+    from tests.inference_support import op_version_model
+
+    src = model_path("blazeface_int8.tflite")
+    bad = op_version_model(src, tmp_path / "newer.tflite", 99)
+    with pytest.raises(UnsupportedOpError, match=r"operator [A-Z0-9_]+ \(version 99\) is not"):
+        Model(bad)
