@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from edge_agent.mqtt.testing import Mosquitto, Recorder
+from tests.helpers import run_cli
 
 from .agentproc import AgentProc, write_config
 
@@ -161,3 +162,25 @@ def test_command_queued_while_offline_runs_after_restart(tmp_path: Path,
     finally:
         rec.close()
         agent.kill()
+
+
+def test_real_agent_events_rate_limited(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    """The demo clip has a face: results become events, at most events_per_s of them."""
+    cfg = write_config(tmp_path / "a.toml", tmp_path / "state", mosquitto.port, interval_s=1.0)
+    cfg.write_text(cfg.read_text().replace('source = "synthetic"\nfps = 5', 'source = "demo"'))
+    rec = Recorder(mosquitto.port, ["edge/dev1/events", "edge/dev1/metrics"], client_id="ev")
+    try:
+        t0 = time.monotonic()
+        r = run_cli("run", "--config", str(cfg), "--duration", "3")
+        elapsed = time.monotonic() - t0
+        assert r.returncode == 0, r.stderr
+        assert rec.wait(lambda r: len(r.on("edge/dev1/metrics")) >= 3)
+        events = rec.on("edge/dev1/events")
+        assert events and all(e["detections"][0]["label"] == "face" for e in events)
+        assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+        # token bucket, 2/s with a burst of 2: never more than that over the agent's lifetime
+        assert len(events) <= 2 + 2 * elapsed
+        limited = rec.on("edge/dev1/metrics")[-1]["mqtt"]["events_rate_limited"]
+        assert limited > 0
+    finally:
+        rec.close()
