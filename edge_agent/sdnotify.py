@@ -80,7 +80,7 @@ def take_environment(environ: MutableMapping[str, str]) -> dict[str, str]:
 
 @dataclass
 class NotifyPlan:
-    """Pure: from (time, processed count, status text) to the messages to send now."""
+    """Pure: from (processed count, status text) to the messages to send now."""
 
     ready: bool = False
     last_processed: int = 0
@@ -88,7 +88,7 @@ class NotifyPlan:
     pings: int = 0
     _history: list[tuple[float, int]] = field(default_factory=list)
 
-    def step(self, now: float, processed: int, status: str = "") -> list[str]:
+    def step(self, processed: int, status: str = "") -> list[str]:
         msgs: list[str] = []
         progressed = processed > self.last_processed
         self.last_processed = max(self.last_processed, processed)
@@ -160,7 +160,7 @@ class SdNotifyComponent(Component):
         processed = view.processed()
         now = self._clock()
         fps = self.plan.fps(now, processed)
-        msgs = self.plan.step(now, processed, status_line(fps, view.model_label()))
+        msgs = self.plan.step(processed, status_line(fps, view.model_label()))
         if msgs:
             self.notifier.send(*msgs)
         return msgs

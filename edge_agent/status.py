@@ -74,7 +74,9 @@ def render(status: dict[str, Any], *, running: bool) -> str:
     else:
         when = status.get("updated")
         at = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(when)) if when else "?"
-        lines.append(f"agent: not running; last state {status.get('state')!r} at {at}")
+        state = status.get("state")
+        crashed = " (it did not stop cleanly: crashed or killed)" if state == "running" else ""
+        lines.append(f"agent: not running; last state {state!r} at {at}{crashed}")
     lines.append(
         f"model: {model.get('name')} {model.get('version') or ''} "
         f"sha256 {str(model.get('sha256') or '?')[:12]}".replace("  ", " ")

@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tarfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -267,6 +268,16 @@ def test_sighup_reloads_live_and_refuses_bad_config(
     assert r.returncode == 0, r.stderr
     st = json.loads(r.stdout)
     assert st["running"] is True and st["fps"]["processed"] > 0
+    # a support bundle from the running agent carries its recent log records
+    bundle = tmp_path / "diag.tar.gz"
+    r = run_cli("diag", "bundle", str(bundle), "--config", str(cfg))
+    assert r.returncode == 0, r.stderr
+    with tarfile.open(bundle) as tar:
+        files = {m.name.split("/", 1)[1]: m for m in tar.getmembers()}
+        logs = tar.extractfile(files["logs.txt"]).read().decode()  # type: ignore[union-attr]
+        status = json.loads(tar.extractfile(files["status.json"]).read())  # type: ignore[union-attr]
+    assert "reload refused" in logs and "control socket on" in logs
+    assert status["running"] is True and status["metrics"]["fps"]["processed"] > 0
 
     t0 = time.monotonic()
     agent.signal(signal.SIGTERM)
@@ -331,3 +342,22 @@ def test_sigterm_publishes_offline_and_keeps_the_outbox(
     pending = db.execute("SELECT COUNT(*) FROM records").fetchone()[0]
     db.close()
     assert pending >= 3, pending
+
+
+def test_journald_stream_gets_priorities_and_no_timestamps(tmp_path: Path) -> None:
+    """With $JOURNAL_STREAM naming its stderr (as systemd sets it), lines carry <N> priorities."""
+    cfg = write_config(tmp_path, "synthetic")
+    r_fd, w_fd = os.pipe()
+    st = os.fstat(w_fd)
+    env = cli_env(JOURNAL_STREAM=f"{st.st_dev}:{st.st_ino}")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "edge_agent", "run", "--config", str(cfg), "--duration", "1.5"],
+        stdout=subprocess.DEVNULL, stderr=w_fd, env=env, cwd=ROOT,
+    )
+    os.close(w_fd)
+    with os.fdopen(r_fd) as err:
+        lines = err.read().splitlines()
+    assert proc.wait(60) == 0
+    logged = [ln for ln in lines if ln.startswith("<")]
+    assert any(ln.startswith("<6>INFO edge_agent.control: control socket on") for ln in logged)
+    assert not any(ln[:4].isdigit() for ln in lines)  # journald adds the time, we do not

@@ -66,6 +66,9 @@ class TestStatus:
         assert "invoke=4.25" in text
         stopped = render(summarize({}, self.FACTS, state="stopped", pid=7), running=False)
         assert stopped.startswith("agent: not running; last state 'stopped'")
+        assert "did not stop cleanly" not in stopped
+        crashed = render(summarize({}, self.FACTS, state="running", pid=7), running=False)
+        assert "did not stop cleanly: crashed or killed" in crashed
 
 
 def test_broker_and_last_update_in_status(tmp_path: Path) -> None:

@@ -19,36 +19,36 @@ from edge_agent.sdnotify import (
 class TestNotifyPlan:
     def test_nothing_before_the_first_frame(self) -> None:
         plan = NotifyPlan()
-        assert plan.step(0.0, 0) == []
-        assert plan.step(1.0, 0) == []
+        assert plan.step(0) == []
+        assert plan.step(0) == []
         assert not plan.ready
 
     def test_ready_then_watchdog_on_first_frame(self) -> None:
         plan = NotifyPlan()
-        assert plan.step(0.0, 1, "1 fps") == ["READY=1", "STATUS=1 fps", "WATCHDOG=1"]
+        assert plan.step(1, "1 fps") == ["READY=1", "STATUS=1 fps", "WATCHDOG=1"]
         assert plan.ready
 
     def test_watchdog_only_while_counter_moves(self) -> None:
         plan = NotifyPlan()
-        plan.step(0.0, 3)
-        assert plan.step(1.0, 5) == ["WATCHDOG=1"]
-        assert plan.step(2.0, 5) == []  # stalled: no ping
-        assert plan.step(3.0, 5) == []
-        assert plan.step(4.0, 9) == ["WATCHDOG=1"]  # resumed
+        plan.step(3)
+        assert plan.step(5) == ["WATCHDOG=1"]
+        assert plan.step(5) == []  # stalled: no ping
+        assert plan.step(5) == []
+        assert plan.step(9) == ["WATCHDOG=1"]  # resumed
         assert plan.pings == 3
 
     def test_counter_going_back_is_not_progress(self) -> None:
         plan = NotifyPlan()
-        plan.step(0.0, 10)
-        assert plan.step(1.0, 4) == []
-        assert plan.step(2.0, 10) == []
-        assert plan.step(3.0, 11) == ["WATCHDOG=1"]
+        plan.step(10)
+        assert plan.step(4) == []
+        assert plan.step(10) == []
+        assert plan.step(11) == ["WATCHDOG=1"]
 
     def test_status_sent_only_when_it_changes(self) -> None:
         plan = NotifyPlan()
-        plan.step(0.0, 1, "a")
-        assert plan.step(1.0, 2, "a") == ["WATCHDOG=1"]
-        assert plan.step(2.0, 2, "b") == ["STATUS=b"]
+        plan.step(1, "a")
+        assert plan.step(2, "a") == ["WATCHDOG=1"]
+        assert plan.step(2, "b") == ["STATUS=b"]
 
     def test_fps_over_window(self) -> None:
         plan = NotifyPlan()
