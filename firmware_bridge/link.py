@@ -8,17 +8,20 @@ an exception from ``on_bytes`` / ``on_state`` is logged and counted, and the rea
 from __future__ import annotations
 
 import logging
+import select
 import threading
 from collections.abc import Callable
 from typing import Any
 
 import serial
+from serial.urlhandler.protocol_socket import Serial as SocketSerial
 
 from .errors import BridgePortError
 
 log = logging.getLogger(__name__)
 
 READ_CHUNK = 4096
+READ_WAIT_S = 0.05  # how often the reader looks at its stop flag
 SerialFactory = Callable[[str, int], Any]
 
 
@@ -26,10 +29,12 @@ def open_port(url: str, baudrate: int) -> Any:
     """Open a pyserial URL or device path; raise :class:`BridgePortError` with the cause."""
     try:
         port = serial.serial_for_url(
-            url, baudrate=baudrate, timeout=0.05, write_timeout=1.0, do_not_open=True
+            url, baudrate=baudrate, timeout=READ_WAIT_S, write_timeout=1.0, do_not_open=True
         )
         if "://" not in url:
             port.exclusive = True  # a second reader would steal the board's answers
+        if isinstance(port, SocketSerial):
+            port.timeout = 0  # read_some() waits in select() and takes what is there
         port.open()
     except (serial.SerialException, OSError, ValueError) as exc:
         hint = (
@@ -39,6 +44,15 @@ def open_port(url: str, baudrate: int) -> Any:
         )
         raise BridgePortError(f"bridge: cannot open serial port {url}: {exc}; {hint}") from None
     return port
+
+
+def read_some(port: Any) -> bytes:
+    """What has arrived (up to READ_CHUNK), waiting at most about READ_WAIT_S for a first byte."""
+    if isinstance(port, SocketSerial):
+        # its in_waiting is only ever 0 or 1: one select() + recv per byte would be 10x slower
+        ready, _, _ = select.select([port.fileno()], [], [], READ_WAIT_S)
+        return bytes(port.read(READ_CHUNK)) if ready else b""
+    return bytes(port.read(max(1, min(port.in_waiting, READ_CHUNK))))
 
 
 class SerialLink:
@@ -101,8 +115,9 @@ class SerialLink:
             if port is None:
                 return False
             try:
+                # no flush(): on a pty it is tcdrain(), which waits (without a timeout) for
+                # the other side to read; write() has already handed the bytes to the kernel
                 port.write(data)
-                port.flush()
             except (serial.SerialException, OSError) as exc:
                 self.write_errors += 1
                 self.last_error = f"write failed: {exc}"
@@ -124,7 +139,7 @@ class SerialLink:
                 delay = self._backoff[0]
                 self._adopt(port)
             try:
-                data = port.read(max(1, min(port.in_waiting, READ_CHUNK)))
+                data = read_some(port)
             except (serial.SerialException, OSError, TypeError, ValueError) as exc:
                 # TypeError/ValueError: pyserial on a descriptor closed under it
                 self.last_error = f"port {self.url} lost: {exc}"

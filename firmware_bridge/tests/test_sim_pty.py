@@ -156,7 +156,7 @@ def test_simulator_killed_and_restarted(sim: SimPort) -> None:
         assert wait_for(lambda: c.connected, timeout=5)
         assert c.hello().reset_reason == "power-on"
         counts = c.counters()
-        assert counts["reconnects"] == 1 and counts["timeouts"] == 1
+        assert counts["reconnects"] >= 1 and counts["timeouts"] == 1
         assert rec.kinds("link")[-1].data["connected"] is True
 
 
@@ -189,7 +189,7 @@ def test_requests_keep_flowing_across_a_restart(sim: SimPort) -> None:
             th.join(5)
         assert not th.is_alive()
         assert set(outcomes) == {"ok", "timeout"}
-        assert c.counters()["reconnects"] == 1
+        assert c.counters()["reconnects"] >= 1
 
 
 def test_unknown_events_and_requests_from_loop_url() -> None:
