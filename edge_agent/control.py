@@ -112,9 +112,10 @@ class ControlServer(Component):
 
         self._view = AgentView(agent)
         self._agent = agent
-        self.path = agent.config.control_socket
+        path = agent.config.control_socket
+        self._sock = self._bind(path)  # raises if another agent serves there: leave it alone
+        self.path = path
         self.state_dir = agent.config.device.state_dir
-        self._sock = self._bind(self.path)
         self._thread = threading.Thread(target=self._serve, name="control", daemon=True)
         self._thread.start()
         self.persist()

@@ -361,3 +361,20 @@ def test_journald_stream_gets_priorities_and_no_timestamps(tmp_path: Path) -> No
     logged = [ln for ln in lines if ln.startswith("<")]
     assert any(ln.startswith("<6>INFO edge_agent.control: control socket on") for ln in logged)
     assert not any(ln[:4].isdigit() for ln in lines)  # journald adds the time, we do not
+
+
+def test_second_agent_on_the_same_socket_is_refused(
+    tmp_path: Path, agents: list[AgentProcess]
+) -> None:
+    cfg = write_config(tmp_path, "synthetic")
+    first = AgentProcess(cfg)
+    agents.append(first)
+    first.wait_line("control socket on", timeout=60)
+    r = run_cli("run", "--config", str(cfg), "--duration", "5", timeout=60)
+    assert r.returncode == 31
+    errors = [ln for ln in r.stderr.splitlines() if ln.startswith("error: ")]
+    assert errors == [f"error: {tmp_path / 'state' / 'agent.sock'}: another agent is running "
+                      "(it answers there)"], r.stderr
+    assert first.proc.poll() is None  # the first one is untouched and still answers
+    assert run_cli("status", "--config", str(cfg)).returncode == 0
+    assert first.stop() == 0
