@@ -178,6 +178,21 @@ def test_registry_unreachable(tmp_path: Path) -> None:
     assert "unreachable" in checks["registry"]["detail"]
 
 
+def test_registry_over_https_needs_its_ca(tmp_path: Path) -> None:
+    from tests.update_helpers import make_ca, nginx
+
+    (tmp_path / "registry").mkdir()
+    ca = make_ca(tmp_path / "ca")
+    with nginx(tmp_path / "registry", tmp_path / "nginx", tls=ca) as srv:
+        base = f'[updates]\nregistry = "{srv.https_url}/"\n'
+        rc, checks, _ = _doctor(tmp_path, MODEL + base + f'ca = "{ca.ca}"\n')
+        assert rc == 0 and checks["registry"]["status"] == "PASS", checks["registry"]
+        rc, checks, _ = _doctor(tmp_path, MODEL + base)  # the system CAs do not know it
+        assert rc == 1 and _only_failure(checks)["name"] == "registry"
+        assert "CERTIFICATE_VERIFY_FAILED" in checks["registry"]["detail"]
+        assert "updates.ca" in checks["registry"]["fix"]
+
+
 def test_invalid_config_skips_the_rest(tmp_path: Path) -> None:
     rc, checks, _ = _doctor(tmp_path, "[camera]\nsorce = 1\n")
     assert rc == 1
