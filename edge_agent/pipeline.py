@@ -214,8 +214,7 @@ class Pipeline:
         for t in self._threads:
             t.join(max(0.0, deadline - time.monotonic()))
             ok = ok and not t.is_alive()
-        if self.slot.discard():
-            pass  # counted by the slot as a stale drop
+        self.slot.discard()  # a frame nobody took: the slot counts it as a stale drop
         self.done.set()
         return ok
 
