@@ -241,7 +241,11 @@ class UpdateComponent(Component):
         model, version = params.get("model"), params.get("version")
         registry = params.get("registry") or self.config.updates.registry
         if not isinstance(model, str) or not isinstance(version, str) or not model or not version:
-            raise _command_error("bad_params", "update needs string 'model' and 'version'")
+            raise _command_error(
+                "bad_params",
+                "update needs 'model' and 'version' as strings (fleet cmd: 'version=\"2.0\"'; "
+                "or use `edge-agent fleet push-update`)",
+            )
         if not isinstance(registry, str) or not registry:
             raise _command_error(
                 "bad_params", "no 'registry' in the command and no [updates] registry configured"

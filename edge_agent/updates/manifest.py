@@ -12,7 +12,7 @@ subclass. It never touches the network or the disk. The checks run in a fixed or
 5. name                -> WrongModelName
 6. version (``seq``)   -> DowngradeRefused
 7. expiry              -> ManifestExpired
-8. compatibility       -> Incompatible, InputShapeMismatch
+8. compatibility       -> Incompatible (agent version, runtime), InputShapeMismatch
 
 Hashes and sizes of the files are checked while they download (``fetch.py``).
 """
@@ -223,6 +223,7 @@ def verify_manifest(
     max_bytes: int,
     runtime: str | None = None,
     input_shape: list[int] | None = None,
+    agent_version: str | None = None,
     where: str = "manifest",
 ) -> Manifest:
     """All manifest checks in their fixed order (see the module docstring)."""
@@ -253,6 +254,12 @@ def verify_manifest(
             f"{where}: manifest expired at {m.expires.isoformat()}; republish it "
             "(or check the device clock)"
         )
+    need = m.compatibility.min_agent
+    if agent_version is not None and _version_key(agent_version) < _version_key(need):
+        raise Incompatible(
+            f"{where}: model needs edge-agent {need} or newer, this device runs {agent_version}; "
+            "upgrade the agent first"
+        )
     if runtime is not None and runtime not in m.compatibility.runtimes:
         raise Incompatible(
             f"{where}: model needs runtime {'/'.join(m.compatibility.runtimes)}, "
@@ -264,6 +271,21 @@ def verify_manifest(
             f"{list(input_shape)} this device feeds"
         )
     return m
+
+
+def _version_key(v: str) -> tuple[int, ...]:
+    """``1.10.2`` -> (1, 10, 2); anything after the leading numbers is ignored."""
+    parts = []
+    for p in v.split("."):
+        digits = ""
+        for ch in p:
+            if not ch.isdigit():
+                break
+            digits += ch
+        if not digits:
+            break
+        parts.append(int(digits))
+    return tuple(parts)
 
 
 def utcnow() -> datetime:

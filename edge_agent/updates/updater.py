@@ -24,6 +24,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from .. import __version__
 from ..config import UpdatesConfig
 from . import rollout as R
 from .durable import fsync_dir, write_atomic
@@ -226,6 +227,7 @@ class Updater:
             max_bytes=self.cfg.max_manifest_bytes,
             runtime=runtime,
             input_shape=input_shape,
+            agent_version=__version__,
             where=f"{d.model} {d.version}",
         )
 

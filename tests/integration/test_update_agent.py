@@ -131,10 +131,24 @@ class Agent:
         assert self.rec.wait(done, timeout), (self.updates(deployment), self.tail())
         return [x for x in self.updates(deployment) if x.get("final")][-1]
 
-    def command(self, name: str, params: dict[str, Any]) -> str:
+    def command(self, name: str, params: dict[str, Any], *, tries: int = 10) -> str:
+        """Publish a command until the device shows it got it (a reply on the 3.1.1 reply
+        topic or, for ``update``, its first record): the status can be online a moment before
+        the command subscription is. A repeated id is answered, never run twice."""
         cid = uuid.uuid4().hex[:12]
-        self.rec.publish(f"{self.prefix}/cmd/{name}",
-                         json.dumps({"id": cid, "params": params}).encode(), qos=1)
+        body = json.dumps({"id": cid, "params": params}).encode()
+        dep = params.get("deployment")
+
+        def got(r: Recorder) -> bool:
+            replies = [x for x in r.on(f"{self.prefix}/cmd/{name}/reply") if x.get("id") == cid]
+            return bool(replies) or (dep is not None and bool(self.updates(dep)))
+
+        for _ in range(tries):
+            self.rec.publish(f"{self.prefix}/cmd/{name}", body, qos=1)
+            if self.rec.wait(got, 1.5):
+                break
+        replies = [x for x in self.rec.on(f"{self.prefix}/cmd/{name}/reply") if x.get("id") == cid]
+        assert all(x.get("ok") for x in replies), replies
         return cid
 
     def metrics(self) -> dict[str, Any]:
@@ -276,11 +290,12 @@ def _kill_and_restart(world: World, tmp: Path, point: str, agents: list[Agent]) 
     agents.append(a)
     a.start(EDGE_AGENT_TEST_KILL_AT=R.TRIAL if attempts == 1 else point)
     a.wait_online()
-    a.command("update", {"model": "digits", "version": "2.0", "deployment": f"k-{point}"})
+    dep = "k-" + point.replace(":", "-")
+    a.command("update", {"model": "digits", "version": "2.0", "deployment": dep})
     rc = a.wait_exit()
     assert rc == -signal.SIGKILL, (point, rc, a.tail())
     a.start()  # power back: same state dir, no fault injection
-    final = a.wait_final(f"k-{point}")
+    final = a.wait_final(dep)
     running = a.running_model_verifies()
     expected = "1.0" if final["state"] == R.ROLLED_BACK else "2.0"
     assert running["version"] == expected, (point, final, running)

@@ -78,6 +78,7 @@ def test_good_manifest_passes(keys: dict[str, Any]) -> None:
         ("nul", E.BadFileName, "NUL"),
         ("shape", E.InputShapeMismatch, "[1, 8, 8, 3]"),
         ("runtime", E.Incompatible, "runtime"),
+        ("agent_too_old", E.Incompatible, "upgrade the agent"),
         ("model_not_listed", E.ManifestInvalid, "no file"),
     ],
 )
@@ -124,6 +125,9 @@ def test_each_rejection_has_its_own_exception(
     elif mutate == "runtime":
         doc["compatibility"] = {"runtimes": ["tensorflow"]}
         kw["runtime"] = "litert"
+    elif mutate == "agent_too_old":
+        doc["compatibility"] = {"min_agent": "0.10.0"}
+        kw["agent_version"] = "0.9.5"
     elif mutate == "model_not_listed":
         doc["model"]["file"] = "absent.tflite"
     if raw is None:
