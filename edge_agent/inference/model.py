@@ -191,10 +191,10 @@ class Model:
             ) from None
 
     def _load(self) -> Any:
-        for d in self.delegates_requested:
+        for pos, d in enumerate(self.delegates_requested):
             missing = _check_delegate_library(d.library)
             if missing:
-                self._fallback(d.library, f"failed to load: {missing}")
+                self._fallback(pos, f"failed to load: {missing}")
                 continue
             try:
                 with quiet_native_stderr(relay=False) as native:
@@ -204,12 +204,12 @@ class Model:
                     str(exc).replace(f"Failed to load delegate from {d.library}", "")
                 )
                 detail = detail or native.text() or type(exc).__name__
-                self._fallback(d.library, f"failed to load: {detail}")
+                self._fallback(pos, f"failed to load: {detail}")
                 continue
             try:
                 interp = self._make(obj)
             except _DelegateApplyError as exc:
-                self._fallback(d.library, f"failed to apply: {exc}")
+                self._fallback(pos, f"failed to apply: {exc}")
                 continue
             self.delegate = d.library
             self._delegate_obj = obj
@@ -217,12 +217,12 @@ class Model:
             return interp
         return self._make(None)
 
-    def _fallback(self, library: str, why: str) -> None:
+    def _fallback(self, pos: int, why: str) -> None:
+        """Record and log (one line) why delegate ``pos`` of the chain is skipped."""
+        library = self.delegates_requested[pos].library
         self.delegate_errors.append(f"{library}: {why.rstrip('.')}")
-        names = [d.library for d in self.delegates_requested]
-        pos = names.index(library)
-        nxt = names[pos + 1] if pos + 1 < len(names) else CPU
-        target = "CPU" if nxt == CPU else f"next delegate {nxt}"
+        rest = self.delegates_requested[pos + 1 :]
+        target = f"next delegate {rest[0].library}" if rest else "CPU"
         log.warning("delegate %s %s; falling back to %s", library, why.rstrip("."), target)
 
     # -- use ----------------------------------------------------------------------------------
