@@ -48,6 +48,9 @@ def publish(
     trial_seconds: float | None = typer.Option(None, "--trial-seconds"),
     seq: int | None = typer.Option(None, "--seq", help="Monotonic sequence (default: now)"),
     expires_days: float = typer.Option(365.0, "--expires", help="Days until the manifest expires"),
+    min_agent: str | None = typer.Option(
+        None, "--min-agent", help="Oldest edge-agent version that may install it"
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON"),
 ) -> None:
     """Write NAME/VERSION/manifest.json, its signature and the files into DIR."""
@@ -86,6 +89,7 @@ def publish(
         trial_inferences=trial_inferences,
         trial_seconds=trial_seconds,
         expires_days=expires_days,
+        min_agent=min_agent,
     )
     m = rel.manifest
     if as_json:

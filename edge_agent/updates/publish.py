@@ -132,6 +132,7 @@ def publish(
     expires_days: float = 365.0,
     now: datetime | None = None,
     extra_files: list[Path] | None = None,
+    min_agent: str | None = None,
 ) -> Release:
     """Write one signed release; returns where and what."""
     private = load_private(key)
@@ -176,6 +177,8 @@ def publish(
         "postprocessing": describe(model_path, description),
         "health": health,
     }
+    if min_agent is not None:
+        doc["compatibility"] = {"min_agent": min_agent}
     raw = (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode()
     manifest = parse_manifest(raw, str(out / MANIFEST_NAME))
     write_atomic(out / MANIFEST_NAME, raw)

@@ -31,7 +31,7 @@ def test_keygen_and_publish_with_golden_labels_decoder(tmp_path: Path) -> None:
     r = run_cli("registry", "publish", str(DIGITS), "--name", "digits", "--version", "3.1",
                 "--key", str(key), "--to", str(tmp_path / "reg"), "--labels", str(labels),
                 "--decoder", "classification", "--golden", str(golden), "--atol", "2",
-                "--latency-budget-ms", "25", "--seq", "7", "--json")
+                "--latency-budget-ms", "25", "--seq", "7", "--min-agent", "0.1.0", "--json")
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert out["seq"] == 7 and set(out["files"]) == {"digits_int8.tflite", "golden.npz"}
@@ -40,6 +40,7 @@ def test_keygen_and_publish_with_golden_labels_decoder(tmp_path: Path) -> None:
     assert m["postprocessing"]["decoder"]["labels"][3] == "digit 3"
     assert m["health"]["golden"] == {"file": "golden.npz", "atol": 2.0, "rtol": 0.0}
     assert m["model"]["inputs"][0]["shape"] == [1, 8, 8, 1]
+    assert m["compatibility"]["min_agent"] == "0.1.0"
     with np.load(d / "golden.npz") as z:
         assert z["output0"].shape == (1, 10)  # computed by running the model
     sig = json.loads((d / "manifest.json.sig").read_text())
