@@ -182,6 +182,8 @@ class MqttComponent(Component):
         snapshot["mqtt"] = self.stats()
 
     def on_tick(self, snapshot: dict[str, Any]) -> None:
+        if self._dispatcher is not None:
+            self._dispatcher.ready.set()  # the heartbeat runs: every component has started
         try:
             self.publish("metrics", snapshot)
         except MqttError as exc:  # e.g. disk full: counted, reported, the agent goes on

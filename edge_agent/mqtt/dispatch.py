@@ -25,6 +25,9 @@ log = logging.getLogger("edge_agent.mqtt")
 
 Reply = Callable[[Incoming, str, dict[str, Any]], None]
 NOT_RUN = ("invalid_params", "unknown_command")  # refused before the handler: not remembered
+STARTUP_GRACE_S = 10.0
+"""At start, components after MQTT register their commands (``update``...) a moment after the
+link is up; a command for a name not registered yet waits up to this long for :attr:`ready`."""
 
 
 class CommandDispatcher:
@@ -51,6 +54,7 @@ class CommandDispatcher:
         self.recent = cmds.RecentReplies(max_items=recent)
         for rid, ts, body in store.load_replies():
             self.recent.put(rid, body, ts)
+        self.ready = threading.Event()  # set once every component has started
         self._queue: queue.Queue[Incoming] = queue.Queue(maxsize=queue_size)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -135,6 +139,8 @@ class CommandDispatcher:
             self.counters["commands_repeated"] += 1
             self.reply(msg, name, {**cached, "repeat": True})
             return
+        if name not in self.registry.names() and not self.ready.is_set():
+            self.ready.wait(STARTUP_GRACE_S)
         try:
             body = cmds.ok_reply(req.id, name, self.device, self.registry.run(name, req.params))
             self.counters["commands_ok"] += 1

@@ -61,6 +61,7 @@ def test_repeat_is_answered_from_disk_after_restart(tmp_path: Path) -> None:
 
 def test_refusals_change_nothing(tmp_path: Path) -> None:
     dev = Device(tmp_path / "o.sqlite")
+    dev.d.ready.set()
     for payload, code in [(b"\x00\x01", "invalid_payload"), (b"[]", "invalid_payload"),
                           (b'{"id": "z", "params": 1}', "invalid_payload"),
                           (b"x" * 600, "too_large")]:
@@ -84,3 +85,19 @@ def test_network_thread_side(tmp_path: Path) -> None:
     assert busy["error"]["code"] == "busy" and busy["id"] == "third"
     dev.d.on_message(Incoming("edge/dev2/cmd/count", b'{"id": "other"}'))  # not ours: ignored
     assert len(dev.replies) == 2 and dev.calls == []
+
+
+def test_command_for_a_component_still_starting_waits_for_it(tmp_path: Path) -> None:
+    import threading
+
+    dev = Device(tmp_path / "o.sqlite")
+    t = threading.Thread(target=dev.send, args=("edge/dev1/cmd/late", {"id": "l1"}))
+    t.start()
+    t.join(0.3)
+    assert t.is_alive() and dev.replies == []  # waiting: "late" is not registered yet
+    dev.d.registry.add("late", lambda p: {"here": True})
+    dev.d.ready.set()  # the agent's first heartbeat: all components started
+    t.join(5)
+    assert dev.replies[-1][1]["result"] == {"here": True}
+    # once ready, an unknown name is refused at once
+    assert dev.send("edge/dev1/cmd/never", {"id": "n1"})["error"]["code"] == "unknown_command"
