@@ -150,7 +150,7 @@ class ControlServer(Component):
         self._last_persist = time.monotonic()
         data = json.dumps(self.status(state), default=str, indent=1).encode()
         try:
-            atomic_write_bytes(status_path(self.state_dir), data)
+            atomic_write_bytes(status_path(self.state_dir), data, mode=0o640)
         except OSError as exc:
             log.warning("cannot write %s: %s", status_path(self.state_dir), exc)
 

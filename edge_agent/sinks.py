@@ -112,6 +112,6 @@ class SnapshotRing:
         out = []
         for fr in items:
             path = directory / f"frame-{fr.seq:08d}.jpg"
-            atomic_write_bytes(path, encode_jpeg(self.annotated(fr)))
+            atomic_write_bytes(path, encode_jpeg(self.annotated(fr)), mode=0o640)
             out.append(path)
         return out

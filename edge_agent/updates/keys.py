@@ -20,8 +20,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from ..atomicfile import atomic_write_bytes as write_atomic
 from ..errors import ConfigError
-from .durable import write_atomic
 
 SIG_ALG = "ed25519"
 

@@ -17,8 +17,9 @@ from typing import Any
 
 import numpy as np
 
+from ..atomicfile import atomic_write_bytes as write_atomic
+from ..atomicfile import fsync_dir
 from ..errors import ConfigError, ModelError
-from .durable import fsync_dir, write_atomic
 from .keys import load_private, sign
 from .manifest import (
     MANIFEST_NAME,

@@ -23,7 +23,7 @@ import stat
 import threading
 from pathlib import Path
 
-from .durable import fsync_dir, fsync_file, write_json_atomic
+from ..atomicfile import fsync_dir, fsync_file, write_json_atomic
 from .errors import CorruptModel, SymlinkInStore, VersionNotFound
 from .fetch import sha256_file
 from .state import Entry, StoreState

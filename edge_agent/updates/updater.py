@@ -25,9 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
+from ..atomicfile import atomic_write_bytes as write_atomic
+from ..atomicfile import fsync_dir
 from ..config import UpdatesConfig
 from . import rollout as R
-from .durable import fsync_dir, write_atomic
 from .errors import (
     DownloadError,
     FileTooLarge,
