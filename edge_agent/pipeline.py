@@ -43,7 +43,7 @@ from .telemetry.latency import StageLatencies
 
 log = logging.getLogger("edge_agent.pipeline")
 
-JIT_MARGIN_S = 0.0003  # lower bound of the adaptive margin (see _Estimate.margin_s)
+JIT_MARGIN_S = 0.0008  # lower bound of the adaptive margin (see _Estimate.margin_s)
 JIT_MARGIN_MAX_S = 0.02
 DROP_REASONS = ("stale", "error", "swap", "shutdown")
 
