@@ -26,7 +26,7 @@ Steps that make ai-edge-quantizer work on this (old-schema) model, all done on a
 The script checks the result before writing (face found in astronaut by both models, int8 box
 agrees with float, no face in coffee/chelsea) and prints the numbers recorded in README.md.
 
-    /work/venv-models/bin/python models/build/blazeface.py
+    .venv-models/bin/python models/build/blazeface.py
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ round(v * 255 / 16) (white ink on black); the float network sees pixel / 255 in 
 "unit" normalisation), so any 8x8 grayscale image (white-on-black) goes through the normal
 preprocessing path.
 
-    /work/venv-models/bin/python models/build/digits.py
+    .venv-models/bin/python models/build/digits.py
 """
 
 from __future__ import annotations

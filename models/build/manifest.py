@@ -1,6 +1,6 @@
 """Rewrite the sha256 table in models/README.md (between the manifest markers).
 
-    /work/venv-models/bin/python models/build/manifest.py   (plain python3 works too)
+    .venv-models/bin/python models/build/manifest.py   (plain python3 works too)
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ quantisation (int8 weights and activations, uint8 input, uint8 output) calibrate
 scikit-image sample photos so the activation ranges are those of real images.
 
 Run from the repo root with the `models` venv:
-    /work/venv-models/bin/python models/build/mobilenet_v2.py
+    .venv-models/bin/python models/build/mobilenet_v2.py
 """
 
 from __future__ import annotations

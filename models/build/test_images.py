@@ -1,7 +1,7 @@
 """Write the test photos tests/data/{astronaut,coffee,chelsea}.jpg from scikit-image's bundled data.
 
 Optionally draw a box on one to check it by eye:
-    /work/venv-models/bin/python models/build/test_images.py [--draw x1 y1 x2 y2 OUT.png]
+    .venv-models/bin/python models/build/test_images.py [--draw x1 y1 x2 y2 OUT.png]
 """
 
 from __future__ import annotations
