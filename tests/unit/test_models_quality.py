@@ -12,12 +12,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from ai_edge_litert.interpreter import Interpreter
 
 ROOT = Path(__file__).resolve().parents[2]
 MODELS = ROOT / "models"
 DATA = ROOT / "tests" / "data"
 
-Interpreter = pytest.importorskip("ai_edge_litert.interpreter").Interpreter
 
 
 def _accuracy(model: Path, images: np.ndarray, labels: np.ndarray) -> float:
