@@ -1,4 +1,8 @@
-"""Errors of the firmware bridge, one per failure kind, each with a CLI exit code (40-45)."""
+"""Errors of the firmware bridge, one per failure kind, each with a CLI exit code (40-45).
+
+The numbers are rows of the one exit-code table, ``edge_agent.errors.ExitCode`` (this package
+imports nothing of the agent, so they are written out here; a test checks they agree).
+"""
 
 from __future__ import annotations
 

@@ -12,12 +12,12 @@ from typing import Any, TypeVar
 import typer
 
 from ..config import Config, load_config
-from ..errors import EdgeAgentError
+from ..errors import EdgeAgentError, ExitCode
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def fail(message: str, code: int = 1) -> typer.Exit:
+def fail(message: str, code: int = ExitCode.FAILED) -> typer.Exit:
     """Print ``error: message`` on stderr and return the Exit to raise."""
     typer.echo(f"error: {message}", err=True)
     return typer.Exit(code)
@@ -33,7 +33,7 @@ def handle_errors(fn: F) -> F:
         except EdgeAgentError as exc:
             raise fail(str(exc), exc.exit_code) from None
         except KeyboardInterrupt:
-            raise typer.Exit(130) from None
+            raise typer.Exit(ExitCode.INTERRUPTED) from None
 
     return wrapper  # type: ignore[return-value]
 

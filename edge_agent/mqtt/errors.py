@@ -2,31 +2,31 @@
 
 from __future__ import annotations
 
-from ..errors import EdgeAgentError
+from ..errors import EdgeAgentError, ExitCode
 
 
 class MqttError(EdgeAgentError):
     """Base of the MQTT errors."""
 
-    exit_code = 20
+    exit_code = ExitCode.MQTT
 
 
 class BrokerError(MqttError):
     """The broker cannot be reached, refused us, or the TLS handshake failed."""
 
-    exit_code = 21
+    exit_code = ExitCode.BROKER
 
 
 class CredentialsError(MqttError):
     """The password file or TLS files named in ``[mqtt]`` cannot be read."""
 
-    exit_code = 22
+    exit_code = ExitCode.CREDENTIALS
 
 
 class OutboxError(MqttError):
     """The on-disk outbox cannot be opened or written (disk full, bad permissions...)."""
 
-    exit_code = 23
+    exit_code = ExitCode.OUTBOX
 
 
 class OutboxCorrupt(OutboxError):
@@ -40,7 +40,7 @@ class CommandError(MqttError):
     the dispatcher raises it for malformed, oversized, unknown or expired commands.
     """
 
-    exit_code = 24
+    exit_code = ExitCode.COMMAND
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
@@ -51,4 +51,4 @@ class CommandError(MqttError):
 class CommandTimeout(MqttError):
     """No reply to a command within the time limit (central side)."""
 
-    exit_code = 25
+    exit_code = ExitCode.COMMAND_TIMEOUT

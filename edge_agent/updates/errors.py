@@ -10,13 +10,13 @@ its message says what failed, where, and what to do.
 
 from __future__ import annotations
 
-from ..errors import EdgeAgentError
+from ..errors import EdgeAgentError, ExitCode
 
 
 class UpdateError(EdgeAgentError):
     """Base of every update failure."""
 
-    exit_code = 10
+    exit_code = ExitCode.UPDATE
     reason = "update_failed"
 
 
@@ -24,7 +24,7 @@ class UpdateError(EdgeAgentError):
 class ManifestRejected(UpdateError):
     """The manifest (or its signature) is not acceptable."""
 
-    exit_code = 11
+    exit_code = ExitCode.MANIFEST_REJECTED
     reason = "manifest_rejected"
 
 
@@ -78,7 +78,7 @@ class Incompatible(ManifestRejected):
 
 # --- the download went wrong ---------------------------------------------------------------
 class DownloadError(UpdateError):
-    exit_code = 12
+    exit_code = ExitCode.DOWNLOAD
     reason = "download_failed"
 
 
@@ -96,7 +96,7 @@ class WrongHash(DownloadError):
 
 # --- the model does not pass -----------------------------------------------------------------
 class ModelRejected(UpdateError):
-    exit_code = 13
+    exit_code = ExitCode.MODEL_REJECTED
     reason = "model_rejected"
 
 
@@ -134,7 +134,7 @@ class TrialFailed(ModelRejected):
 
 # --- the device's store ----------------------------------------------------------------------
 class StoreError(UpdateError):
-    exit_code = 14
+    exit_code = ExitCode.STORE
     reason = "store_error"
 
 
@@ -159,4 +159,5 @@ class NoPreviousVersion(StoreError):
 class UpdateBusy(UpdateError):
     """Another update is running on this device."""
 
+    exit_code = ExitCode.UPDATE_BUSY
     reason = "busy"

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from edge_agent.mqtt.errors import CommandTimeout, CredentialsError
 from edge_agent.mqtt.fleet import SeqTracker
 from edge_agent.mqtt.testing import Mosquitto, Recorder
 from tests.helpers import cli_env, run_cli
@@ -177,7 +178,7 @@ def test_fleet_watch_json_and_group_cmd(mosquitto: Mosquitto, agent: AgentProc) 
     r = run_cli("fleet", "cmd", "dev1", "ping", "oops", "--broker", broker)
     assert r.returncode == 2 and "expected key=value" in r.stderr
     r = run_cli("fleet", "cmd", "ghost", "ping", "--broker", broker, "--timeout", "0.5")
-    assert r.returncode == 25 and "no reply" in r.stderr
+    assert r.returncode == CommandTimeout.exit_code and "no reply" in r.stderr
 
 
 def test_run_with_unreadable_password_file_is_one_clear_line(tmp_path: Path) -> None:
@@ -185,5 +186,5 @@ def test_run_with_unreadable_password_file_is_one_clear_line(tmp_path: Path) -> 
                        password_file=str(tmp_path / "missing.pw"))
     r = run_cli("run", "--config", str(cfg), "--duration", "2")
     errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
-    assert r.returncode == 22, r.stderr
+    assert r.returncode == CredentialsError.exit_code, r.stderr
     assert len(errors) == 1 and "mqtt.password_file" in errors[0] and "missing.pw" in errors[0]

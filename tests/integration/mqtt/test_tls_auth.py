@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from edge_agent.config import parse_config
-from edge_agent.mqtt import check_broker
+from edge_agent.mqtt import BrokerError, check_broker
 from edge_agent.mqtt.link import LinkSettings, TLSFiles
 from edge_agent.mqtt.testing import Mosquitto, Recorder, make_tls, tls_listener
 from tests.helpers import run_cli
@@ -137,7 +137,8 @@ def test_password_and_acl(tmp_path: Path, auth_broker: Mosquitto) -> None:
         assert json.loads(r.stdout)["result"]["pong"] is True
         r = run_cli("fleet", "cmd", "dev1", "ping", "--broker", f"127.0.0.1:{port}",
                     "--username", "central", "--password-file", str(tmp_path / "bad.pw"))
-        assert r.returncode == 21 and "Not authorized" in r.stderr and "wrong" not in r.stderr
+        assert r.returncode == BrokerError.exit_code
+        assert "Not authorized" in r.stderr and "wrong" not in r.stderr
     finally:
         for rec in (central, spy, intruder):
             rec.close()
