@@ -160,6 +160,9 @@ class MQTTConfig(_Section):
     max_inflight: int = Field(default=64, ge=1, le=1000, description="Unacked QoS 1 records")
     command_queue: int = Field(default=16, ge=1, le=1000, description="Commands waiting to run")
     recent_commands: int = Field(default=256, ge=1, le=100_000, description="Ids kept for repeats")
+    snapshot_per_s: float = Field(
+        default=1.0, gt=0, le=100, description="snapshot commands per second (bursts of 3)"
+    )
 
 
 class UpdatesConfig(_Section):

@@ -8,7 +8,7 @@ A request is JSON ``{"id": "...", "params": {...}, "expires_at": <unix time, opt
 
 from __future__ import annotations
 
-import json
+import math
 import re
 import time
 from collections import OrderedDict
@@ -18,11 +18,15 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from .. import strict_json
 from .errors import CommandError
 
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
 
 NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,31}$"
+ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
+MAX_EXPIRES_AHEAD_S = 30 * 24 * 3600.0
+"""``expires_at`` at most this far ahead (a time in ms, or a clock years off, is refused)."""
 
 
 class CommandRequest(BaseModel):
@@ -30,9 +34,11 @@ class CommandRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
+    id: str = Field(min_length=1, max_length=64, pattern=ID_PATTERN)
     params: dict[str, Any] = Field(default_factory=dict)
-    expires_at: float | None = Field(default=None, description="Unix time; later = refused")
+    expires_at: float | None = Field(
+        default=None, allow_inf_nan=False, description="Unix time; later = refused"
+    )
 
 
 class NoParams(BaseModel):
@@ -47,18 +53,21 @@ def _first_error(err: ValidationError) -> str:
     return f"{where}: {e.get('msg', 'invalid')}"
 
 
-def parse_request(payload: bytes, max_bytes: int, now: float | None = None) -> CommandRequest:
-    """Validate a command payload; raise :class:`CommandError` saying what is wrong."""
+def decode_payload(payload: bytes, max_bytes: int) -> Any:
+    """The JSON value of a command payload (bounded: size, depth, numbers, duplicate keys)."""
     if len(payload) > max_bytes:
         raise CommandError(
             "too_large", f"command payload is {len(payload)} bytes; the limit is {max_bytes}"
         )
     try:
-        data = json.loads(payload.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise CommandError("invalid_payload", "command payload is not UTF-8 text") from None
-    except ValueError as exc:
-        raise CommandError("invalid_payload", f"command payload is not JSON: {exc}") from None
+        return strict_json.loads(payload)
+    except strict_json.JSONRefused as exc:
+        raise CommandError("invalid_payload", f"command payload refused: {exc}") from None
+
+
+def parse_request(payload: bytes, max_bytes: int, now: float | None = None) -> CommandRequest:
+    """Validate a command payload; raise :class:`CommandError` saying what is wrong."""
+    data = decode_payload(payload, max_bytes)
     if not isinstance(data, dict):
         raise CommandError(
             "invalid_payload", f"command payload must be a JSON object, got {type(data).__name__}"
@@ -67,21 +76,33 @@ def parse_request(payload: bytes, max_bytes: int, now: float | None = None) -> C
         req = CommandRequest.model_validate(data)
     except ValidationError as err:
         raise CommandError("invalid_payload", f"invalid command: {_first_error(err)}") from None
-    if req.expires_at is not None and req.expires_at < (time.time() if now is None else now):
-        raise CommandError("expired", f"command {req.id} expired at {req.expires_at:.0f}")
+    now = time.time() if now is None else now
+    exp = req.expires_at
+    if exp is not None:
+        if not math.isfinite(exp) or exp > now + MAX_EXPIRES_AHEAD_S:
+            raise CommandError(
+                "invalid_payload",
+                f"expires_at {exp:.0f} is more than {MAX_EXPIRES_AHEAD_S / 86400:.0f} days "
+                "ahead of the device clock (Unix time in seconds expected)",
+            )
+        if exp < now:
+            raise CommandError(
+                "expired",
+                f"command {req.id} expired at {exp:.0f}, {now - exp:.0f} s before the device "
+                "received it (not run; the sender's and the device's clocks may differ)",
+            )
     return req
 
 
 def request_id_of(payload: bytes, max_bytes: int) -> str | None:
     """Best effort: the ``id`` of a payload that failed validation, for the error reply."""
-    if len(payload) > max_bytes:
-        return None
     try:
-        data = json.loads(payload)
-    except (ValueError, UnicodeDecodeError):
+        data = decode_payload(payload, max_bytes)
+    except CommandError:
         return None
-    if isinstance(data, dict) and isinstance(data.get("id"), str) and len(data["id"]) <= 64:
-        return str(data["id"])
+    rid = data.get("id") if isinstance(data, dict) else None
+    if isinstance(rid, str) and re.fullmatch(ID_PATTERN, rid):
+        return rid
     return None
 
 

@@ -36,6 +36,7 @@ ACK_FLUSH_S = 0.05
 ACK_FLUSH_BATCH = 200
 EXPIRE_EVERY_S = 10.0
 STOP_DRAIN_S = 0.8
+SNAPSHOT_BURST = 3.0
 
 
 def dumps(obj: Any) -> bytes:
@@ -145,6 +146,7 @@ class MqttComponent(Component):
             queue_size=m.command_queue,
             recent=m.recent_commands,
             counters=self.counters,
+            limits={"snapshot": TokenBucket(m.snapshot_per_s, SNAPSHOT_BURST)},
         )
         self.bucket = TokenBucket(m.events_per_s)
         self.started_at = time.time()

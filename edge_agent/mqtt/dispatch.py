@@ -3,6 +3,8 @@
 Malformed, oversized, expired or unknown commands get an error reply and change nothing. The
 reply of every command that ran (ok or failed) is remembered with its ``id`` (in memory and
 on disk); a repeated ``id`` is answered from memory with ``"repeat": true``, not run again.
+Expensive commands (``limits``: name -> token bucket) beyond their rate get ``rate_limited``.
+Refusals are logged once per code and interval, with a count (a flood is not a log flood).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 
 from . import commands as cmds
 from .errors import CommandError
+from .events import TokenBucket
 from .link import Incoming
 from .outbox import Outbox
 from .topics import Topics
@@ -25,6 +28,7 @@ log = logging.getLogger("edge_agent.mqtt")
 
 Reply = Callable[[Incoming, str, dict[str, Any]], None]
 NOT_RUN = ("invalid_params", "unknown_command")  # refused before the handler: not remembered
+REFUSAL_LOG_EVERY_S = 60.0
 STARTUP_GRACE_S = 10.0
 """At start, components after MQTT register their commands (``update``...) a moment after the
 link is up; a command for a name not registered yet waits up to this long for :attr:`ready`."""
@@ -43,6 +47,8 @@ class CommandDispatcher:
         queue_size: int = 16,
         recent: int = 256,
         counters: collections.Counter[str] | None = None,
+        limits: dict[str, TokenBucket] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.registry = registry
         self.device = device
@@ -54,6 +60,9 @@ class CommandDispatcher:
         self.recent = cmds.RecentReplies(max_items=recent)
         for rid, ts, body in store.load_replies():
             self.recent.put(rid, body, ts)
+        self.limits = dict(limits or {})
+        self.clock = clock
+        self.refusals = RefusalLog(clock)
         self.ready = threading.Event()  # set once every component has started
         self._queue: queue.Queue[Incoming] = queue.Queue(maxsize=queue_size)
         self._stop = threading.Event()
@@ -119,8 +128,15 @@ class CommandDispatcher:
                 continue
             try:
                 self.run(msg)
-            except Exception:  # a bug here must not stop the next commands
+            except Exception as exc:  # a bug here must not stop the next commands
+                self.counters["commands_errors"] += 1
                 log.exception("MQTT command error on %s", msg.topic)
+                name = self.topics.command_name(msg.topic) or "?"
+                try:
+                    self.reply(msg, name, self._error(
+                        None, name, "failed", f"internal error: {type(exc).__name__}: {exc}"))
+                except Exception:
+                    log.exception("MQTT: cannot reply on %s", msg.topic)
 
     def run(self, msg: Incoming) -> None:
         name = self.topics.command_name(msg.topic) or "?"
@@ -128,8 +144,8 @@ class CommandDispatcher:
         try:
             req = cmds.parse_request(msg.payload, limit)
         except CommandError as err:
-            self.counters["commands_invalid"] += 1
-            log.warning("MQTT: refused command %s: %s", name, err.message)
+            self.counters["commands_expired" if err.code == "expired" else "commands_invalid"] += 1
+            self.refusals.note(name, err.code, err.message)
             rid = cmds.request_id_of(msg.payload, limit)
             self.reply(msg, name, self._error(rid, name, err.code, err.message))
             return
@@ -141,6 +157,16 @@ class CommandDispatcher:
             return
         if name not in self.registry.names() and not self.ready.is_set():
             self.ready.wait(STARTUP_GRACE_S)
+        bucket = self.limits.get(name)
+        if bucket is not None and not bucket.allow(self.clock()):
+            self.counters["commands_rate_limited"] += 1
+            message = (
+                f"{name} is limited to {bucket.rate:g} per second (bursts of {bucket.burst:g}); "
+                f"retry in {bucket.retry_after():.1f} s"
+            )
+            self.refusals.note(name, "rate_limited", message)
+            self.reply(msg, name, self._error(req.id, name, "rate_limited", message))
+            return
         try:
             body = cmds.ok_reply(req.id, name, self.device, self.registry.run(name, req.params))
             self.counters["commands_ok"] += 1
@@ -154,3 +180,26 @@ class CommandDispatcher:
         forget = self.recent.put(req.id, body, now)
         self.store.save_reply(req.id, now, body, forget)
         self.reply(msg, name, body)
+
+
+class RefusalLog:
+    """One WARNING per refusal code, then at most one per ``every_s`` with how many it covers."""
+
+    def __init__(self, clock: Callable[[], float], every_s: float = REFUSAL_LOG_EVERY_S) -> None:
+        self.clock = clock
+        self.every_s = every_s
+        self._last: dict[str, tuple[float, int]] = {}  # code -> (last logged at, since then)
+
+    def note(self, name: str, code: str, message: str) -> bool:
+        """Count a refusal; log it (True) unless one of its code was logged recently."""
+        now = self.clock()
+        last = self._last.get(code)
+        if last is not None and now - last[0] < self.every_s:
+            self._last[code] = (last[0], last[1] + 1)
+            return False
+        more = ""
+        if last is not None and last[1]:
+            more = f" (+{last[1]} more {code} in the last {now - last[0]:.0f} s)"
+        log.warning("MQTT: refused command %s: %s%s", name, message, more)
+        self._last[code] = (now, 0)
+        return True

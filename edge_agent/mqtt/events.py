@@ -29,6 +29,10 @@ class TokenBucket:
             return True
         return False
 
+    def retry_after(self) -> float:
+        """Seconds from the last :meth:`allow` until a token is there again (0: now)."""
+        return max(0.0, (1.0 - self._tokens) / self.rate)
+
 
 def _size(obj: Any) -> int:
     return len(json.dumps(obj, separators=(",", ":"), default=str).encode())

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from edge_agent.mqtt import commands as cmds
 from edge_agent.mqtt.dispatch import CommandDispatcher
 from edge_agent.mqtt.errors import CommandError
+from edge_agent.mqtt.events import TokenBucket
 from edge_agent.mqtt.link import Incoming
 from edge_agent.mqtt.outbox import Outbox
 from edge_agent.mqtt.topics import Topics
@@ -17,17 +23,20 @@ from edge_agent.mqtt.topics import Topics
 class Device:
     """A dispatcher on an outbox file, with a counting handler and captured replies."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, max_bytes: int = 512) -> None:
         self.calls: list[dict[str, Any]] = []
         self.replies: list[tuple[str, dict[str, Any]]] = []
+        self.now = 1000.0  # the dispatcher's monotonic clock, moved by the test
         reg = cmds.Registry()
         reg.add("count", self.count)
         reg.add("fail", self.fail)
+        reg.add("snap", self.count)
         self.outbox = Outbox(path)
         self.d = CommandDispatcher(
             reg, device="dev1", topics=Topics("edge/dev1", groups=("lab",)), store=self.outbox,
             reply=lambda msg, name, body: self.replies.append((name, body)),
-            max_bytes=lambda: 512, queue_size=2)
+            max_bytes=lambda: max_bytes, queue_size=2,
+            limits={"snap": TokenBucket(0.5, 2)}, clock=lambda: self.now)
 
     def count(self, params: dict[str, Any]) -> dict[str, Any]:
         self.calls.append(params)
@@ -101,3 +110,95 @@ def test_command_for_a_component_still_starting_waits_for_it(tmp_path: Path) -> 
     assert dev.replies[-1][1]["result"] == {"here": True}
     # once ready, an unknown name is refused at once
     assert dev.send("edge/dev1/cmd/never", {"id": "n1"})["error"]["code"] == "unknown_command"
+
+
+def test_expensive_command_is_rate_limited(tmp_path: Path) -> None:
+    dev = Device(tmp_path / "o.sqlite")
+    dev.d.ready.set()
+    codes = [dev.send("edge/dev1/cmd/snap", {"id": f"s{i}"}).get("error", {}).get("code")
+             for i in range(3)]
+    assert codes == [None, None, "rate_limited"]  # a burst of 2, then refused
+    limited = dev.replies[-1][1]
+    assert limited["id"] == "s2"
+    assert limited["error"]["message"] == (
+        "snap is limited to 0.5 per second (bursts of 2); retry in 2.0 s")
+    assert dev.send("edge/dev1/cmd/count", {"id": "c"})["ok"]  # other commands are not limited
+    dev.now += 2.0
+    assert dev.send("edge/dev1/cmd/snap", {"id": "s2"})["ok"]  # refused: not remembered
+    assert dev.send("edge/dev1/cmd/snap", {"id": "s0"})["repeat"] is True  # repeats are free
+    assert len(dev.calls) == 4 and dev.d.counters["commands_rate_limited"] == 1
+
+
+def test_expired_command_is_not_run_and_counted(tmp_path: Path) -> None:
+    dev = Device(tmp_path / "o.sqlite")
+    dev.d.ready.set()
+    reply = dev.send("edge/dev1/cmd/count", {"id": "late", "expires_at": 1000.0})
+    assert reply["error"]["code"] == "expired" and reply["id"] == "late"
+    assert dev.calls == [] and dev.d.counters["commands_expired"] == 1
+
+
+def test_a_flood_of_refusals_is_one_log_line_per_interval(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    dev = Device(tmp_path / "o.sqlite", max_bytes=64 * 1024)
+    caplog.set_level(logging.WARNING, "edge_agent.mqtt")
+    for _ in range(200):
+        assert dev.send("edge/dev1/cmd/count", b"[" * 60_000)["error"]["code"] == "invalid_payload"
+    dev.now += 61
+    dev.send("edge/dev1/cmd/count", b"[" * 60_000)
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 2
+    assert "nested deeper than 32 levels" in lines[0]
+    assert lines[1].endswith("(+199 more invalid_payload in the last 61 s)")
+    assert dev.d.counters["commands_invalid"] == 201
+
+
+def _deep(n: int) -> bytes:
+    return b'{"id": "d", "params": {"x": ' + b"[" * n + b"]" * n + b"}}"
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=10),
+    lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=6), c, max_size=4),
+    max_leaves=20,
+)
+hostile = st.one_of(
+    st.binary(max_size=600),
+    json_values.map(lambda v: json.dumps(v).encode()),  # NaN and Infinity included
+    st.fixed_dictionaries({"id": st.just("a"), "params": json_values},
+                          optional={"expires_at": json_values}).map(
+        lambda v: json.dumps(v).encode()),
+    st.integers(min_value=0, max_value=70_000).map(_deep),
+    st.integers(min_value=1, max_value=6000).map(
+        lambda n: b'{"id": "n", "params": {"v": ' + b"9" * n + b"}}"),
+    st.sampled_from([b'{"id": "a", "id": "b"}', b'{"id": "a", "params": {"k": 1, "k": 2}}',
+                     b'{"id": "a", "expires_at": 1e999}', b'{"id": "a", "expires_at": NaN}',
+                     b"\xff\xfe{}", b'{"id": "\xed\xa0\x80"}', b'{"id": "\\ud800"}']),
+)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
+@given(payloads=st.lists(hostile, min_size=1, max_size=4),
+       name=st.sampled_from(["count", "fail", "snap", "nope"]))
+def test_fuzz_every_payload_gets_exactly_one_reply(tmp_path_factory: pytest.TempPathFactory,
+                                                   payloads: list[bytes], name: str) -> None:
+    """Arbitrary JSON and bytes through both threads' entry points: a reply each, no raise."""
+    dev = Device(tmp_path_factory.mktemp("fuzz") / "o.sqlite", max_bytes=64 * 1024)
+    dev.d.ready.set()
+    for payload in payloads:
+        before = len(dev.replies)
+        dev.d.on_message(Incoming(f"edge/dev1/cmd/{name}", payload))  # network thread
+        queued = len(dev.replies) == before
+        if queued:
+            dev.d.run(dev.d._queue.get_nowait())  # worker thread
+        assert len(dev.replies) == before + 1
+        reply = dev.replies[-1][1]
+        json.dumps(reply, allow_nan=False)  # a reply is always valid, finite JSON
+        assert reply["command"] == name and isinstance(reply["ok"], bool)
+        if not reply["ok"]:
+            assert reply["error"]["code"] in {"invalid_payload", "too_large", "expired",
+                                              "unknown_command", "invalid_params", "busy",
+                                              "rate_limited"}
+            assert reply["error"]["message"] and "\n" not in reply["error"]["message"]
+    assert dev.d.counters["commands_errors"] == 0
+    dev.outbox.close()

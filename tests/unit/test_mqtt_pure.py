@@ -56,6 +56,12 @@ class TestTokenBucket:
         allowed = sum(b.allow(1.0 + i * 0.01) for i in range(100))  # one second later
         assert allowed == 2  # one token at t=1.0, one more half a second later
 
+    def test_retry_after(self) -> None:
+        b = TokenBucket(rate=0.5, burst=1)
+        assert b.allow(10.0) and b.retry_after() == pytest.approx(2.0)
+        assert not b.allow(11.0) and b.retry_after() == pytest.approx(1.0)
+        assert b.allow(12.0)
+
 
 class TestCapEvent:
     def test_small_unchanged(self) -> None:
@@ -90,9 +96,17 @@ class TestParseRequest:
             (b'{"id": "a b"}', "invalid_payload", "id"),
             (b'{"id": "a", "params": []}', "invalid_payload", "params"),
             (b'{"id": "a", "extra": 1}', "invalid_payload", "extra"),
-            (b'{"id": "a", "expires_at": 10}', "expired", "expired"),
+            (b'{"id": "a", "expires_at": 10}', "expired", "expired at 10, 90 s before"),
+            (b'{"id": "a", "expires_at": 1e12}', "invalid_payload", "days ahead"),
+            (b'{"id": "a", "expires_at": NaN}', "invalid_payload", "NaN"),
+            (b'{"id": "a", "expires_at": 1e400}', "invalid_payload", "out of range"),
+            (b'{"id": "a", "expires_at": "soon"}', "invalid_payload", "expires_at"),
+            (b'{"id": "a", "id": "b"}', "invalid_payload", "duplicate key 'id'"),
+            (b"[" * 1000, "invalid_payload", "nested deeper than 32 levels"),
+            (b'{"id": "a", "params": {"n": ' + b"7" * 900 + b"}}", "invalid_payload", "digits"),
             (b"x" * 2000, "too_large", "limit is 1024"),
         ],
+        ids=lambda v: repr(v)[:40] if isinstance(v, bytes) else None,
     )
     def test_invalid(self, payload: bytes, code: str, words: str) -> None:
         with pytest.raises(CommandError) as ei:
@@ -121,8 +135,14 @@ class TestParseRequest:
                 raise CommandError("skip", "possibly valid")  # not a wrong shape
             cmds.parse_request(payload, 1 << 20)
 
+    def test_valid_expiry_within_bounds(self) -> None:
+        req = cmds.parse_request(b'{"id": "a", "expires_at": 160.5}', 1024, now=100.0)
+        assert req.expires_at == 160.5
+
     def test_request_id_of(self) -> None:
         assert cmds.request_id_of(b'{"id": "x", "params": 3}', 100) == "x"
+        assert cmds.request_id_of(b'{"id": "a b"}', 100) is None
+        assert cmds.request_id_of(b'{"id": "x", "p": ' + b"[" * 60_000, 1 << 20) is None
         assert cmds.request_id_of(b'{"id": 3}', 100) is None
         assert cmds.request_id_of(b"junk", 100) is None
 
