@@ -6,11 +6,11 @@ out first and the control socket writes the final ``stopped`` status after the o
 
 from __future__ import annotations
 
+from .component import Component
 from .config import Config
 from .control import ControlServer
 from .reload import ReloadComponent
 from .sdnotify import SdNotifyComponent
-from .service import Component
 
 
 def components(config: Config) -> list[Component]:

@@ -18,9 +18,9 @@ from typing import Any
 from pydantic import SecretStr
 
 from . import logging_setup
+from .component import Component
 from .config import Config, load_config
 from .errors import ConfigError
-from .service import Component
 
 log = logging.getLogger(__name__)
 

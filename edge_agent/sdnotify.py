@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .service import Component
+from .component import Component
 
 log = logging.getLogger(__name__)
 

@@ -3,36 +3,11 @@
 Pure protocol (no I/O): :mod:`.crc`, :mod:`.cobs`, :mod:`.framing`, :mod:`.messages`.
 I/O: :mod:`.link` (pyserial port + reader thread + reconnect), :mod:`.client` (requests/events).
 The wire format is specified in ``PROTOCOL.md``; the C side lives in ``firmware/``.
+
+Names are loaded on first use (``lazy_loader``, from the names in ``__init__.pyi``), so
+importing one pure module of the package does not import the rest.
 """
 
-from .client import BridgeClient, Counters
-from .errors import (
-    BridgeClosed,
-    BridgeError,
-    BridgeNack,
-    BridgePortError,
-    BridgeProtocolError,
-    BridgeTimeout,
-)
-from .framing import BadFrame, Deframer, Frame, decode_chunk, encode_frame
-from .messages import Event, HelloInfo, MsgType, Telemetry
+import lazy_loader
 
-__all__ = [
-    "BadFrame",
-    "BridgeClient",
-    "BridgeClosed",
-    "BridgeError",
-    "BridgeNack",
-    "BridgePortError",
-    "BridgeProtocolError",
-    "BridgeTimeout",
-    "Counters",
-    "Deframer",
-    "Event",
-    "Frame",
-    "HelloInfo",
-    "MsgType",
-    "Telemetry",
-    "decode_chunk",
-    "encode_frame",
-]
+__getattr__, __dir__, __all__ = lazy_loader.attach_stub(__name__, __file__)

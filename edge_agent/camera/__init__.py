@@ -1,27 +1,9 @@
-"""Camera: frame sources, the reader thread and the latest-frame slot (issue #3)."""
+"""Camera: frame sources, the reader thread and the latest-frame slot (issue #3).
 
-from .backoff import Backoff
-from .frame import Frame, LatestFrameSlot, Policy
-from .reader import CameraReader
-from .sources import (
-    FrameSource,
-    ImageFolderSource,
-    OpenCVSource,
-    SyntheticSource,
-    open_source,
-)
-from .synthetic import synthetic_frame
+Names are loaded on first use (``lazy_loader``, from the names in ``__init__.pyi``), so
+importing one pure module of the package does not import the rest.
+"""
 
-__all__ = [
-    "Backoff",
-    "CameraReader",
-    "Frame",
-    "FrameSource",
-    "ImageFolderSource",
-    "LatestFrameSlot",
-    "OpenCVSource",
-    "Policy",
-    "SyntheticSource",
-    "open_source",
-    "synthetic_frame",
-]
+import lazy_loader
+
+__getattr__, __dir__, __all__ = lazy_loader.attach_stub(__name__, __file__)

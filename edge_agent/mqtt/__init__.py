@@ -2,32 +2,11 @@
 
 The contract is in docs/mqtt.md (topics, payloads, commands) and docs/architecture.md.
 The component itself: ``from edge_agent.mqtt.component import MqttComponent``.
+
+Names are loaded on first use (``lazy_loader``, from the names in ``__init__.pyi``), so
+importing one pure module of the package does not import the rest.
 """
 
-from __future__ import annotations
+import lazy_loader
 
-from .commands import CommandRequest, NoParams
-from .errors import (
-    BrokerError,
-    CommandError,
-    CommandTimeout,
-    CredentialsError,
-    MqttError,
-    OutboxError,
-)
-from .link import check_broker
-from .topics import STREAMS, Topics
-
-__all__ = [
-    "STREAMS",
-    "BrokerError",
-    "CommandError",
-    "CommandRequest",
-    "CommandTimeout",
-    "CredentialsError",
-    "MqttError",
-    "NoParams",
-    "OutboxError",
-    "Topics",
-    "check_broker",
-]
+__getattr__, __dir__, __all__ = lazy_loader.attach_stub(__name__, __file__)

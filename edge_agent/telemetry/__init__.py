@@ -1,18 +1,9 @@
-"""Telemetry: latency histograms, resource sampler, metrics snapshot (issue #3)."""
+"""Telemetry: latency histograms, resource sampler, metrics snapshot (issue #3).
 
-from .histogram import Histogram
-from .latency import STAGES, StageLatencies, summarize
-from .resources import ResourceSampler
-from .snapshot import SCHEMA, build_snapshot, final_summary, summary_line
+Names are loaded on first use (``lazy_loader``, from the names in ``__init__.pyi``), so
+importing one pure module of the package does not import the rest.
+"""
 
-__all__ = [
-    "SCHEMA",
-    "STAGES",
-    "Histogram",
-    "ResourceSampler",
-    "StageLatencies",
-    "build_snapshot",
-    "final_summary",
-    "summarize",
-    "summary_line",
-]
+import lazy_loader
+
+__getattr__, __dir__, __all__ = lazy_loader.attach_stub(__name__, __file__)

@@ -1,0 +1,27 @@
+"""Type stub of the lazily loaded package (see ``__init__.py``): what it exports."""
+
+from .backoff import Backoff
+from .frame import Frame, LatestFrameSlot, Policy
+from .reader import CameraReader
+from .sources import (
+    FrameSource,
+    ImageFolderSource,
+    OpenCVSource,
+    SyntheticSource,
+    open_source,
+)
+from .synthetic import synthetic_frame
+
+__all__ = [
+    "Backoff",
+    "CameraReader",
+    "Frame",
+    "FrameSource",
+    "ImageFolderSource",
+    "LatestFrameSlot",
+    "OpenCVSource",
+    "Policy",
+    "SyntheticSource",
+    "open_source",
+    "synthetic_frame",
+]
