@@ -142,6 +142,12 @@ class SymlinkInStore(StoreError):
     reason = "symlink_in_store"
 
 
+class OutsideStore(StoreError):
+    """A delete or rename whose target does not lie strictly inside its own store folder."""
+
+    reason = "unsafe_path"
+
+
 class CorruptModel(StoreError):
     """A stored model's bytes no longer match the sha256 recorded when it was installed."""
 
@@ -154,6 +160,22 @@ class VersionNotFound(StoreError):
 
 class NoPreviousVersion(StoreError):
     reason = "no_previous"
+
+
+# --- the central side: registry publish -------------------------------------------------------
+class PublishRefused(UpdateError):
+    """``registry publish`` refuses before writing anything."""
+
+    exit_code = 15
+    reason = "publish_refused"
+
+
+class UnsafeReleaseName(PublishRefused):
+    reason = "unsafe_name"
+
+
+class ReleaseExists(PublishRefused):
+    reason = "release_exists"
 
 
 class UpdateBusy(UpdateError):

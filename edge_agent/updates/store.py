@@ -10,6 +10,10 @@ models/
 Every write is temp -> fsync -> rename -> fsync(dir). Nothing is written through a symlink:
 each directory on the way is checked with ``lstat`` and files are opened with ``O_NOFOLLOW``,
 so a symlink planted in the store is refused (:class:`SymlinkInStore`), never followed.
+Every delete and rename (staging cleanup, gc, discarding a rejected version, install) goes
+through :meth:`Store.inside` first: its target, resolved, must lie strictly inside the folder it
+belongs to (``staging/`` or ``versions/``), else :class:`OutsideStore` and nothing is touched -
+whatever a deployment id or a state file says.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import threading
 from pathlib import Path
 
 from ..atomicfile import fsync_dir, fsync_file, write_json_atomic
-from .errors import CorruptModel, SymlinkInStore, VersionNotFound
+from .errors import CorruptModel, OutsideStore, SymlinkInStore, VersionNotFound
 from .fetch import sha256_file
 from .state import Entry, StoreState
 
@@ -64,6 +68,29 @@ class Store:
             if not stat.S_ISDIR(st.st_mode):
                 raise SymlinkInStore(f"{cur}: expected a directory in the model store")
         return path
+
+    @staticmethod
+    def inside(target: Path, folder: Path) -> Path:
+        """``target`` when it lies strictly inside ``folder`` (its parent resolved, its own name
+        not followed: a symlink there is removed, not what it points to); else OutsideStore."""
+        target = Path(target)
+        base = Path(folder).resolve()
+        name = target.name
+        resolved = target.parent.resolve() / name if name not in ("", ".", "..") else None
+        if resolved is None or base not in resolved.parents:
+            raise OutsideStore(
+                f"{target}: not strictly inside {folder}; refusing to delete or move it "
+                "(a deployment id or state entry that names a path outside the store)"
+            )
+        return target
+
+    def remove_tree(self, target: Path, folder: Path, *, ignore_errors: bool = False) -> None:
+        """Delete ``target`` (a directory, or a symlink planted there) inside ``folder``."""
+        target = self.inside(target, folder)
+        if target.is_symlink() or target.is_file():
+            target.unlink(missing_ok=True)
+        elif target.is_dir():
+            shutil.rmtree(target, ignore_errors=ignore_errors)
 
     def check_tree(self, path: Path) -> None:
         """Refuse a directory that contains a symlink anywhere inside."""
@@ -120,32 +147,33 @@ class Store:
             )
 
     def staging(self, deployment: str) -> Path:
-        return self.ensure_dir(self.staging_root / _safe(deployment))
+        d = self.inside(self.staging_root / _safe(deployment), self.staging_root)
+        return self.ensure_dir(d)
 
     def drop_staging(self, deployment: str) -> None:
         """Forget a finished deployment's partial downloads."""
-        d = self.staging_root / _safe(deployment)
-        if d.is_symlink():
-            d.unlink()
-        elif d.is_dir():
-            shutil.rmtree(d, ignore_errors=True)
+        self.remove_tree(
+            self.staging_root / _safe(deployment), self.staging_root, ignore_errors=True
+        )
 
     def install(self, staging: Path, entry: Entry) -> Path:
         """Move a fully verified staging directory into ``versions/`` (atomic rename)."""
         with self._lock:
+            self.inside(staging, self.staging_root)
             self.check_tree(staging)
-            name_dir = self.ensure_dir(self.versions / entry.name)
-            target = self.versions / entry.id
+            name_dir = self.ensure_dir(self.versions / entry.name)  # refuses a symlink first
+            target = self.inside(self.dir_of(entry), self.versions)
+            self.inside(name_dir, self.versions)
             if target.is_symlink():
                 raise SymlinkInStore(f"{target}: is a symlink inside the model store; remove it")
             if target.exists():
                 try:
                     self.check_tree(target)
                     self.verify(entry)
-                    shutil.rmtree(staging)
+                    self.remove_tree(staging, self.staging_root)
                     return target
                 except CorruptModel:
-                    shutil.rmtree(target)
+                    self.remove_tree(target, self.versions)
             for f in staging.iterdir():
                 fsync_file(f)
             fsync_dir(staging)
@@ -192,7 +220,7 @@ class Store:
                 for e in entries:
                     if e.id in newest or e.id in protected:
                         continue
-                    shutil.rmtree(self.dir_of(e))
+                    self.remove_tree(self.dir_of(e), self.versions)
                     removed.append(e.id)
             if removed:
                 fsync_dir(self.versions)
@@ -201,8 +229,13 @@ class Store:
                     if s.deployment is None or s.deployment.final or d.name != _safe(
                         s.deployment.id
                     ):
-                        shutil.rmtree(d, ignore_errors=True)
+                        self.remove_tree(d, self.staging_root, ignore_errors=True)
         return removed
+
+    def discard(self, entry: Entry) -> None:
+        """Delete an installed version (one preflight rejected)."""
+        with self._lock:
+            self.remove_tree(self.dir_of(entry), self.versions)
 
 
 def _safe(deployment: str) -> str:

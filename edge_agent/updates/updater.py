@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import signal
 import uuid
 from collections.abc import Callable
@@ -124,7 +123,10 @@ class Updater:
             self.persist(d, change)
             checkpoint(d.state)
             if d.final:
-                self.store.drop_staging(d.id)
+                try:
+                    self.store.drop_staging(d.id)
+                except StoreError as exc:  # an unsafe id: nothing deleted, the outcome stands
+                    log.error("update %s: staging not cleaned up: %s", d.id, exc)
         self.send(d, r.progress)
         return d
 
@@ -295,4 +297,4 @@ class Updater:
         s = self.store.load()
         if entry.id in s.referenced():
             return
-        shutil.rmtree(self.store.dir_of(entry), ignore_errors=True)
+        self.store.discard(entry)

@@ -285,3 +285,27 @@ def test_refused_update_leaves_no_download_behind(env: Env, tmp_path: Path) -> N
     assert not any(dev.store.staging_root.iterdir())
     installed = {e.version for e in dev.store.installed()}
     assert installed == {"1.0"}
+
+
+@pytest.mark.parametrize("did", ["..", "."])
+def test_hostile_deployment_id_deletes_nothing_outside_staging(
+    env: Env, tmp_path: Path, did: str
+) -> None:
+    """The store's own guard, below the command check: an update whose deployment id names the
+    store itself (``..``) ends refused and its end-of-update cleanup deletes nothing - state,
+    versions and the anti-rollback record stay (before the guard ``..`` removed ``models/``)."""
+    dev = make_device(env, tmp_path)
+    version = f"9.dep{len(did)}"
+    release(env, version)
+    before = sorted(p.relative_to(dev.store.root) for p in dev.store.root.rglob("*")
+                    if "staging" not in p.parts)
+    dev.records.clear()
+    r = dev.updater.start(new_deployment("digits", version, env.server.http_url, did))
+    assert dev.updater.prepare(r, input_shape=SHAPE, runtime="litert") is None
+    assert dev.records[-1]["final"] and dev.records[-1]["reason"] == "unsafe_path"
+    after = sorted(p.relative_to(dev.store.root) for p in dev.store.root.rglob("*")
+                   if "staging" not in p.parts)
+    assert after == before
+    assert dev.store.load().highest_seq == {"digits": 1}
+    dev.assert_untouched()
+    shutil.rmtree(env.registry / "digits" / version, ignore_errors=True)
