@@ -27,6 +27,7 @@ from typing import Any
 
 from firmware_bridge import BridgeClient, BridgeError, Event, HelloInfo, Telemetry
 
+from . import names
 from .config import BridgeConfig, Config, OutputRule
 from .service import Component
 
@@ -378,7 +379,8 @@ class BridgeComponent(Component):
             cfg = getattr(agent, "config", None)
             if callable(save) and isinstance(cfg, Config):
                 stamp = time.strftime("%Y%m%dT%H%M%S")
-                folder = cfg.device.state_dir / "captures" / f"{stamp}-{event.data.get('count')}"
+                name = names.check(f"{stamp}-{int(event.data.get('count') or 0)}", "capture")
+                folder = cfg.device.state_dir / "captures" / name
                 saved = [str(p) for p in save(folder, last=1)]
         self.stats["captures"] += 1
         mqtt = getattr(agent, "mqtt", None)

@@ -28,9 +28,11 @@ from pydantic import (
     PrivateAttr,
     SecretStr,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
+from . import names
 from .errors import ConfigError
 
 if sys.version_info >= (3, 11):
@@ -60,6 +62,18 @@ class DeviceConfig(_Section):
         default_factory=lambda: default_state_dir(),
         description="Writable directory for the model store, outbox, seq counters and state.",
     )
+
+    @field_validator("id")
+    @classmethod
+    def _id_one_component(cls, v: str) -> str:
+        return names.check(v, "device id", max_len=64)  # a topic level and a file name part
+
+    @field_validator("groups")
+    @classmethod
+    def _groups_one_component(cls, v: list[str]) -> list[str]:
+        for g in v:
+            names.check(g, "group", max_len=64)
+        return v
 
 
 class DelegateConfig(_Section):

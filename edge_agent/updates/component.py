@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import names
 from ..config import Config
 from ..errors import EdgeAgentError
 from ..service import Component
@@ -252,7 +253,13 @@ class UpdateComponent(Component):
             )
         did = params.get("deployment") or params.get("id")
         for what, value in (("model", model), ("version", version), ("deployment", did)):
-            if value is not None and not re.fullmatch(r"[A-Za-z0-9_.+-]{1,64}", str(value)):
+            if value is None:
+                continue
+            try:  # each becomes a path component on the device: staging/<deployment>, ...
+                names.check(value, what, max_len=64)
+            except names.UnsafeName as exc:
+                raise _command_error("bad_params", str(exc)) from None
+            if not re.fullmatch(r"[A-Za-z0-9_.+-]{1,64}", value):
                 raise _command_error(
                     "bad_params", f"{what} {str(value)[:80]!r}: use 1-64 of A-Z a-z 0-9 _ . + -"
                 )

@@ -27,6 +27,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from .. import names
 from .errors import (
     BadFileName,
     BadSignature,
@@ -109,6 +110,11 @@ class Manifest(_Strict):
     compatibility: Compatibility = Field(default_factory=Compatibility)
     health: Health = Field(default_factory=Health)
 
+    @field_validator("name", "version")
+    @classmethod
+    def _one_component(cls, v: str) -> str:
+        return names.check(v, "value")  # versions/<name>/<version>-<sha12> on the device
+
     @field_validator("created", "expires")
     @classmethod
     def _aware(cls, v: datetime) -> datetime:
@@ -138,23 +144,14 @@ class Manifest(_Strict):
 
 
 def check_file_name(name: str) -> None:
-    """A file name in a manifest must be a plain name: no directory, no parent, no NUL."""
-    bad = None
-    if "\x00" in name:
-        bad = "contains a NUL byte"
-    elif name.startswith("/") or name.startswith("\\") or (len(name) > 1 and name[1] == ":"):
-        bad = "is an absolute path"
-    elif name in (".", "..") or ".." in name.replace("\\", "/").split("/"):
-        bad = "refers to a parent directory (..)"
-    elif "/" in name or "\\" in name:
-        bad = "contains a directory separator"
-    elif name.startswith("."):
-        bad = "is a hidden name"
-    elif name in (MANIFEST_NAME, SIGNATURE_NAME):
+    """A file name in a manifest must be one plain path component (:mod:`edge_agent.names`)
+    other than the manifest's own names."""
+    bad = names.problem(name)
+    if bad is None and name in (MANIFEST_NAME, SIGNATURE_NAME):
         bad = "collides with the manifest"
     if bad:
         raise BadFileName(
-            f"manifest file name {name!r} {bad}; only plain names are accepted - "
+            f"manifest file name {name[:80]!r} {bad}; only plain names are accepted - "
             "republish the model with plain file names"
         )
 

@@ -17,9 +17,11 @@ from typing import Any
 
 import numpy as np
 
+from .. import names
 from ..atomicfile import atomic_write_bytes as write_atomic
 from ..atomicfile import fsync_dir
 from ..errors import ConfigError, ModelError
+from .errors import ReleaseExists, UnsafeReleaseName
 from .keys import load_private, sign
 from .manifest import (
     MANIFEST_NAME,
@@ -135,7 +137,13 @@ def publish(
     extra_files: list[Path] | None = None,
     min_agent: str | None = None,
 ) -> Release:
-    """Write one signed release; returns where and what."""
+    """Write one signed release; returns where and what.
+
+    Refuses, before writing anything, a name or version that is not one plain path component
+    and a version that is already published (devices that saw it would never take new bytes
+    under the same version string).
+    """
+    out = release_dir(to, name, version)
     private = load_private(key)
     try:
         head = model_path.read_bytes()[:8]
@@ -144,10 +152,11 @@ def publish(
     if head[4:8] != TFLITE_MAGIC:
         raise ModelError(f"{model_path}: not a TFLite flatbuffer (no TFL3 identifier)")
     now = now or datetime.now(timezone.utc)
-    out = to / name / version
-    out.mkdir(parents=True, exist_ok=True)
     model_name = model_path.name
     check_file_name(model_name)
+    for extra in extra_files or []:
+        check_file_name(extra.name)
+    out.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(model_path, out / model_name)
     files = [file_entry(out / model_name)]
     health: dict[str, Any] = {}
@@ -156,7 +165,6 @@ def publish(
         files.append(file_entry(out / GOLDEN_NAME))
         health["golden"] = {"file": GOLDEN_NAME, "atol": atol, "rtol": rtol}
     for extra in extra_files or []:
-        check_file_name(extra.name)
         shutil.copyfile(extra, out / extra.name)
         files.append(file_entry(out / extra.name))
     if latency_budget_ms is not None:
@@ -191,6 +199,24 @@ def publish(
 
 
 LATEST_NAME = "latest.json"
+
+
+def release_dir(to: Path, name: str, version: str) -> Path:
+    """``<to>/<name>/<version>``, refused unless both are plain names and nothing is published
+    there yet."""
+    for what, value in (("--name", name), ("--version", version)):
+        try:
+            names.check(value, what, max_len=64)
+        except names.UnsafeName as exc:
+            raise UnsafeReleaseName(f"{exc}; nothing was written") from None
+    out = to / name / version
+    if (out / MANIFEST_NAME).exists() or (out / SIGNATURE_NAME).exists():
+        raise ReleaseExists(
+            f"{out}: {name} {version} is already published; a republished version needs a new "
+            "version string (devices that installed it would never fetch the new bytes). "
+            "Nothing was written"
+        )
+    return out
 
 
 def _point_latest(model_dir: Path, version: str, seq: int) -> None:

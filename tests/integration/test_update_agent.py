@@ -335,3 +335,37 @@ def test_polling_device_follows_latest_release(
     final = next(x for x in a.updates() if x.get("final"))
     assert final["state"] == R.COMMITTED and final["version"] == "2.0", final
     assert a.running_model_verifies()["version"] == "2.0"
+
+
+def test_group_update_with_a_path_for_deployment_is_refused_and_deletes_nothing(
+    world: World, tmp_path: Path, agents: list[Agent]
+) -> None:
+    """One MQTT message to a whole group with ``"deployment": ".."`` (which used to make the
+    end-of-update cleanup remove ``models/``): ``bad_params``, and the store is untouched."""
+    a = Agent(world, tmp_path, "digits").start()
+    agents.append(a)
+    a.wait_online()
+    models = a.state / "models"
+    before = sorted(str(p.relative_to(models)) for p in models.rglob("*"))
+    topic = f"edge/group/{a.group}/cmd/update"
+    for i, (field, bad) in enumerate([("deployment", ".."), ("deployment", "."),
+                                      ("version", "../1.0"), ("model", ".digits"),
+                                      ("deployment", "x\x00y"), ("deployment", " d")]):
+        cid = f"hostile-{i}"
+        params = {"model": "digits", "version": "2.0", "deployment": f"ok-{i}", field: bad}
+
+        def replied(r: Recorder, cid: str = cid) -> bool:
+            return any(x.get("id") == cid for x in r.on(f"{a.prefix}/cmd/update/reply"))
+
+        for _ in range(10):  # until the group subscription is up
+            a.rec.publish(topic, json.dumps({"id": cid, "params": params}).encode(), qos=1)
+            if a.rec.wait(replied, 1.5):
+                break
+        reply = [x for x in a.rec.on(f"{a.prefix}/cmd/update/reply") if x.get("id") == cid][-1]
+        assert not reply["ok"] and reply["error"]["code"] == "bad_params", reply
+        assert field in reply["error"]["message"]
+    assert a.updates() == []  # no rollout was started
+    assert sorted(str(p.relative_to(models)) for p in models.rglob("*")) == before
+    assert Store(a.state).load().highest_seq == {"digits": 1}
+    assert a.proc is not None and a.proc.poll() is None
+    assert a.running_model_verifies()["version"] == "1.0"

@@ -95,3 +95,31 @@ def test_models_list_verify_activate_rollback_gc(tmp_path: Path) -> None:
     assert r.returncode == 1 and "BAD digits/3.0" in r.stdout
     r = run_cli("models", "rollback", "-c", str(cfg))
     assert r.returncode == 14 and "no longer matches" in r.stderr
+
+
+def test_publish_refuses_path_names_and_republishing_before_writing(tmp_path: Path) -> None:
+    key = tmp_path / "k"
+    assert run_cli("registry", "keygen", str(key)).returncode == 0
+    reg = tmp_path / "reg"
+
+    def pub(name: str, version: str, seq: str = "5") -> tuple[int, str]:
+        r = run_cli("registry", "publish", str(DIGITS), "--name", name, "--version", version,
+                    "--key", str(key), "--to", str(reg), "--seq", seq)
+        return r.returncode, r.stderr
+
+    def tree() -> list[str]:
+        return sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
+
+    before = tree()
+    for name, version, what in (("../evil", "1.0", "--name"), ("digits", "../../x", "--version"),
+                                ("..", "1.0", "--name"), ("digits", ".hidden", "--version")):
+        code, err = pub(name, version)
+        assert code == 15 and what in err and "nothing was written" in err, err
+        assert err.count("\n") == 1
+        assert tree() == before  # no <to>/../evil, not even an empty folder
+    assert pub("digits", "1.0")[0] == 0
+    published = (reg / "digits" / "1.0" / "manifest.json").read_bytes()
+    code, err = pub("digits", "1.0", seq="6")
+    assert code == 15 and "needs a new version string" in err and err.count("\n") == 1
+    assert (reg / "digits" / "1.0" / "manifest.json").read_bytes() == published
+    assert json.loads((reg / "digits" / "latest.json").read_text())["seq"] == 5
