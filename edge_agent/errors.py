@@ -34,6 +34,7 @@ class ExitCode(enum.IntEnum):
     STORE = 14
     UPDATE = 15
     UPDATE_BUSY = 16
+    PUBLISH_REFUSED = 17
     MODEL_NOT_FOUND = 20
     MODEL_EMPTY = 21
     MODEL_FORMAT = 22

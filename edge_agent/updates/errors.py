@@ -166,7 +166,7 @@ class NoPreviousVersion(StoreError):
 class PublishRefused(UpdateError):
     """``registry publish`` refuses before writing anything."""
 
-    exit_code = 15
+    exit_code = ExitCode.PUBLISH_REFUSED
     reason = "publish_refused"
 
 

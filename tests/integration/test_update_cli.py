@@ -114,12 +114,12 @@ def test_publish_refuses_path_names_and_republishing_before_writing(tmp_path: Pa
     for name, version, what in (("../evil", "1.0", "--name"), ("digits", "../../x", "--version"),
                                 ("..", "1.0", "--name"), ("digits", ".hidden", "--version")):
         code, err = pub(name, version)
-        assert code == 15 and what in err and "nothing was written" in err, err
+        assert code == 17 and what in err and "nothing was written" in err, err
         assert err.count("\n") == 1
         assert tree() == before  # no <to>/../evil, not even an empty folder
     assert pub("digits", "1.0")[0] == 0
     published = (reg / "digits" / "1.0" / "manifest.json").read_bytes()
     code, err = pub("digits", "1.0", seq="6")
-    assert code == 15 and "needs a new version string" in err and err.count("\n") == 1
+    assert code == 17 and "needs a new version string" in err and err.count("\n") == 1
     assert (reg / "digits" / "1.0" / "manifest.json").read_bytes() == published
     assert json.loads((reg / "digits" / "latest.json").read_text())["seq"] == 5
