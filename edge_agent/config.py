@@ -174,6 +174,13 @@ class MQTTConfig(_Section):
     max_inflight: int = Field(default=64, ge=1, le=1000, description="Unacked QoS 1 records")
     command_queue: int = Field(default=16, ge=1, le=1000, description="Commands waiting to run")
     recent_commands: int = Field(default=256, ge=1, le=100_000, description="Ids kept for repeats")
+
+    @field_validator("prefix", "group_prefix")
+    @classmethod
+    def _plain_topic(cls, v: str | None) -> str | None:
+        from .mqtt.topics import check_prefix  # here: edge_agent.mqtt imports this module
+
+        return None if v is None else check_prefix(v, "topic")
     snapshot_per_s: float = Field(
         default=1.0, gt=0, le=100, description="snapshot commands per second (bursts of 3)"
     )
@@ -250,6 +257,7 @@ class Config(_Section):
     bridge: BridgeConfig = Field(default_factory=BridgeConfig)
     control: ControlConfig = Field(default_factory=ControlConfig)
     _source: Path | None = PrivateAttr(default=None)
+    _warnings: list[str] = PrivateAttr(default_factory=list)
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Config:
@@ -262,6 +270,11 @@ class Config(_Section):
         return self
 
     # Derived values -----------------------------------------------------------------------
+    @property
+    def warnings(self) -> list[str]:
+        """Things that work but should change (one line each); ``run`` logs them at start."""
+        return list(self._warnings)
+
     @property
     def source(self) -> Path | None:
         """The file this config was read from (None: defaults/env only); SIGHUP re-reads it."""
@@ -397,7 +410,23 @@ def load_config(path: Path | str | None, *, environ: Mapping[str, str] | None = 
         raise ConfigError(f"{p}: not valid TOML: {exc}") from None
     cfg = parse_config(data, environ=env, where=str(p), text=text)
     cfg._source = p
+    cfg._warnings = file_warnings(data, str(p), text)
     return _resolve_relative(cfg, p.parent)
+
+
+def file_warnings(data: Mapping[str, Any], where: str, text: str | None = None) -> list[str]:
+    """What a config file holds that works but should not be there (e.g. a plain password)."""
+    out = []
+    mqtt = data.get("mqtt")
+    if isinstance(mqtt, Mapping) and mqtt.get("password") not in (None, ""):
+        line = _find_line(text, ("mqtt", "password")) if text is not None else None
+        place = f"{where}:{line}" if line is not None else where
+        out.append(
+            f"{place}: mqtt.password is written in the config file in plain text; put it in a "
+            "file only the agent's user can read (chmod 600) and set mqtt.password_file to it "
+            "(or set EDGE_AGENT_MQTT__PASSWORD), then remove mqtt.password"
+        )
+    return out
 
 
 def _resolve_relative(cfg: Config, base: Path) -> Config:

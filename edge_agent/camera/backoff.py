@@ -1,42 +1,7 @@
-"""Exponential backoff with jitter for reconnecting sources (pure logic)."""
+"""The camera reader's backoff lives in :mod:`edge_agent.backoff` (shared with MQTT)."""
 
 from __future__ import annotations
 
-import random
+from ..backoff import Backoff
 
-
-class Backoff:
-    """Delays ``initial * factor**n`` capped at ``maximum``, each shortened by up to ``jitter``.
-
-    The jitter (a random fraction in ``[1 - jitter, 1]``) keeps a fleet of devices that lost the
-    same stream from reconnecting in lockstep. ``rng`` is injectable for deterministic tests.
-    """
-
-    def __init__(
-        self,
-        initial: float = 0.5,
-        maximum: float = 30.0,
-        *,
-        factor: float = 2.0,
-        jitter: float = 0.25,
-        rng: random.Random | None = None,
-    ) -> None:
-        if initial <= 0 or maximum < initial:
-            raise ValueError("need 0 < initial <= maximum")
-        if factor < 1 or not 0 <= jitter < 1:
-            raise ValueError("need factor >= 1 and 0 <= jitter < 1")
-        self.initial = initial
-        self.maximum = maximum
-        self.factor = factor
-        self.jitter = jitter
-        self._rng = rng or random.Random()
-        self.attempts = 0
-
-    def next_delay(self) -> float:
-        """The delay before the next attempt; advances the attempt counter."""
-        base = min(self.maximum, self.initial * self.factor ** min(self.attempts, 64))
-        self.attempts += 1
-        return base * (1.0 - self.jitter * self._rng.random())
-
-    def reset(self) -> None:
-        self.attempts = 0
+__all__ = ["Backoff"]

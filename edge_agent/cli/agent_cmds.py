@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,8 @@ from .common import handle_errors, load, print_json
 
 def _setup_logging(cfg: Config) -> None:
     logging_setup.apply_config(cfg)
+    for line in cfg.warnings:
+        logging.getLogger("edge_agent.config").warning("%s", line)
 
 
 def run_agent(config: Path | None, duration: float | None, frames: int | None) -> dict[str, Any]:

@@ -16,8 +16,10 @@ app = typer.Typer(no_args_is_help=True, help="Validate and show the agent's conf
 @app.command("validate")
 @handle_errors
 def validate(file: Path = typer.Argument(..., help="TOML config file")) -> None:
-    """Check a config file; exit 2 with the key and line on error."""
-    load_config(file)
+    """Check a config file; exit 2 with the key and line on error (warnings go to stderr)."""
+    cfg = load_config(file)
+    for line in cfg.warnings:
+        typer.echo(f"warning: {line}", err=True)
     typer.echo(f"{file}: OK")
 
 

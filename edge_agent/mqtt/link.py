@@ -1,8 +1,10 @@
 """Thin adapter around paho-mqtt 2.x: connection settings, TLS, credentials, will, callbacks.
 
 Nothing else in edge-agent imports paho. :class:`Link` owns one paho client with its network
-thread (``loop_start``); paho reconnects by itself with exponential backoff
-(``reconnect_delay_set``) and re-sends QoS 1 messages it was handed. Callbacks only put
+thread (``loop_start``); paho reconnects by itself and re-sends QoS 1 messages it was handed.
+The delay before each retry is ours (:class:`~edge_agent.backoff.HeldBackoff`: exponential,
+with jitter, reset only once a connection held ``reconnect_hold_s``), handed to paho through
+``reconnect_delay_set`` from the disconnect / connect-failure callbacks. Callbacks only put
 events on queues or call short functions passed in; no paho lock is held while our code
 takes its own locks (on_publish is called with paho's message lock held).
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import random
 import ssl
 import threading
 import time
@@ -26,10 +29,15 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from ..backoff import Backoff, HeldBackoff
 from ..config import Config, MQTTConfig
 from .errors import BrokerError, CredentialsError
 
 log = logging.getLogger("edge_agent.mqtt")
+
+RECONNECT_JITTER = 0.5
+"""Each retry delay is shortened by a random fraction up to this (a fleet does not retry in
+lockstep after a broker restart)."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +64,7 @@ class LinkSettings:
     tls: TLSFiles | None = None
     reconnect_initial_s: float = 1.0
     reconnect_max_s: float = 60.0
+    reconnect_hold_s: float = 10.0
     max_inflight: int = 64
 
     @property
@@ -204,6 +213,8 @@ class Link:
         on_state: Callable[[bool], None] | None = None,
         on_ack: Callable[[], None] | None = None,
         quiet: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
     ) -> None:
         self.settings = settings
         self._info = logging.DEBUG if quiet else logging.INFO
@@ -217,6 +228,17 @@ class Link:
         self._on_message = on_message
         self._on_state = on_state
         self._on_ack = on_ack
+        self._clock = clock
+        self.backoff = HeldBackoff(
+            Backoff(
+                settings.reconnect_initial_s,
+                max(settings.reconnect_initial_s, settings.reconnect_max_s),
+                jitter=RECONNECT_JITTER,
+                rng=rng,
+            ),
+            settings.reconnect_hold_s,
+        )
+        self.retry_delay_s: float | None = None  # the delay before the coming retry
         self._client = make_client(settings, will)
         self._client.on_connect = self._handle_connect
         self._client.on_disconnect = self._handle_disconnect
@@ -308,6 +330,7 @@ class Link:
             return
         self.connects += 1
         self.last_error = ""
+        self.backoff.up(self._clock())
         log.log(
             self._info,
             "connected to %s (session present: %s)",
@@ -323,11 +346,18 @@ class Link:
         if self._on_state:
             self._on_state(True)
 
+    def _schedule_retry(self) -> None:
+        """Choose the delay before paho's next attempt (paho waits min_delay = max_delay)."""
+        delay = self.backoff.next_delay(self._clock())
+        self.retry_delay_s = delay
+        self._client.reconnect_delay_set(delay, delay)  # type: ignore[arg-type]
+
     def _handle_disconnect(
         self, client: paho.Client, userdata: Any, flags: Any, rc: ReasonCode, props: Any
     ) -> None:
         was = self.connected.is_set()
         self.connected.clear()
+        self._schedule_retry()
         if was:
             if rc.is_failure:
                 self.last_error = f"connection lost: {rc.getName()}"
@@ -351,6 +381,7 @@ class Link:
     def _handle_connect_fail(self, client: paho.Client, userdata: Any) -> None:
         if not self.last_error:
             self.last_error = "cannot connect (will retry with backoff)"
+        self._schedule_retry()
 
     def _handle_publish(
         self, client: paho.Client, userdata: Any, mid: int, rc: ReasonCode, props: Any

@@ -14,6 +14,35 @@ def _check_level(value: str, what: str) -> str:
     return value
 
 
+MAX_PREFIX_CHARS = 512
+
+
+def check_prefix(value: str, what: str = "topic prefix") -> str:
+    """A topic prefix must be a plain topic: levels without wildcards or control characters.
+
+    Refused: empty, a leading/trailing ``/`` or an empty level (``a//b``), the wildcards
+    ``+`` and ``#``, NUL and other control characters, a leading ``$`` (broker topics), more
+    than :data:`MAX_PREFIX_CHARS` characters. Raises ValueError saying which.
+    """
+    why = None
+    bad = next((c for c in value if ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F), None)
+    if not value:
+        why = "is empty"
+    elif "+" in value or "#" in value:
+        why = "contains the MQTT wildcard " + ("+" if "+" in value else "#")
+    elif bad is not None:
+        why = f"contains the control character U+{ord(bad):04X}"
+    elif value.startswith("/") or value.endswith("/") or "//" in value:
+        why = "has an empty level (a leading, trailing or double /)"
+    elif value.startswith("$"):
+        why = "starts with $ (reserved for broker topics such as $SYS)"
+    elif len(value) > MAX_PREFIX_CHARS:
+        why = f"is {len(value)} characters long; at most {MAX_PREFIX_CHARS}"
+    if why is not None:
+        raise ValueError(f"{what} {value[:80]!r} {why}; use a plain topic like edge/dev1")
+    return value
+
+
 @dataclass(frozen=True)
 class Topics:
     """Every topic one device uses, built from its prefix (default ``edge/<device_id>``)."""
@@ -23,9 +52,8 @@ class Topics:
     groups: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        for p in (self.prefix, self.group_prefix):
-            if not p or p.startswith("/") or p.endswith("/") or "+" in p or "#" in p:
-                raise ValueError(f"topic prefix {p!r} must be a plain topic without + # or edge /")
+        check_prefix(self.prefix)
+        check_prefix(self.group_prefix, "group prefix")
         for g in self.groups:
             _check_level(g, "group name")
 

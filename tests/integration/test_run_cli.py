@@ -145,3 +145,13 @@ def test_bad_environment_override_exits_2(tmp_path: Path) -> None:
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and "camera.fps" in lines[0], lines
+
+
+def test_plain_password_in_the_config_is_logged_as_a_warning(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path, GOOD + '[mqtt]\nusername = "u"\npassword = "s3cret"\n')
+    proc = run_cli("run", "--config", str(cfg), "--frames", "3", timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if "mqtt.password is written" in ln]
+    line = cfg.read_text().splitlines().index('password = "s3cret"') + 1
+    assert len(lines) == 1 and "WARNING" in lines[0] and f"{cfg}:{line}:" in lines[0], lines
+    assert "mqtt.password_file" in lines[0] and "s3cret" not in proc.stderr

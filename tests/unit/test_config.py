@@ -55,3 +55,26 @@ def test_redacted_hides_secrets() -> None:
     text = str(redacted(cfg))
     assert "hunter2" not in text and "/etc/k.pem" not in text
     assert "/etc/ca.pem" in text
+
+
+def test_plain_password_in_the_file_is_a_warning_env_is_not(tmp_path: Path) -> None:
+    f = tmp_path / "agent.toml"
+    f.write_text('[mqtt]\nusername = "u"\n\npassword = "s3cret"\n')
+    cfg = load_config(f, environ={})
+    assert cfg.mqtt.password is not None  # it still works
+    [warning] = cfg.warnings
+    assert warning.startswith(f"{f}:4: mqtt.password is written in the config file")
+    assert "mqtt.password_file" in warning and "s3cret" not in warning
+    f.write_text('[mqtt]\nusername = "u"\n')
+    assert load_config(f, environ={"EDGE_AGENT_MQTT__PASSWORD": "s3cret"}).warnings == []
+    (tmp_path / "pw").write_text("s3cret\n")
+    f.write_text('[mqtt]\npassword_file = "pw"\n')
+    assert load_config(f, environ={}).warnings == []
+
+
+@pytest.mark.parametrize("prefix", ["edge/+", "edge/#/x", "/edge", "edge\x00"])
+def test_prefix_from_the_environment_is_checked_too(prefix: str) -> None:
+    with pytest.raises(ConfigError, match=r"mqtt\.prefix"):
+        parse_config({}, environ={"EDGE_AGENT_MQTT__PREFIX": prefix})
+    assert parse_config({"mqtt": {"prefix": "site-3/line.2/cam_1"}}).mqtt_prefix == (
+        "site-3/line.2/cam_1")
