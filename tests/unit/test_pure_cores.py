@@ -18,6 +18,8 @@ PURE_CORES = (
     "edge_agent.config",
     "edge_agent.component",
     "edge_agent.atomicfile",
+    "edge_agent.backoff",
+    "edge_agent.strict_json",
     "edge_agent.resources",
     # inference maths and descriptions (numpy only)
     "edge_agent.inference.tensors",
