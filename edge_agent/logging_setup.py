@@ -25,9 +25,10 @@ import sys
 import threading
 import time
 from collections.abc import Iterable, Mapping
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from .config import Config
+if TYPE_CHECKING:
+    from .config import Config
 
 FORMATS = ("human", "json")
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")

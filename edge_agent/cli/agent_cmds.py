@@ -5,16 +5,19 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from .. import logging_setup
-from ..config import Config
 from .common import handle_errors, load, print_json
+
+if TYPE_CHECKING:
+    from ..config import Config
 
 
 def _setup_logging(cfg: Config) -> None:
+    from .. import logging_setup
+
     logging_setup.apply_config(cfg)
     for line in cfg.warnings:
         logging.getLogger("edge_agent.config").warning("%s", line)

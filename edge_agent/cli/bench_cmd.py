@@ -9,12 +9,15 @@ ways — bare invoke loop, naive sequential loop, the agent's pipeline
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from ..inference.bench import InvokeBench, bench_invoke
 from .common import handle_errors, print_json
 from .runtime_opts import BACKEND, CONFIG, THREADS, runtime_options
+
+if TYPE_CHECKING:
+    from ..inference.bench import InvokeBench
 
 
 def bench(
@@ -90,6 +93,8 @@ def _bench_pipeline(
 def _bench_invoke(
     model: Path, threads: int, runs: int, warmup: int, backend: str, as_json: bool
 ) -> None:
+    from ..inference.bench import bench_invoke
+
     report = bench_invoke(str(model), threads=threads, runs=runs, warmup=warmup, backend=backend)
     if as_json:
         print_json({"model": str(model), **report.to_json()})

@@ -14,13 +14,16 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 
-from firmware_bridge import BridgeClient, BridgeError, Event
+from firmware_bridge.errors import BridgeError
 
 from .common import fail, handle_errors, load, print_json
+
+if TYPE_CHECKING:
+    from firmware_bridge import BridgeClient, Event
 
 app = typer.Typer(no_args_is_help=True, help="Talk to the board's firmware over the serial bridge.")
 gpio_app = typer.Typer(no_args_is_help=True, help="Set or read a GPIO pin on the board.")
@@ -46,6 +49,8 @@ def _bridge_errors(fn: F) -> F:
 
 @contextmanager
 def _connect(port: str | None, config: Path | None) -> Iterator[BridgeClient]:
+    from firmware_bridge import BridgeClient
+
     b = load(config).bridge
     with BridgeClient(
         port or b.port, baudrate=b.baudrate, timeout_s=b.timeout_s, retries=b.retries

@@ -7,12 +7,14 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 
-from ..config import Config, load_config
 from ..errors import EdgeAgentError, ExitCode
+
+if TYPE_CHECKING:
+    from ..config import Config
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -39,6 +41,8 @@ def handle_errors(fn: F) -> F:
 
 
 def load(config: Path | None) -> Config:
+    from ..config import load_config
+
     return load_config(config)
 
 

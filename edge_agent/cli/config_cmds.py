@@ -7,7 +7,6 @@ from pathlib import Path
 
 import typer
 
-from ..config import Config, load_config, redacted
 from .common import handle_errors
 
 app = typer.Typer(no_args_is_help=True, help="Validate and show the agent's configuration.")
@@ -17,6 +16,8 @@ app = typer.Typer(no_args_is_help=True, help="Validate and show the agent's conf
 @handle_errors
 def validate(file: Path = typer.Argument(..., help="TOML config file")) -> None:
     """Check a config file; exit 2 with the key and line on error (warnings go to stderr)."""
+    from ..config import load_config
+
     cfg = load_config(file)
     for line in cfg.warnings:
         typer.echo(f"warning: {line}", err=True)
@@ -29,10 +30,14 @@ def show(
     config: Path | None = typer.Option(None, "--config", "-c", help="TOML config file"),
 ) -> None:
     """Print the effective config (file + EDGE_AGENT_* overrides), secrets redacted."""
+    from ..config import load_config, redacted
+
     typer.echo(json.dumps(redacted(load_config(config)), indent=2))
 
 
 @app.command("schema")
 def schema() -> None:
     """Print the JSON Schema of the config file."""
+    from ..config import Config
+
     typer.echo(json.dumps(Config.model_json_schema(), indent=2))

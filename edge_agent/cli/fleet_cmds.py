@@ -14,15 +14,16 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 
-from ..config import load_config
 from ..errors import ConfigError
 from ..mqtt.errors import CredentialsError
-from ..mqtt.link import LinkSettings, TLSFiles, settings_from_config
 from .common import handle_errors, print_json
+
+if TYPE_CHECKING:
+    from ..mqtt.link import LinkSettings
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -119,6 +120,9 @@ def connection(
     protocol: str | None,
 ) -> tuple[LinkSettings, str]:
     """Link settings for a central client + the group topics root, from options and config."""
+    from ..config import load_config
+    from ..mqtt.link import TLSFiles, settings_from_config
+
     cfg = load_config(config)
     if password_file is not None:
         cfg.mqtt.password = None

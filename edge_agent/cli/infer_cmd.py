@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from ..inference import Result, Runner, read_image
 from .common import handle_errors, print_json
 from .runtime_opts import BACKEND, CONFIG, DELEGATES, THREADS, runtime_options
+
+if TYPE_CHECKING:
+    from ..inference import Result
 
 
 @handle_errors
@@ -35,6 +38,8 @@ def infer(
     as_json: bool = typer.Option(False, "--json", help="One JSON object per image"),
 ) -> None:
     """Run MODEL on each IMAGE; print detections (boxes in image pixels) or classes."""
+    from ..inference import Runner, read_image
+
     opts = runtime_options(config, threads, backend, delegate)
     runner = Runner.open(
         model,

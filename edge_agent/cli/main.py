@@ -1,10 +1,15 @@
-"""Root of the ``edge-agent`` command. Each command group lives in its own module."""
+"""Root of the ``edge-agent`` command. Each command group lives in its own module.
+
+The command modules import only typer at the top; what a command needs (numpy, OpenCV,
+pydantic, paho...) is imported when it runs, so ``--help`` and ``--version`` start fast
+(``benchmarks/cli_startup.py``).
+"""
 
 from __future__ import annotations
 
 import typer
 
-from .. import __version__, logging_setup
+from .. import __version__
 from . import (
     agent_cmds,
     bench_cmd,
@@ -24,6 +29,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode=None,  # plain click help: rich's help renderer alone costs ~0.1 s per --help
 )
 
 
@@ -46,6 +52,8 @@ def _root(
     ),
 ) -> None:
     """edge-agent: inference, telemetry, updates and diagnostics for edge devices."""
+    from .. import logging_setup  # here, not at import: --help and --version stay light
+
     try:
         logging_setup.set_cli_overrides(log_format, log_level)
     except ValueError as exc:

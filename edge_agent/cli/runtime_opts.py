@@ -10,12 +10,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from ..inference.model import Delegate
 from .agent_cmds import CONFIG_HELP, resolve_config
 from .common import load
+
+if TYPE_CHECKING:
+    from ..inference.model import Delegate
 
 THREADS = typer.Option(
     None, "--threads", min=1, max=64, help="Interpreter threads [default: config, else 1]"
@@ -45,6 +48,8 @@ def runtime_options(
     config: Path | None, threads: int | None, backend: str | None, delegates: list[str]
 ) -> RuntimeOptions:
     """Merge flags over the config's ``[model]`` runtime settings."""
+    from ..inference.model import Delegate
+
     path = resolve_config(config)
     opts = RuntimeOptions()
     if path is not None:
