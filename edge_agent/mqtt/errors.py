@@ -33,6 +33,20 @@ class OutboxCorrupt(OutboxError):
     """The outbox file is not a readable SQLite database (moved aside, a new one started)."""
 
 
+class RecordNotStored(OutboxError):
+    """A record could not be written to the outbox (disk full, I/O error, outbox not open).
+
+    It still consumed its ``seq`` (``None`` while the outbox is not open: the seq is given when
+    it opens); the loss is published as a gap record once the outbox can write again.
+    """
+
+    def __init__(self, message: str, stream: str, seq: int | None, reason: str) -> None:
+        super().__init__(message)
+        self.stream = stream
+        self.seq = seq
+        self.reason = reason
+
+
 class CommandError(MqttError):
     """A command is refused or failed; becomes an error reply ``{"code", "message"}``.
 

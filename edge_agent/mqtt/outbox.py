@@ -11,10 +11,19 @@ One file ``<state_dir>/mqtt/outbox.sqlite`` holds
 Commits are ``synchronous=FULL``: a record that :meth:`Outbox.append` returned survives
 ``kill -9`` and power loss. Caps: ``max_records``, ``max_bytes`` and ``max_age_s``; when one is
 exceeded the *oldest* records are dropped and counted, never silently.
+
+A record that cannot be stored (disk full, I/O error) still consumes its seq: the seqs live
+in memory and in the preallocated ``seq.ledger`` (:mod:`.seqledger`) until the database can
+commit again; the first commit that succeeds writes the advanced seqs and one *gap record*
+per lost range (``{"seq": n, "gap": {"from", "to", "count", "reason"}}``) before anything
+else, so a consumer sees the loss. ``degrade=True``: an outbox that cannot be opened (disk
+full at start) is not fatal — records are counted as lost (the seqs they consume are given
+when it opens), :meth:`retry_open` tries again.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import sqlite3
 import threading
@@ -24,7 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import OutboxCorrupt, OutboxError
+from .errors import OutboxCorrupt, OutboxError, RecordNotStored
+from .seqledger import LedgerState, SeqLedger
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -42,6 +52,25 @@ CREATE TABLE IF NOT EXISTS replies (id TEXT PRIMARY KEY, ts REAL NOT NULL, reply
 
 
 PLAUSIBLE_EPOCH = 1_577_836_800.0  # 2020-01-01: earlier stamps mean "clock not set yet"
+DISK_FULL_NAMES = frozenset({"SQLITE_FULL", "SQLITE_IOERR_SHMSIZE", "SQLITE_IOERR_WRITE"})
+
+GapRecord = Callable[[str, int, dict[str, Any]], tuple[str, bytes]]
+"""``(stream, seq, gap) -> (topic, payload)`` of the record that reports a lost range."""
+
+
+def failure_reason(exc: BaseException) -> str:
+    """``disk_full`` for ENOSPC (SQLite's FULL, or the shared-memory file it cannot grow),
+    else ``write_error``."""
+    name = getattr(exc, "sqlite_errorname", "")
+    if name in DISK_FULL_NAMES or "disk is full" in str(exc):
+        return "disk_full"
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return "disk_full"
+    return "write_error"
+
+
+def default_gap_record(stream: str, seq: int, gap: dict[str, Any]) -> tuple[str, bytes]:
+    return stream, json.dumps({"seq": seq, "gap": gap}, separators=(",", ":")).encode()
 
 
 @dataclass(frozen=True)
@@ -65,48 +94,113 @@ class Outbox:
     """Thread-safe (one connection behind a lock). ``clock`` is passed in for tests."""
 
     def __init__(
-        self, path: Path, caps: Caps | None = None, clock: Callable[[], float] = time.time
+        self,
+        path: Path,
+        caps: Caps | None = None,
+        clock: Callable[[], float] = time.time,
+        *,
+        gap_record: GapRecord = default_gap_record,
+        degrade: bool = False,
     ) -> None:
         self.path = Path(path)
         self.caps = caps or Caps()
         self.clock = clock
+        self.gap_record = gap_record
         self._lock = threading.Lock()
+        self._db: sqlite3.Connection | None = None
+        self._count = self._bytes = 0
+        self.open_error = ""
+        self.open_reason = ""
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(
+        except OSError:
+            pass  # _connect reports it
+        self.ledger = SeqLedger(self.path.with_name("seq.ledger"))
+        self._pending = self.ledger.load()  # losses a previous run could not report yet
+        self._seqs: dict[str, int] = dict(self._pending.seqs)  # last seq given, per stream
+        self._dirty: set[str] = set()  # streams whose seq in memory is ahead of the database
+        self.ledger.ensure()  # made at full size now, while there may still be space
+        try:
+            self._connect()
+        except OutboxCorrupt:
+            self.ledger.close()
+            raise
+        except OutboxError as exc:
+            if not degrade:
+                self.ledger.close()
+                raise
+            self.open_error = str(exc)
+            return
+        with self._lock:
+            self._adopt()
+
+    def _connect(self) -> None:
+        db = None
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(
                 str(self.path), check_same_thread=False, isolation_level=None, timeout=10
             )
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(SCHEMA)
-            row = self._db.execute(
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            db.executescript(SCHEMA)
+            row = db.execute(
                 "SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0) FROM records"
             ).fetchone()
         except sqlite3.DatabaseError as exc:
+            if db is not None:
+                db.close()
+            self.open_reason = failure_reason(exc)
             if isinstance(exc, sqlite3.OperationalError):  # permissions, locked, disk full
                 raise OutboxError(f"{self.path}: cannot open the MQTT outbox: {exc}") from None
             raise OutboxCorrupt(f"{self.path}: the MQTT outbox is damaged: {exc}") from None
         except (sqlite3.Error, OSError) as exc:
+            if db is not None:
+                db.close()
+            self.open_reason = failure_reason(exc)
             raise OutboxError(f"{self.path}: cannot open the MQTT outbox: {exc}") from None
+        self._db = db
         self._count, self._bytes = int(row[0]), int(row[1])
+        self.open_error = self.open_reason = ""
+
+    @property
+    def is_open(self) -> bool:
+        return self._db is not None
+
+    def retry_open(self) -> bool:
+        """Try to open an outbox that could not be opened; True once it is open."""
+        with self._lock:
+            if self._db is not None:
+                return True
+            try:
+                self._connect()
+            except OutboxError as exc:
+                self.open_error = str(exc)
+                return False
+            self._adopt()
+            return True
 
     @classmethod
     def open_or_reset(
-        cls, path: Path, caps: Caps | None = None, clock: Callable[[], float] = time.time
+        cls,
+        path: Path,
+        caps: Caps | None = None,
+        clock: Callable[[], float] = time.time,
+        **kw: Any,
     ) -> tuple[Outbox, Path | None]:
         """Open the outbox; a damaged file is moved aside (returned) and a new one started.
 
         The agent keeps reporting rather than stopping over a file nobody can read any more.
         """
         try:
-            return cls(path, caps, clock), None
+            return cls(path, caps, clock, **kw), None
         except OutboxCorrupt:
             aside = path.with_name(f"{path.name}.damaged-{int(time.time())}")
             for suffix in ("", "-wal", "-shm"):
                 src = Path(f"{path}{suffix}")
                 if src.exists():
                     src.rename(Path(f"{aside}{suffix}"))
-            return cls(path, caps, clock), aside
+            return cls(path, caps, clock, **kw), aside
 
     # -- writing ---------------------------------------------------------------------------
     def append(
@@ -119,45 +213,79 @@ class Outbox:
         """Give the next ``seq`` of ``stream``, store ``build(seq)``; return the seq.
 
         Both happen in one transaction: after a crash either both are on disk or neither.
+        A record that cannot be stored raises :class:`RecordNotStored` and still consumes
+        its seq (reported later as a gap); ``build`` raising consumes none.
         """
         with self._lock:
+            if self._db is None:
+                self._pending.add_unsequenced(stream, self.open_reason or "write_error")
+                self._save_ledger()
+                raise RecordNotStored(
+                    f"MQTT {stream} record not stored: {self.open_error}",
+                    stream,
+                    None,
+                    self.open_reason or "write_error",
+                )
             try:
                 self._db.execute("BEGIN IMMEDIATE")
-                seq = self._bump_seq(stream)
+                seqs = self._write_pending()
+                seq = seqs.get(stream, 0) + 1
                 payload = build(seq)
                 self._db.execute(
                     "INSERT INTO records (stream, topic, payload, retain, created) "
                     "VALUES (?, ?, ?, ?, ?)",
                     (stream, topic, payload, int(retain), self.clock()),
                 )
+                self._store_seq(stream, seq)
                 self._count += 1
                 self._bytes += len(payload)
                 self._enforce_caps()
                 self._db.execute("COMMIT")
             except sqlite3.Error as exc:
                 self._rollback()
-                raise OutboxError(f"{self.path}: cannot store an MQTT record: {exc}") from None
+                seq = self._lose(stream, failure_reason(exc))
+                raise RecordNotStored(
+                    f"{self.path}: cannot store MQTT {stream} record seq {seq}: {exc}",
+                    stream,
+                    seq,
+                    failure_reason(exc),
+                ) from None
             except BaseException:
                 self._rollback()  # build() failed: no seq consumed, nothing stored
                 raise
+            seqs[stream] = seq
+            self._committed(seqs)
             return seq
 
     def next_seq(self, stream: str) -> int:
-        """A seq for a record that does not go through the outbox (status, will)."""
+        """A seq for a record that does not go through the outbox (status, will).
+
+        Never fails: when the database cannot commit, the seq is counted in memory (and the
+        ledger) and written with the next commit that succeeds."""
         with self._lock:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-                seq = self._bump_seq(stream)
-                self._db.execute("COMMIT")
-            except sqlite3.Error as exc:
-                self._rollback()
-                raise OutboxError(f"{self.path}: cannot store a seq: {exc}") from None
+            if self._db is not None:
+                try:
+                    self._db.execute("BEGIN IMMEDIATE")
+                    seqs = self._write_pending()
+                    seq = seqs.get(stream, 0) + 1
+                    self._store_seq(stream, seq)
+                    self._db.execute("COMMIT")
+                except sqlite3.Error:
+                    self._rollback()
+                else:
+                    seqs[stream] = seq
+                    self._committed(seqs)
+                    return seq
+            seq = self._seqs.get(stream, 0) + 1
+            self._seqs[stream] = seq
+            self._dirty.add(stream)
+            self._save_ledger()
             return seq
 
     def delete(self, ids: Iterable[int]) -> int:
         """Remove acknowledged records (one transaction for the batch)."""
         ids = list(ids)
-        if not ids:
+        if not ids or self._db is None:
             return 0
         with self._lock:
             try:
@@ -180,6 +308,8 @@ class Outbox:
         if now < PLAUSIBLE_EPOCH:
             return 0  # our own clock is not set: no age can be trusted
         with self._lock:
+            if self._db is None:
+                return 0
             try:
                 self._db.execute("BEGIN IMMEDIATE")
                 n = self._drop_where(
@@ -197,6 +327,8 @@ class Outbox:
     def fetch(self, after_id: int = 0, limit: int = 100) -> list[Record]:
         """Records with ``id > after_id`` in order."""
         with self._lock:
+            if self._db is None:
+                return []
             rows = self._db.execute(
                 "SELECT id, stream, topic, payload, retain, created FROM records "
                 "WHERE id > ? ORDER BY id LIMIT ?",
@@ -205,20 +337,41 @@ class Outbox:
         return [Record(r[0], r[1], r[2], bytes(r[3]), bool(r[4]), r[5]) for r in rows]
 
     def seq(self, stream: str) -> int:
+        """The last seq given on ``stream`` (stored or lost)."""
         with self._lock:
-            row = self._db.execute("SELECT value FROM seqs WHERE stream = ?", (stream,)).fetchone()
-        return int(row[0]) if row else 0
+            return self._seqs.get(stream, 0)
+
+    def unstored(self) -> int:
+        """Records lost and not yet reported by a gap record."""
+        with self._lock:
+            return self._unstored()
 
     def stats(self) -> dict[str, Any]:
         with self._lock:
-            dropped = dict(self._db.execute("SELECT name, value FROM counters").fetchall())
-            oldest = self._db.execute("SELECT MIN(created) FROM records").fetchone()[0]
-        return {
-            "pending": self._count,
-            "pending_bytes": self._bytes,
-            "oldest_age_s": round(self.clock() - oldest, 1) if oldest is not None else 0.0,
-            "dropped": {k: int(v) for k, v in sorted(dropped.items())},
-        }
+            out: dict[str, Any] = {"open": self._db is not None}
+            dropped: dict[str, Any] = {}
+            oldest = None
+            if self._db is not None:
+                try:
+                    dropped = dict(self._db.execute("SELECT name, value FROM counters").fetchall())
+                    oldest = self._db.execute("SELECT MIN(created) FROM records").fetchone()[0]
+                except sqlite3.Error as exc:
+                    out["error"] = str(exc)
+            else:
+                out["error"] = self.open_error
+            unstored = self._unstored()
+            ledger_error = self.ledger.error
+        out.update(
+            pending=self._count,
+            pending_bytes=self._bytes,
+            oldest_age_s=round(self.clock() - oldest, 1) if oldest is not None else 0.0,
+            dropped={k: int(v) for k, v in sorted(dropped.items())},
+        )
+        if unstored:
+            out["unstored"] = unstored  # lost, gap record not published yet
+        if ledger_error:
+            out["ledger_error"] = ledger_error
+        return out
 
     def __len__(self) -> int:
         return self._count
@@ -226,11 +379,15 @@ class Outbox:
     # -- command replies -------------------------------------------------------------------
     def load_replies(self) -> list[tuple[str, float, dict[str, Any]]]:
         with self._lock:
+            if self._db is None:
+                return []
             rows = self._db.execute("SELECT id, ts, reply FROM replies ORDER BY ts").fetchall()
         return [(r[0], float(r[1]), json.loads(r[2])) for r in rows]
 
     def save_reply(self, req_id: str, ts: float, reply: dict[str, Any], forget: list[str]) -> None:
         with self._lock:
+            if self._db is None:
+                raise OutboxError(f"cannot store a command reply: {self.open_error}")
             try:
                 self._db.execute("BEGIN IMMEDIATE")
                 self._db.execute(
@@ -245,34 +402,135 @@ class Outbox:
 
     def close(self) -> None:
         with self._lock:
-            self._db.close()
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+            self.ledger.close()
+
+    # -- seqs and losses (called with the lock held) -----------------------------------------
+    def _adopt(self) -> None:
+        """Just opened: seqs are the highest of database, ledger and memory; losses the
+        database has not reported yet stay pending; records lost while it was not open get
+        their seqs now."""
+        assert self._db is not None
+        stored = {str(k): int(v) for k, v in self._db.execute("SELECT stream, value FROM seqs")}
+        old = self._pending
+        state = LedgerState()
+        streams = set(stored) | set(self._seqs) | set(old.lost) | set(old.unsequenced)
+        for stream in sorted(streams):
+            db_seq = stored.get(stream, 0)
+            seq = max(db_seq, self._seqs.get(stream, 0))
+            # a range the database has passed was reported in the same commit that passed it
+            ranges = [
+                [max(a, db_seq + 1), b, r] for a, b, r in old.lost.get(stream, []) if b > db_seq
+            ]
+            seq = max([seq, *(b for _, b, _ in ranges)])
+            if ranges:
+                state.lost[stream] = ranges
+            n, reason = old.unsequenced.get(stream, [0, ""])
+            for _ in range(n):
+                seq += 1
+                state.add_lost(stream, seq, reason)
+            self._seqs[stream] = seq
+            if seq > db_seq:
+                self._dirty.add(stream)
+        state.seqs = dict(self._seqs)
+        self._pending = state
+        if state.empty() and not self._dirty:
+            return
+        self._save_ledger()
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            seqs = self._write_pending()
+            self._db.execute("COMMIT")
+        except sqlite3.Error:
+            self._rollback()  # still full: the next append tries again
+        else:
+            self._committed(seqs)
+
+    def _write_pending(self) -> dict[str, int]:
+        """Inside a transaction: one gap record per lost range, and the seqs that memory has
+        ahead of the database. Returns the seqs as they will be after the commit."""
+        assert self._db is not None
+        seqs = dict(self._seqs)
+        now = self.clock()
+        for stream, ranges in sorted(self._pending.lost.items()):
+            for a, b, reason in ranges:
+                seq = seqs.get(stream, 0) + 1
+                gap = {"from": a, "to": b, "count": b - a + 1, "reason": reason}
+                topic, payload = self.gap_record(stream, seq, gap)
+                self._db.execute(
+                    "INSERT INTO records (stream, topic, payload, retain, created) "
+                    "VALUES (?, ?, ?, 0, ?)",
+                    (stream, topic, payload, now),
+                )
+                self._count += 1
+                self._bytes += len(payload)
+                self._db.execute(
+                    "INSERT INTO counters (name, value) VALUES (?, ?) "
+                    "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
+                    (f"{stream}.{reason}", b - a + 1),
+                )
+                seqs[stream] = seq
+                self._dirty.add(stream)
+        for stream in sorted(self._dirty):
+            self._store_seq(stream, seqs[stream])
+        return seqs
+
+    def _store_seq(self, stream: str, seq: int) -> None:
+        assert self._db is not None
+        self._db.execute(
+            "INSERT INTO seqs (stream, value) VALUES (?, ?) "
+            "ON CONFLICT(stream) DO UPDATE SET value = excluded.value",
+            (stream, seq),
+        )
+
+    def _committed(self, seqs: dict[str, int]) -> None:
+        self._seqs = seqs
+        if self._dirty or not self._pending.empty():
+            self._dirty.clear()
+            self._pending = LedgerState(seqs=dict(seqs))
+            self._save_ledger()  # stale content would be harmless (see _adopt), clear it anyway
+
+    def _lose(self, stream: str, reason: str) -> int:
+        seq = self._seqs.get(stream, 0) + 1
+        self._seqs[stream] = seq
+        self._dirty.add(stream)
+        self._pending.add_lost(stream, seq, reason)
+        self._save_ledger()
+        return seq
+
+    def _save_ledger(self) -> None:
+        self._pending.seqs = dict(self._seqs)
+        self.ledger.save(self._pending)
+
+    def _unstored(self) -> int:
+        lost = sum(b - a + 1 for ranges in self._pending.lost.values() for a, b, _ in ranges)
+        return lost + sum(n for n, _ in self._pending.unsequenced.values())
 
     # -- internals (called with the lock held, inside a transaction) ------------------------
-    def _bump_seq(self, stream: str) -> int:
-        self._db.execute(
-            "INSERT INTO seqs (stream, value) VALUES (?, 1) "
-            "ON CONFLICT(stream) DO UPDATE SET value = value + 1",
-            (stream,),
-        )
-        row = self._db.execute("SELECT value FROM seqs WHERE stream = ?", (stream,)).fetchone()
-        return int(row[0])
+    @property
+    def _sql(self) -> sqlite3.Connection:
+        assert self._db is not None, "outbox not open"
+        return self._db
+
 
     def _delete_where(self, where: str, args: list[Any]) -> tuple[int, int]:
-        row = self._db.execute(
+        row = self._sql.execute(
             f"SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0) FROM records WHERE {where}", args
         ).fetchone()
         if row[0]:
-            self._db.execute(f"DELETE FROM records WHERE {where}", args)
+            self._sql.execute(f"DELETE FROM records WHERE {where}", args)
         self._count -= int(row[0])
         self._bytes -= int(row[1])
         return int(row[0]), int(row[1])
 
     def _drop_where(self, where: str, args: list[Any], reason: str) -> int:
-        per_stream = self._db.execute(
+        per_stream = self._sql.execute(
             f"SELECT stream, COUNT(*) FROM records WHERE {where} GROUP BY stream", args
         ).fetchall()
         for stream, n in per_stream:
-            self._db.execute(
+            self._sql.execute(
                 "INSERT INTO counters (name, value) VALUES (?, ?) "
                 "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
                 (f"{stream}.{reason}", n),
@@ -288,7 +546,7 @@ class Outbox:
             )
         if self._bytes > self.caps.max_bytes:
             # oldest first until the total fits
-            rows = self._db.execute("SELECT id, LENGTH(payload) FROM records ORDER BY id")
+            rows = self._sql.execute("SELECT id, LENGTH(payload) FROM records ORDER BY id")
             excess, cut = self._bytes - self.caps.max_bytes, 0
             for rid, size in rows:
                 excess -= size
@@ -298,13 +556,15 @@ class Outbox:
             self._drop_where("id <= ?", [cut], "bytes")
 
     def _rollback(self) -> None:
+        if self._db is None:
+            return
         try:
-            self._db.execute("ROLLBACK")
+            self._sql.execute("ROLLBACK")
         except sqlite3.Error:
             pass
         # counts may be off after a failed transaction: re-read them
         try:
-            row = self._db.execute(
+            row = self._sql.execute(
                 "SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0) FROM records"
             ).fetchone()
             self._count, self._bytes = int(row[0]), int(row[1])
