@@ -101,6 +101,7 @@ class ControlServer(Component):
         self._lock = threading.Lock()
         self._snapshot: dict[str, Any] = {}
         self._last_persist = 0.0
+        self._persist_error = ""
         self._view: Any = None
         self._agent: Any = None
         self.path: Path | None = None
@@ -152,7 +153,13 @@ class ControlServer(Component):
         try:
             atomic_write_bytes(status_path(self.state_dir), data, mode=0o640)
         except OSError as exc:
-            log.warning("cannot write %s: %s", status_path(self.state_dir), exc)
+            if str(exc) != self._persist_error:  # once per cause, not every persist_every_s
+                log.warning("cannot write %s: %s", status_path(self.state_dir), exc)
+            self._persist_error = str(exc)
+        else:
+            if self._persist_error:
+                log.info("%s written again", status_path(self.state_dir))
+            self._persist_error = ""
 
     # socket ----------------------------------------------------------------------------------
     @staticmethod

@@ -30,9 +30,13 @@ def _broker(snapshot: dict[str, Any], facts: dict[str, Any]) -> dict[str, Any]:
         out["connected"] = link.get("connected")
         if link.get("last_error"):
             out["last_error"] = link["last_error"]
+        if link.get("degraded"):  # the outbox cannot store records (disk full...)
+            out["degraded"] = link["degraded"]
         outbox = link.get("outbox")
         if isinstance(outbox, dict):
             out["outbox_pending"] = outbox.get("pending")
+            if outbox.get("unstored"):
+                out["outbox_unstored"] = outbox["unstored"]
     return out
 
 

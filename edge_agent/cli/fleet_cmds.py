@@ -188,6 +188,8 @@ def render_table(state: Any) -> Any:
         online = {True: "[green]online[/]", False: f"[red]offline[/] {r.reason or ''}".rstrip(),
                   None: "?"}[r.online]
         gaps = f"[red]{r.gaps}[/]" if r.gaps else "0"
+        if r.lost:
+            gaps += f" [yellow](+{r.lost} reported lost)[/]"
         if r.duplicates:
             gaps += f" (+{r.duplicates} dup)"
         table.add_row(r.device, online, r.model or "-", r.version or "-", r.backend or "-",

@@ -24,7 +24,7 @@ from ..service import Component
 from . import commands as cmds
 from .builtin import BuiltinCommands
 from .dispatch import CommandDispatcher
-from .errors import MqttError
+from .errors import MqttError, RecordNotStored
 from .events import TokenBucket, cap_event
 from .link import Incoming, Link, settings_from_config
 from .outbox import Caps, Outbox
@@ -37,6 +37,8 @@ ACK_FLUSH_BATCH = 200
 EXPIRE_EVERY_S = 10.0
 STOP_DRAIN_S = 0.8
 SNAPSHOT_BURST = 3.0
+OUTBOX_RETRY_S = 5.0
+"""How often an outbox that could not be opened (disk full at start) is tried again."""
 
 
 def dumps(obj: Any) -> bytes:
@@ -74,6 +76,8 @@ class MqttComponent(Component):
         self._acked_since: float | None = None
         self.started_at = time.time()
         self.counters: collections.Counter[str] = collections.Counter()
+        self._write_failing = False  # records are being lost (logged once per outage)
+        self._last_open_try = 0.0
         BuiltinCommands(self).register()
 
     # -- the contract used by other components -----------------------------------------------
@@ -82,7 +86,9 @@ class MqttComponent(Component):
 
         ``metrics``, ``events`` and ``update`` are stored in the on-disk outbox (QoS 1) before
         this returns and leave it on PUBACK. ``status`` merges ``payload`` into
-        :attr:`status_fields` and re-publishes the retained status record.
+        :attr:`status_fields` and re-publishes the retained status record. A record that
+        cannot be stored (disk full) raises :class:`RecordNotStored`; it is counted, logged
+        once per outage, and published as a gap once the outbox can write again.
         """
         if stream not in STREAMS:
             raise ValueError(f"unknown stream {stream!r}; expected one of {', '.join(STREAMS)}")
@@ -99,7 +105,13 @@ class MqttComponent(Component):
         def build(seq: int) -> bytes:
             return dumps({"seq": seq, **base})
 
-        seq = self.outbox.append(stream, self.topics.stream(stream), build, retain=retain)
+        try:
+            seq = self.outbox.append(stream, self.topics.stream(stream), build, retain=retain)
+        except RecordNotStored as exc:
+            self._not_stored(exc)
+            raise
+        if self._write_failing:
+            self._stored_again()
         self._notify()
         return seq
 
@@ -128,7 +140,18 @@ class MqttComponent(Component):
         self.outbox, aside = Outbox.open_or_reset(
             Path(cfg.device.state_dir) / "mqtt" / "outbox.sqlite",
             Caps(m.outbox.max_records, m.outbox.max_bytes, m.outbox.max_age_s),
+            gap_record=self._gap_record,
+            degrade=True,
         )
+        if not self.outbox.is_open:
+            self._write_failing = True
+            self.status_fields["degraded"] = {"outbox": self.outbox.open_error}
+            log.error(
+                "MQTT: %s; running degraded: records are not stored (each loss is published "
+                "as a gap once it opens), retrying every %g s",
+                self.outbox.open_error,
+                OUTBOX_RETRY_S,
+            )
         if aside is not None:
             self.counters["outbox_reset"] += 1
             log.error(
@@ -188,8 +211,9 @@ class MqttComponent(Component):
             self._dispatcher.ready.set()  # the heartbeat runs: every component has started
         try:
             self.publish("metrics", snapshot)
-        except MqttError as exc:  # e.g. disk full: counted, reported, the agent goes on
-            self.counters["outbox_write_errors"] += 1
+        except RecordNotStored:
+            pass  # disk full: counted and logged by publish, a gap record follows
+        except MqttError as exc:
             log.error("MQTT: metrics record not stored: %s", exc)
         if self._status_payload_changed():
             self._mark_status()
@@ -252,6 +276,9 @@ class MqttComponent(Component):
                 out["last_error"] = self.link.last_error
         if self.outbox is not None:
             out["outbox"] = self.outbox.stats()
+        degraded = self.status_fields.get("degraded")
+        if isinstance(degraded, dict) and degraded.get("outbox"):
+            out["degraded"] = degraded["outbox"]
         out.update({k: v for k, v in sorted(self.counters.items())})
         return out
 
@@ -287,6 +314,49 @@ class MqttComponent(Component):
         with self._wake:
             self._wake.notify()
 
+    # -- a full disk -------------------------------------------------------------------------
+    def _gap_record(self, stream: str, seq: int, gap: dict[str, Any]) -> tuple[str, bytes]:
+        assert self.topics is not None
+        body = {"seq": seq, "ts": round(time.time(), 3), "device": self._device, "gap": gap}
+        return self.topics.stream(stream), dumps(body)
+
+    def _not_stored(self, exc: RecordNotStored) -> None:
+        self.counters["outbox_write_errors"] += 1
+        if not self._write_failing:
+            self._write_failing = True
+            self.status_fields["degraded"] = {"outbox": f"records not stored ({exc.reason})"}
+            self._mark_status()
+            log.error(
+                "MQTT: %s; records are not stored until the outbox can write again (each "
+                "keeps its seq; the loss is published as a gap record); not logged again",
+                exc,
+            )
+
+    def _stored_again(self) -> None:
+        self._write_failing = False
+        self.status_fields.pop("degraded", None)
+        self._mark_status()
+        log.warning(
+            "MQTT: the outbox stores records again; the records lost meanwhile are published "
+            "as gap records (counted in metrics.mqtt.outbox.dropped)"
+        )
+
+    def _retry_outbox(self) -> None:
+        assert self.outbox is not None
+        now = time.monotonic()
+        if self.outbox.is_open or now - self._last_open_try < OUTBOX_RETRY_S:
+            return
+        self._last_open_try = now
+        if self.outbox.retry_open():
+            log.info("MQTT: the outbox %s is open", self.outbox.path)
+            if self._dispatcher is not None:
+                self._dispatcher.load_replies()
+            if self.outbox.unstored() == 0:
+                self._stored_again()
+            else:  # opened, but cannot commit yet: the next record that is stored reports them
+                self.status_fields["degraded"] = {"outbox": "records not stored (disk full)"}
+                self._mark_status()
+
     def _on_link_state(self, up: bool) -> None:
         if up:
             self._mark_status()
@@ -298,6 +368,7 @@ class MqttComponent(Component):
             with self._wake:
                 self._wake.wait(timeout=ACK_FLUSH_S if self._inflight else 0.5)
             try:
+                self._retry_outbox()
                 self._drain_once()
                 if time.monotonic() - last_expire > EXPIRE_EVERY_S:
                     last_expire = time.monotonic()
@@ -317,7 +388,10 @@ class MqttComponent(Component):
     def _drain_once(self, final: bool = False) -> None:
         assert self.outbox is not None and self.link is not None and self.topics is not None
         while self._events:
-            self.publish("events", self._events.popleft())
+            try:
+                self.publish("events", self._events.popleft())
+            except RecordNotStored:
+                pass  # counted and logged by publish, a gap record follows
         self._flush_acks(force=final)
         if not self.link.connected.is_set():
             return

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import commands as cmds
-from .errors import CommandError
+from .errors import CommandError, OutboxError
 from .events import TokenBucket
 from .link import Incoming
 from .outbox import Outbox
@@ -58,8 +58,7 @@ class CommandDispatcher:
         self.max_bytes = max_bytes
         self.counters = counters if counters is not None else collections.Counter()
         self.recent = cmds.RecentReplies(max_items=recent)
-        for rid, ts, body in store.load_replies():
-            self.recent.put(rid, body, ts)
+        self.load_replies()
         self.limits = dict(limits or {})
         self.clock = clock
         self.refusals = RefusalLog(clock)
@@ -67,6 +66,12 @@ class CommandDispatcher:
         self._queue: queue.Queue[Incoming] = queue.Queue(maxsize=queue_size)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+
+    def load_replies(self) -> None:
+        """Remember the replies kept on disk (again once an outbox that was not open opens)."""
+        for rid, ts, body in self.store.load_replies():
+            if self.recent.get(rid, ts) is None:
+                self.recent.put(rid, body, ts)
 
     def start(self) -> None:
         self._stop.clear()
@@ -178,7 +183,12 @@ class CommandDispatcher:
                 return
             self.counters["commands_failed"] += 1
         forget = self.recent.put(req.id, body, now)
-        self.store.save_reply(req.id, now, body, forget)
+        try:
+            self.store.save_reply(req.id, now, body, forget)
+        except OutboxError as exc:  # disk full: the reply is sent, only kept in memory
+            self.counters["replies_not_saved"] += 1
+            if self.counters["replies_not_saved"] == 1:
+                log.warning("MQTT: %s; replies are sent but kept only in memory", exc)
         self.reply(msg, name, body)
 
 

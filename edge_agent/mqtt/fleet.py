@@ -2,11 +2,14 @@
 
 :class:`FleetState` ingests (topic, payload) pairs from ``edge/+/status|metrics|events|update``
 and keeps one :class:`DeviceRow` per device; :class:`SeqTracker` finds missing and duplicate
-``seq`` numbers per stream (late arrivals fill their gap).
+``seq`` numbers per stream (late arrivals fill their gap). A *gap record* from the device
+(``{"seq": n, "gap": {"from", "to", "count", "reason"}}``: records it could not store, e.g. on a
+full disk) turns the seqs it covers from unexplained gaps into reported losses.
 """
 
 from __future__ import annotations
 
+import collections
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +34,27 @@ class SeqTracker:
         self.untracked = 0
         self.duplicates = 0
         self.received = 0
+        self.reported: collections.Counter[str] = collections.Counter()  # reason -> seqs
+
+    def add_gap(self, first: int, last: int, reason: str) -> int:
+        """The device reports ``first..last`` as lost (after :meth:`add` of the gap record's
+        own seq); returns how many missing seqs that explains."""
+        if last < first or self.last is None or self.first is None:
+            return 0
+        if first < self.first:
+            self.missing.update(range(first, self.first))  # joined mid-stream: cover the range
+            self.first = first
+        span = range(max(first, self.first), min(last, self.last) + 1)
+        if len(span) > len(self.missing):
+            found = {s for s in self.missing if first <= s <= last}
+        else:
+            found = {s for s in span if s in self.missing}
+        self.missing -= found
+        extra = min(self.untracked, max(0, len(span) - len(found)))
+        self.untracked -= extra
+        explained = len(found) + extra
+        self.reported[reason] += explained
+        return explained
 
     def add(self, seq: int) -> str:
         """Record one ``seq``: returns ``new``, ``late`` (filled a gap) or ``duplicate``."""
@@ -58,7 +82,13 @@ class SeqTracker:
 
     @property
     def gaps(self) -> int:
+        """Missing seqs nobody explained (a gap record explains the ones it covers)."""
         return len(self.missing) + self.untracked
+
+    @property
+    def lost(self) -> int:
+        """Missing seqs the device reported lost with a gap record."""
+        return sum(self.reported.values())
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -66,6 +96,7 @@ class SeqTracker:
             "last": self.last,
             "received": self.received,
             "missing": self.gaps,
+            "reported_lost": dict(sorted(self.reported.items())),
             "duplicates": self.duplicates,
         }
 
@@ -109,6 +140,10 @@ class DeviceRow:
         return sum(t.gaps for s, t in self.seqs.items() if s != "status")
 
     @property
+    def lost(self) -> int:
+        return sum(t.lost for s, t in self.seqs.items() if s != "status")
+
+    @property
     def duplicates(self) -> int:
         return sum(t.duplicates for s, t in self.seqs.items() if s != "status")
 
@@ -127,6 +162,7 @@ class DeviceRow:
             "last_seen": self.last_seen,
             "update": self.update,
             "gaps": self.gaps,
+            "lost": self.lost,
             "duplicates": self.duplicates,
             "seq": {s: t.to_json() for s, t in sorted(self.seqs.items()) if s != "status"},
         }
@@ -162,7 +198,15 @@ class FleetState:
             row = self.devices[device] = DeviceRow(device)
         seq = data.get("seq")
         if isinstance(seq, int) and not isinstance(seq, bool):
-            row.seqs.setdefault(stream, SeqTracker()).add(seq)
+            tracker = row.seqs.setdefault(stream, SeqTracker())
+            tracker.add(seq)
+            gap = data.get("gap")
+            if isinstance(gap, dict):
+                a, b = gap.get("from"), gap.get("to")
+                if isinstance(a, int) and isinstance(b, int) and 0 < a <= b < seq:
+                    tracker.add_gap(a, b, str(gap.get("reason") or "unknown")[:32])
+                row.last_seen = now
+                return row  # a gap record carries no data
         if stream == "status":
             self._status(row, data)
         elif stream == "metrics":

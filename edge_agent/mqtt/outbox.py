@@ -152,13 +152,17 @@ class Outbox:
                 db.close()
             self.open_reason = failure_reason(exc)
             if isinstance(exc, sqlite3.OperationalError):  # permissions, locked, disk full
-                raise OutboxError(f"{self.path}: cannot open the MQTT outbox: {exc}") from None
+                why = " (disk full)" if self.open_reason == "disk_full" else ""
+                raise OutboxError(
+                    f"{self.path}: cannot open the MQTT outbox{why}: {exc}"
+                ) from None
             raise OutboxCorrupt(f"{self.path}: the MQTT outbox is damaged: {exc}") from None
         except (sqlite3.Error, OSError) as exc:
             if db is not None:
                 db.close()
             self.open_reason = failure_reason(exc)
-            raise OutboxError(f"{self.path}: cannot open the MQTT outbox: {exc}") from None
+            why = " (disk full)" if self.open_reason == "disk_full" else ""
+            raise OutboxError(f"{self.path}: cannot open the MQTT outbox{why}: {exc}") from None
         self._db = db
         self._count, self._bytes = int(row[0]), int(row[1])
         self.open_error = self.open_reason = ""

@@ -36,6 +36,29 @@ class TestSeqTracker:
         assert t.duplicates == len(seqs) - len(set(seqs))
 
 
+    def test_gap_record_explains_the_seqs_it_covers(self) -> None:
+        t = SeqTracker()
+        for s in (1, 2, 3):
+            t.add(s)
+        t.add(9)  # the gap record itself
+        assert t.gaps == 5
+        assert t.add_gap(4, 8, "disk_full") == 5
+        assert t.gaps == 0 and t.lost == 5 and t.reported == {"disk_full": 5}
+        t.add(12)
+        assert t.add_gap(10, 10, "disk_full") == 1 and t.missing == {11}
+
+    def test_gap_record_seen_first_covers_the_range_below(self) -> None:
+        t = SeqTracker()
+        t.add(50)  # joined mid-stream: the first record is a gap record for 40..49
+        assert t.add_gap(40, 49, "disk_full") == 10 and t.gaps == 0 and t.first == 40
+
+    def test_gap_record_beyond_the_bound_reduces_untracked(self) -> None:
+        t = SeqTracker(max_missing=10)
+        t.add(1)
+        t.add(1001)
+        assert t.add_gap(2, 1000, "disk_full") == 999 and t.gaps == 0
+
+
 def msg(**kw: object) -> bytes:
     return json.dumps(kw).encode()
 
@@ -67,3 +90,18 @@ class TestFleetState:
         assert f.ingest("edge/a/metrics", b"\xff", 0) is None
         assert f.ingest("edge/a/metrics", b"[1]", 0) is None
         assert f.ignored == 2 and f.devices == {}
+
+
+def test_fleet_row_reports_gap_records_apart_from_gaps() -> None:
+    f = FleetState()
+    for s in (1, 2):
+        f.ingest("edge/a/metrics", msg(seq=s, fps={"processed": 5.0}), 1.0)
+    gap = {"from": 3, "to": 7, "count": 5, "reason": "disk_full"}
+    row = f.ingest("edge/a/metrics", msg(seq=8, gap=gap), 2.0)
+    assert row is not None and row.gaps == 0 and row.lost == 5 and row.fps == 5.0
+    f.ingest("edge/a/metrics", msg(seq=10), 3.0)
+    assert row.gaps == 1 and row.lost == 5
+    assert row.to_json()["seq"]["metrics"]["reported_lost"] == {"disk_full": 5}
+    bad = {"from": 20, "to": 30}  # a range not before the record's own seq: ignored
+    f.ingest("edge/a/metrics", msg(seq=11, gap=bad), 4.0)
+    assert row.lost == 5
