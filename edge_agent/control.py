@@ -3,7 +3,10 @@
 Protocol: a unix stream socket (``config.control_socket``, mode 0660); the client sends one JSON
 line ``{"cmd": "status"}``, ``{"cmd": "logs", "lines": N}`` or ``{"cmd": "snapshot",
 "annotate": true}`` and reads one JSON line back.
-Requests are capped at :data:`MAX_REQUEST` bytes, answers at :data:`MAX_REPLY`.
+Requests are capped at :data:`MAX_REQUEST` bytes, answers at :data:`MAX_REPLY`. The server
+(:mod:`edge_agent.lineserver`) gives every connection its own deadline (:data:`LIMITS`) and
+serves them all at once, so a slow or stuck client never holds up ``edge-agent status`` (the
+container's health check).
 
 The agent also writes its status to ``<state_dir>/status.json`` (atomically) on start, every
 ``persist_every_s`` and on stop, so ``status`` can show the last known state of a stopped agent.
@@ -23,6 +26,7 @@ from typing import Any
 
 from .atomicfile import atomic_write_bytes
 from .errors import AgentNotRunning, ControlError
+from .lineserver import Limits, LineServer
 from .logging_setup import RECENT
 from .service import Component
 from .status import summarize
@@ -31,7 +35,13 @@ log = logging.getLogger(__name__)
 
 MAX_REQUEST = 4096
 MAX_REPLY = 4 * 1024 * 1024
+MAX_CLIENTS = 16
+LIMITS = Limits(deadline_s=2.0, max_request=MAX_REQUEST, max_clients=MAX_CLIENTS)
 STATUS_FILE = "status.json"
+
+
+def _error_line(reason: str) -> bytes:
+    return json.dumps({"error": reason}).encode() + b"\n"
 
 
 def status_path(state_dir: Path) -> Path:
@@ -89,15 +99,15 @@ def request(sock_path: Path, cmd: str, timeout: float = 3.0, **params: Any) -> d
 
 
 class ControlServer(Component):
-    """Serves status requests and persists status.json; one thread, one client at a time."""
+    """Serves control requests (every connection at once, each with its own deadline) and
+    persists status.json."""
 
     name = "control"
 
-    def __init__(self, persist_every_s: float = 10.0) -> None:
+    def __init__(self, persist_every_s: float = 10.0, limits: Limits = LIMITS) -> None:
         self.persist_every_s = persist_every_s
-        self._sock: socket.socket | None = None
-        self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
+        self.limits = limits
+        self._server: LineServer | None = None
         self._lock = threading.Lock()
         self._snapshot: dict[str, Any] = {}
         self._last_persist = 0.0
@@ -114,13 +124,17 @@ class ControlServer(Component):
         self._view = AgentView(agent)
         self._agent = agent
         path = agent.config.control_socket
-        self._sock = self._bind(path)  # raises if another agent serves there: leave it alone
+        sock = self._bind(path)  # raises if another agent serves there: leave it alone
         self.path = path
         self.state_dir = agent.config.device.state_dir
-        self._thread = threading.Thread(target=self._serve, name="control", daemon=True)
-        self._thread.start()
+        self._server = LineServer(sock, self._answer, _error_line, self.limits, name="control")
+        self._server.start()
         self.persist()
         log.info("control socket on %s", self.path)
+
+    def contribute(self, snapshot: dict[str, Any]) -> None:
+        if self._server is not None:
+            snapshot["control"] = self._server.counters()
 
     def on_tick(self, snapshot: dict[str, Any]) -> None:
         with self._lock:
@@ -129,11 +143,8 @@ class ControlServer(Component):
             self.persist()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._sock is not None:
-            self._sock.close()
-        if self._thread is not None:
-            self._thread.join(timeout=2)
+        if self._server is not None:
+            self._server.stop()
         if self.path is not None:
             self.path.unlink(missing_ok=True)
         if self._view is not None:
@@ -178,46 +189,21 @@ class ControlServer(Component):
         try:
             s.bind(str(path))
             os.chmod(path, 0o660)
-            s.listen(8)
+            s.listen(MAX_CLIENTS)
         except OSError as exc:
             s.close()
             raise ControlError(f"{path}: cannot serve the control socket: {exc}") from None
-        s.settimeout(0.5)
         return s
 
-    def _serve(self) -> None:
-        assert self._sock is not None
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._sock.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return  # closed by stop()
-            with conn:
-                try:
-                    self._answer(conn)
-                except (OSError, ValueError) as exc:
-                    log.debug("control client dropped: %s", exc)
-
-    def _answer(self, conn: socket.socket) -> None:
-        conn.settimeout(2.0)
-        buf = bytearray()
-        while b"\n" not in buf and len(buf) <= MAX_REQUEST:
-            chunk = conn.recv(MAX_REQUEST)
-            if not chunk:
-                break
-            buf += chunk
+    def _answer(self, line: bytes) -> bytes:
         reply: dict[str, Any]
-        if len(buf) > MAX_REQUEST:
-            reply = {"error": f"request larger than {MAX_REQUEST} bytes"}
+        try:
+            req = json.loads(line.decode("utf-8") or "{}")
+        except (UnicodeDecodeError, ValueError):
+            reply = {"error": "request is not a JSON line"}
         else:
-            try:
-                req = json.loads(bytes(buf).decode("utf-8") or "{}")
-                reply = self.handle(req if isinstance(req, dict) else {})
-            except (UnicodeDecodeError, ValueError):
-                reply = {"error": "request is not a JSON line"}
-        conn.sendall(json.dumps(reply, default=str).encode() + b"\n")
+            reply = self.handle(req if isinstance(req, dict) else {})
+        return json.dumps(reply, default=str).encode() + b"\n"
 
     def handle(self, req: dict[str, Any]) -> dict[str, Any]:
         cmd = req.get("cmd")

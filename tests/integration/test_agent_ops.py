@@ -378,3 +378,32 @@ def test_second_agent_on_the_same_socket_is_refused(
     assert first.proc.poll() is None  # the first one is untouched and still answers
     assert run_cli("status", "--config", str(cfg)).returncode == 0
     assert first.stop() == 0
+
+
+def test_status_answers_while_slow_clients_hold_the_control_socket(
+    tmp_path: Path, agents: list[AgentProcess]
+) -> None:
+    """Issue #10: one client sending a byte every 1.5 s made ``edge-agent status`` (the
+    container's health check) fail. Now 1 and then 24 such clients (more than the 16 slots;
+    each reconnects when dropped) are connected while ``status`` keeps answering."""
+    from tests.slow_clients import SlowLoris
+
+    cfg = write_config(tmp_path, "synthetic")
+    agent = AgentProcess(cfg)
+    agents.append(agent)
+    agent.wait_line("control socket on", timeout=60)
+    sock = tmp_path / "state" / "agent.sock"
+    for n in (1, 24):
+        with SlowLoris(sock, n=n, every=1.5) as loris:
+            assert _wait(lambda: loris.sent >= n, 20)  # noqa: B023 (used inside the loop)
+            for _ in range(2):
+                r = run_cli("status", "--json", "--config", str(cfg), timeout=60)
+                assert r.returncode == 0, r.stderr
+                assert json.loads(r.stdout)["running"] is True
+            assert _wait(lambda: loris.drops >= n, 30)  # noqa: B023 (deadline from accept)
+    st = json.loads(run_cli("status", "--json", "--config", str(cfg)).stdout)
+    control = st["metrics"]["control"]
+    assert control["timed_out"] + control["evicted"] >= 25, control
+    logs = "\n".join(agent.stderr)
+    assert "control socket: a client did not send a whole request line within 2 s" in logs
+    assert agent.stop() == 0
