@@ -350,15 +350,21 @@ class BridgeComponent(Component):
 
     # events (reader thread: hand work to the worker) ---------------------------------------
     def _on_event(self, event: Event) -> None:
-        if event.kind == "boot":
+        if event.kind in ("boot", "reset"):
             if not self._configured:
                 return  # a boot before we set the board up needs nothing more
             self.stats["board_resets"] += 1
-            log.warning(
-                "bridge: the board reset (reason: %s, boot %s)",
-                event.data.get("reset_reason"),
-                event.data.get("boot_count"),
-            )
+            if event.kind == "boot":
+                why = (
+                    f"reason: {event.data.get('reset_reason')}, "
+                    f"boot {event.data.get('boot_count')}"
+                )
+            else:  # the client saw the event seq go backwards: the BOOT event was lost
+                why = (
+                    f"its event seq went back from {event.data.get('from_seq')} to "
+                    f"{event.data.get('to_seq')}; the BOOT event was lost"
+                )
+            log.warning("bridge: the board reset (%s); setting it up again", why)
             self._enqueue("reconfigure", None)
         elif event.kind == "link":
             if not event.data.get("connected"):

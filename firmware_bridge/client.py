@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass
 
 from . import messages as m
 from .errors import BridgeClosed, BridgeError, BridgeNack, BridgeProtocolError, BridgeTimeout
+from .eventseq import EventSeq
 from .framing import MAX_BODY, BadFrame, Deframer, Frame, encode_frame
 from .link import SerialFactory, SerialLink, open_port
 from .messages import MsgType
@@ -36,6 +37,7 @@ class Counters:
     unexpected: int = 0
     events: int = 0
     event_gaps: int = 0
+    seq_resets: int = 0
     callback_errors: int = 0
 
     def to_json(self) -> dict[str, int]:
@@ -72,7 +74,7 @@ class BridgeClient:
         self._pending: dict[int, _Pending] = {}
         self._seq = int.from_bytes(os.urandom(2), "little") or 1
         self._listeners: list[EventCallback] = []
-        self._last_event_seq: int | None = None
+        self._event_seq = EventSeq()
         self._closed = False
         self._c = Counters()
         self._link = SerialLink(
@@ -275,14 +277,15 @@ class BridgeClient:
 
     def _count_gap(self, event: m.Event) -> None:
         self._c.events += 1
-        last = self._last_event_seq
-        self._last_event_seq = event.seq
-        if event.kind == "boot" or last is None:
-            return
-        self._c.event_gaps += (event.seq - last - 1) & 0xFFFF
+        step = self._event_seq.observe(event.seq, boot=event.kind == "boot")
+        self._c.event_gaps += step.missed
+        if step.reset:  # the board reset and its BOOT was lost: say so, as a BOOT would
+            self._c.seq_resets += 1
+            data = {"from_seq": step.previous, "to_seq": event.seq}
+            self._emit(m.Event("reset", event.seq, data))
 
     def _on_state(self, connected: bool) -> None:
-        self._last_event_seq = None
+        self._event_seq.forget()
         self._emit(m.Event("link", 0, {"connected": connected, "port": self.url}))
 
     def _emit(self, event: m.Event) -> None:

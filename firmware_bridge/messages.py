@@ -234,9 +234,11 @@ def sim_input_body(pin: int, value: int) -> bytes:
 
 @dataclass(frozen=True)
 class Event:
-    """An unsolicited message from the board (or a link state change, type ``link``)."""
+    """An unsolicited message from the board, or one the client infers: ``link`` (the port
+    went down or came back), ``reset`` (the event seq went backwards: the board reset and its
+    BOOT was lost; data ``from_seq``, ``to_seq``)."""
 
-    kind: str  # gpio | trigger | boot | error | link
+    kind: str  # gpio | trigger | boot | error | link | reset
     seq: int
     data: dict[str, Any]
 

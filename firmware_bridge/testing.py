@@ -3,12 +3,16 @@
 ``SimPort`` builds ``firmware/build/bridge_sim`` with make (once, make skips it when up to date),
 then runs ``socat PTY,link=<dir>/ttyBRIDGE,raw,echo=0 EXEC:bridge_sim`` so that the host opens a
 real pseudo-terminal. ``kill()`` / ``start()`` make the port disappear and come back.
+``SimPort(..., restartable=True)`` runs the simulator under a shell loop instead, so that
+``restart_board()`` kills the simulator and starts a new one behind the same pty: a board
+power-cycled behind a USB-serial adapter that stays.
 Needs make, a C compiler and socat (``.ci/run`` installs them).
 """
 
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -46,18 +50,29 @@ def build_sim() -> Path:
 class SimPort:
     """The simulator behind a socat pty at ``self.path``; use as a context manager."""
 
-    def __init__(self, directory: Path, *, sim_args: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, directory: Path, *, sim_args: tuple[str, ...] = (), restartable: bool = False
+    ) -> None:
         if shutil.which("socat") is None:
             raise SimError("socat is not installed (apt-get install socat)")
         self.path = Path(directory) / "ttyBRIDGE"
         self.sim_args = sim_args
+        self.restartable = restartable
+        self._pidfile = Path(directory) / "bridge_sim.pid"
         self._binary = build_sim()
         self._proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 5.0) -> None:
-        exe = " ".join([str(self._binary), *self.sim_args])
+        exe = " ".join([shlex.quote(str(self._binary)), *map(shlex.quote, self.sim_args)])
+        if self.restartable:  # fd 3: a background job's stdin would be /dev/null otherwise
+            pidfile = shlex.quote(str(self._pidfile))
+            loop = f"while true; do {exe} <&3 & echo $! > {pidfile}; wait $!; done"
+            target = f"SYSTEM:exec 3<&0; {loop}"  # no ':' or ',' (socat parses them)
+        else:
+            target = f"EXEC:{exe}"
+        self._pidfile.unlink(missing_ok=True)
         self._proc = subprocess.Popen(
-            ["socat", f"PTY,link={self.path},raw,echo=0", f"EXEC:{exe}"],
+            ["socat", f"PTY,link={self.path},raw,echo=0", target],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -70,6 +85,26 @@ class SimPort:
                 self.kill()
                 raise SimError(f"socat did not create {self.path}: {err.strip()}")
             time.sleep(0.01)
+
+    def sim_pid(self) -> int | None:
+        """The running simulator's pid (``restartable`` only), None before it started."""
+        try:
+            return int(self._pidfile.read_text())
+        except (OSError, ValueError):
+            return None
+
+    def restart_board(self, timeout: float = 5.0) -> None:
+        """SIGKILL the simulator; the shell loop starts a new one behind the same pty (power
+        cycle: boot count 1, reset reason power-on, event seq from 1 again)."""
+        if not self.restartable:
+            raise SimError("restart_board() needs SimPort(..., restartable=True)")
+        if not wait_for(lambda: self.sim_pid() is not None, timeout):
+            raise SimError(f"the simulator behind {self.path} did not start")
+        old = self.sim_pid()
+        assert old is not None
+        os.kill(old, signal.SIGKILL)
+        if not wait_for(lambda: self.sim_pid() not in (None, old), timeout):
+            raise SimError(f"the simulator behind {self.path} did not start again")
 
     def kill(self) -> None:
         """Stop socat and the simulator: the pty disappears."""

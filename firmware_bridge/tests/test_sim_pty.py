@@ -160,6 +160,40 @@ def test_simulator_killed_and_restarted(sim: SimPort) -> None:
         assert rec.kinds("link")[-1].data["connected"] is True
 
 
+def _toggle(c: BridgeClient, times: int) -> None:
+    for i in range(times):  # input 9 up and down: one GPIO event each
+        c.sim_input(9, (i + 1) % 2)
+
+
+@pytest.mark.parametrize("boot_lost", [False, True])
+def test_board_restarted_behind_the_same_pty_is_a_reset_not_gaps(
+    tmp_path: Path, boot_lost: bool
+) -> None:
+    """A board power-cycled behind a USB-serial adapter that stays: the port never closes,
+    the board's event seq starts again at 1. With its BOOT event garbled on the line, the
+    host sees the reset only as the seq going back: one reset, not ~65,000 lost events."""
+    args = ("--garble-boot",) if boot_lost else ()
+    rec = Recorder()
+    with SimPort(tmp_path, sim_args=args, restartable=True) as sim:
+        with BridgeClient(sim.url, timeout_s=0.3, retries=2).open() as c:
+            c.add_listener(rec)
+            _toggle(c, 20)
+            assert wait_for(lambda: len(rec.kinds("gpio")) == 20)
+            sim.restart_board()
+            assert wait_for(lambda: c.hello().boot_count == 1)  # a new board process
+            _toggle(c, 5)
+            assert wait_for(lambda: len(rec.kinds("gpio")) == 25)
+            counts = c.counters()
+    assert counts["event_gaps"] == 0 and counts["reconnects"] == 0
+    if boot_lost:
+        assert counts["seq_resets"] == 1 and counts["framing_errors"] + counts["crc_errors"] > 0
+        (reset,) = rec.kinds("reset")
+        assert reset.data["to_seq"] == 2 and reset.data["from_seq"] >= 21
+    else:
+        assert counts["seq_resets"] == 0 and rec.kinds("reset") == []
+        assert [e.data["reset_reason"] for e in rec.kinds("boot")][-1] == "power-on"
+
+
 def test_requests_keep_flowing_across_a_restart(sim: SimPort) -> None:
     """A requester loops through kill and restart: every call returns (answer or timeout),
     none hangs, and answers resume by themselves once the simulator is back."""

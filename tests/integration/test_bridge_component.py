@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -197,6 +198,40 @@ def test_output_rule_drives_gpio_and_trigger_requests_capture(sim: SimPort) -> N
     finally:
         comp.stop()
         progress.close()
+
+
+def test_board_reset_with_its_boot_event_lost_is_one_reset_and_set_up_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The board restarts behind the same pty and its BOOT event is garbled on the line: the
+    component counts one board reset (not ~65,000 event gaps), logs it once, and sets the
+    board up again (watchdog armed, trigger configured)."""
+    caplog.set_level(logging.WARNING, logger="edge_agent.bridge")
+    with SimPort(tmp_path, sim_args=("--garble-boot",), restartable=True) as sim:
+        comp, client, progress, agent = make(
+            sim, watchdog_timeout_ms=3000, trigger_pin=9, trigger_debounce_ms=0
+        )
+        try:
+            assert wait_for(lambda: comp.status().get("board") == "edge-sim")
+            for value in (1, 0, 1, 0):  # events move the board's seq forward
+                client.sim_input(9, value)
+            assert wait_for(lambda: len(agent.captures) == 2)
+            sim.restart_board()
+            client.sim_input(9, 1)  # the first event after the reset shows the seq went back
+            assert wait_for(lambda: comp.stats["board_resets"] == 1)
+            assert wait_for(lambda: client.telemetry().watchdog_timeout_ms == 3000)
+            for value in (0, 1):  # the trigger works again: configured anew
+                client.sim_input(9, value)
+            assert wait_for(lambda: len(agent.captures) >= 3)
+            link = comp.status()["link"]
+            assert link["event_gaps"] == 0 and link["seq_resets"] == 1
+            assert comp.stats["board_resets"] == 1 and comp.stats["errors"] == 0
+        finally:
+            comp.stop()
+            progress.close()
+    resets = [r.getMessage() for r in caplog.records if "the board reset" in r.getMessage()]
+    assert len(resets) == 1, resets
+    assert "its event seq went back from" in resets[0] and "BOOT event was lost" in resets[0]
 
 
 def test_on_result_never_blocks_and_bounds_its_queue(tmp_path: Path) -> None:

@@ -9,6 +9,8 @@
  *
  * Options: --noise PERCENT [--seed N]: corrupt PERCENT % of the frames this board sends (one
  * flipped bit) and put random bytes between frames as often, to exercise the host's resync.
+ * --garble-boot: corrupt the BOOT event after every start and reset (line noise at power-on),
+ * so the host sees the reset only as its event seq going backwards.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -32,6 +34,8 @@ typedef struct {
     int reset_requested;
     uint8_t reset_reason;
     unsigned noise_pct;
+    int garble_boot; /* --garble-boot */
+    int garble_next; /* corrupt the next frame sent (the BOOT event of a (re)start) */
     uint32_t rng;
     struct timespec t0;
 } sim_board;
@@ -67,6 +71,13 @@ static void sim_send(void *ctx, const uint8_t *data, size_t n)
 {
     sim_board *s = ctx;
     uint8_t buf[BR_MAX_WIRE];
+    if (s->garble_next && n > 2 && n <= sizeof buf) {
+        s->garble_next = 0;
+        memcpy(buf, data, n);
+        buf[n / 2] ^= 0x10u; /* one flipped bit inside the frame: the host's CRC check fails */
+        write_all(buf, n);
+        return;
+    }
     if (s->noise_pct == 0 || n > sizeof buf) {
         write_all(data, n);
         return;
@@ -166,13 +177,16 @@ int main(int argc, char **argv)
             g_sim.noise_pct = (unsigned)strtoul(argv[++i], NULL, 10);
         } else if (strcmp(argv[i], "--seed") == 0 && i + 1 < argc) {
             g_sim.rng = (uint32_t)strtoul(argv[++i], NULL, 10) | 1u;
+        } else if (strcmp(argv[i], "--garble-boot") == 0) {
+            g_sim.garble_boot = 1;
         } else {
-            fprintf(stderr, "usage: %s [--noise PERCENT] [--seed N]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--noise PERCENT] [--seed N] [--garble-boot]\n", argv[0]);
             return 2;
         }
     }
     signal(SIGPIPE, SIG_IGN);
     clock_gettime(CLOCK_MONOTONIC, &g_sim.t0);
+    g_sim.garble_next = g_sim.garble_boot;
     br_core_init(&g_core, &k_hal, &k_info, k_sim_handlers, 1, BR_RESET_POWER_ON, boots);
     for (;;) {
         uint8_t buf[256];
@@ -193,6 +207,7 @@ int main(int argc, char **argv)
         if (g_sim.reset_requested) {
             g_sim.reset_requested = 0;
             boots++;
+            g_sim.garble_next = g_sim.garble_boot;
             br_core_init(&g_core, &k_hal, &k_info, k_sim_handlers, 1, g_sim.reset_reason, boots);
         }
     }
