@@ -55,6 +55,7 @@ PURE_CORES = (
     "firmware_bridge.cobs",
     "firmware_bridge.framing",
     "firmware_bridge.messages",
+    "firmware_bridge.eventseq",
     "firmware_bridge.errors",
 )
 
