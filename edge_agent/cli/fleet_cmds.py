@@ -44,6 +44,24 @@ ProtoOpt = typer.Option(None, "--protocol", help="5 (default) or 3.1.1")
 RootOpt = typer.Option("edge", "--root", help="Topic root of the devices (edge/<device>/...)")
 
 
+def _expires_opt(default: str) -> Any:
+    return typer.Option(
+        None, "--expires", metavar="SECONDS|never",
+        help=f"The device refuses the command (`expired`) if it gets it later than this; "
+        f"default: {default}. `never`: run it whenever the device comes back",
+    )
+
+
+def expires_at(spec: str | None, default_s: float) -> float | None:
+    """``expires_at`` for a command sent now (see ``mqtt.commands.expires_at_for``)."""
+    from ..mqtt.commands import expires_at_for
+
+    try:
+        return expires_at_for(spec, default_s, time.time())
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 @dataclass(frozen=True)
 class Connection:
     """The broker options every fleet command takes (added by :func:`broker_options`)."""
@@ -241,6 +259,7 @@ def cmd_cmd(
     group: str | None = typer.Option(None, "--group", help="Send to a group instead of a device"),
     timeout: float = typer.Option(10.0, "--timeout", min=0.1, help="Seconds to wait for replies"),
     req_id: str | None = typer.Option(None, "--id", help="Command id (repeat one safely)"),
+    expires: str | None = _expires_opt("--timeout"),
 ) -> None:
     """Send a command (ping, snapshot, reload, update, rollback...) and print the reply.
 
@@ -255,7 +274,10 @@ def cmd_cmd(
     device, name, rest = (None, args[0], args[1:]) if group else (args[0], args[1], args[2:])
     settings, group_prefix = conn.settings()
     topic, reply_filter = conn.targets(group_prefix, device, group, name)
-    body = {"id": req_id or uuid.uuid4().hex[:16], "params": parse_params(rest)}
+    body: dict[str, Any] = {"id": req_id or uuid.uuid4().hex[:16], "params": parse_params(rest)}
+    deadline = expires_at(expires, timeout)
+    if deadline is not None:
+        body["expires_at"] = deadline
     replies = send_command(settings, topic, body, reply_filter=reply_filter, timeout=timeout,
                            expect=None if group else 1)
     for r in replies:
@@ -285,6 +307,7 @@ def push_update_cmd(
         5.0, "--reply-wait", min=0.1, help="Seconds to collect a group's replies to `update`"
     ),
     as_json: bool = typer.Option(False, "--json", help="Print each record as a JSON line"),
+    expires: str | None = _expires_opt("the time it waits for replies (10 s; --reply-wait)"),
 ) -> None:
     """Send `update` and follow <device>/update until committed, rejected or rolled back.
 
@@ -311,10 +334,11 @@ def push_update_cmd(
         why = f" {rec.get('reason', '')}: {rec.get('detail', '')}" if rec.get("reason") else ""
         typer.echo(f"{dev}: {rec.get('state')}{prog}{why}")
 
+    reply_timeout = reply_wait if group else 10.0
     res = push_update(settings, cmd_topic=cmd_topic, reply_filter=reply_filter,
                       update_filter=update_filter, params=params, group=group is not None,
-                      timeout=timeout, on_record=show,
-                      reply_timeout=reply_wait if group else 10.0)
+                      timeout=timeout, on_record=show, reply_timeout=reply_timeout,
+                      expires_at=expires_at(expires, reply_timeout))
     for dev, why in res.refused.items():
         typer.echo(f"{dev}: refused: {why}", err=True)
     missing = [d for d in res.accepted if d not in res.final]

@@ -136,8 +136,16 @@ def send_command(
     finally:
         link.stop()
     if not got and expect is not None:
+        exp = body.get("expires_at")
+        valid_s = None if exp is None else float(exp) - time.time()
+        if valid_s is None:
+            later = "it has no expires_at: the device runs it whenever it comes back"
+        elif valid_s <= 0:
+            later = "it has expired: a device that gets it now replies expired, does not run it"
+        else:
+            later = f"it expires in {valid_s:.0f} s: a device back before then runs it"
         raise CommandTimeout(
             f"no reply to {topic} (id {req_id}) within {timeout:g} s; is the device online? "
-            "(a repeat with the same --id is safe: it is answered, not re-run)"
+            f"({later}; a repeat with the same --id is safe: it is answered, not re-run)"
         )
     return got

@@ -94,6 +94,25 @@ def parse_request(payload: bytes, max_bytes: int, now: float | None = None) -> C
     return req
 
 
+def expires_at_for(spec: str | None, default_s: float, now: float) -> float | None:
+    """The ``expires_at`` a sender puts in a command: ``now + seconds``; None for ``never``.
+
+    ``spec`` is what the user gave (``"30"``, ``"never"``) or None for ``default_s``.
+    Raises ValueError naming what is accepted.
+    """
+    if spec is not None and spec.strip().lower() == "never":
+        return None
+    try:
+        seconds = default_s if spec is None else float(spec)
+    except ValueError:
+        seconds = math.nan
+    if not math.isfinite(seconds) or not 0 < seconds <= MAX_EXPIRES_AHEAD_S:
+        raise ValueError(
+            f"--expires {spec!r}: expected seconds (0 < S <= {MAX_EXPIRES_AHEAD_S:.0f}) or never"
+        )
+    return round(now + seconds, 3)
+
+
 def request_id_of(payload: bytes, max_bytes: int) -> str | None:
     """Best effort: the ``id`` of a payload that failed validation, for the error reply."""
     try:

@@ -47,6 +47,7 @@ def push_update(
     timeout: float,
     on_record: Callable[[str, dict[str, Any]], None],
     reply_timeout: float = 10.0,
+    expires_at: float | None = None,
 ) -> PushResult:
     did = str(params.get("deployment") or uuid.uuid4().hex[:12])
     params = {**params, "deployment": did}
@@ -61,11 +62,14 @@ def push_update(
 
     s = replace(settings, clean_start=True, session_expiry_s=0,
                 client_id=f"{settings.client_id}-follow")
-    link = Link(s, subscriptions=[update_filter], on_message=on_message)
+    link = Link(s, subscriptions=[update_filter], on_message=on_message, quiet=True)
     link.start(wait=10.0)
     try:
+        body: dict[str, Any] = {"id": did, "params": params}
+        if expires_at is not None:
+            body["expires_at"] = expires_at  # a device that gets it after we stop waiting: not run
         replies = send_command(
-            settings, cmd_topic, {"id": did, "params": params}, reply_filter=reply_filter,
+            settings, cmd_topic, body, reply_filter=reply_filter,
             timeout=reply_timeout, expect=None if group else 1,
         )
         for r in replies:

@@ -52,3 +52,10 @@ def test_config_validate_warns_about_a_plain_password(tmp_path: Path) -> None:
     assert r.returncode == 0 and r.stdout == f"{f}: OK\n"
     assert r.stderr.count("\n") == 1 and r.stderr.startswith(f"warning: {f}:3: mqtt.password ")
     assert "mqtt.password_file" in r.stderr and "hunter2" not in r.stderr
+
+
+def test_fleet_cmd_bad_expires_is_one_line_before_connecting() -> None:
+    r = run_cli("fleet", "cmd", "dev1", "ping", "--expires", "tomorrow", "--broker", "127.0.0.1:1")
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.strip() == (
+        "error: --expires 'tomorrow': expected seconds (0 < S <= 2592000) or never")

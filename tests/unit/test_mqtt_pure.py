@@ -173,3 +173,23 @@ class TestRecentReplies:
         assert rr.get("a", 2.0) is None and rr.get("b", 2.0) == {"n": 2}
         assert rr.get("b", 20.0) is None  # too old
         assert rr.put("d", {}, 30.0) == ["b", "c"] and len(rr) == 1
+
+
+class TestExpiresAtFor:
+    def test_default_seconds_and_never(self) -> None:
+        assert cmds.expires_at_for(None, 10.0, now=1000.0) == 1010.0
+        assert cmds.expires_at_for("2.5", 10.0, now=1000.0) == 1002.5
+        assert cmds.expires_at_for("never", 10.0, now=1000.0) is None
+        assert cmds.expires_at_for(" NEVER ", 10.0, now=1000.0) is None
+
+    @pytest.mark.parametrize("spec", ["0", "-5", "soon", "nan", "inf", "1e9"])
+    def test_refused(self, spec: str) -> None:
+        with pytest.raises(ValueError, match=r"expected seconds .* or never"):
+            cmds.expires_at_for(spec, 10.0, now=1000.0)
+
+    def test_what_a_sender_sets_the_device_accepts_until_then(self) -> None:
+        exp = cmds.expires_at_for(None, 10.0, now=1000.0)
+        payload = json.dumps({"id": "a", "expires_at": exp}).encode()
+        assert cmds.parse_request(payload, 1024, now=1009.0).expires_at == 1010.0
+        with pytest.raises(CommandError, match="not run"):
+            cmds.parse_request(payload, 1024, now=1011.0)
