@@ -35,6 +35,7 @@ from .component import Component
 from .config import Config
 from .errors import ComponentError, ConfigError, EdgeAgentError, FrameError, SourceError
 from .pipeline import FrameResult, JsonLinesSink, Pipeline, tune_process
+from .runner_loader import RunnerLoader
 from .telemetry import ResourceSampler, build_snapshot, summarize
 
 log = logging.getLogger("edge_agent.agent")
@@ -80,42 +81,6 @@ def process_age() -> float:
         return time.time() - psutil.Process().create_time()
 
 
-def read_labels(path: Path | None) -> list[str] | None:
-    """``model.labels``: one label per line (blank lines kept as empty labels)."""
-    if path is None:
-        return None
-    try:
-        return path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"model.labels: {path}: cannot read labels file: {exc}") from None
-
-
-def runner_factory_for(
-    cfg: Config, model_path: Path, description: Path | None
-) -> Callable[[], Any]:
-    """A function that loads ``model_path`` with the config's threads, delegates and decoder
-    overrides into a warmed-up Runner (one interpreter each call)."""
-    labels = read_labels(cfg.model.labels)
-
-    def factory() -> Any:
-        from .inference import Runner
-
-        return Runner.open(
-            model_path,
-            threads=cfg.model.threads,
-            delegates=cfg.model.delegates,
-            backend=cfg.model.backend,
-            description=description,
-            decoder=cfg.model.decoder,
-            threshold=cfg.model.threshold,
-            top_k=cfg.model.top_k,
-            labels=labels,
-            warmup=1,
-        )
-
-    return factory
-
-
 def _check_source(source: Any, tries: int = 16) -> None:
     """Open the source and read one frame, so that a wrong ``camera.source`` fails at start."""
     try:
@@ -149,7 +114,7 @@ def default_components(config: Config) -> list[Component]:
         from .mqtt.component import MqttComponent
 
         out.append(MqttComponent(config))
-    out.append(UpdateComponent(config))
+    out.append(UpdateComponent(config, load_runner=RunnerLoader(config)))
     if config.bridge.enabled:
         from .bridge import BridgeComponent
 
@@ -219,7 +184,7 @@ class Agent:
 
         cfg = self.config
         boot = self.boot = choose_model(cfg)
-        runner_factory = runner_factory_for(cfg, boot.path, boot.description)
+        runner_factory = RunnerLoader(cfg).factory(boot.path, boot.description)
 
         source = open_source(cfg.camera)
         _check_source(source)

@@ -15,7 +15,9 @@ import logging
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -82,26 +84,17 @@ def watch(runner: Any) -> WatchedModel:
     return model
 
 
-def build_runner(cfg: Config, entry_path: Any) -> Any:
-    """Load and warm a Runner for a model file (its description is ``<model>.json``)."""
-    from ..inference import Model, Runner, load_description
-
-    model = Model(
-        entry_path,
-        threads=cfg.model.threads,
-        delegates=list(cfg.model.delegates),
-        backend=cfg.model.backend,
-    )
-    runner = Runner(model, load_description(entry_path))
-    model.warmup(2)
-    return runner
-
-
 class UpdateComponent(Component):
     name = "updates"
 
-    def __init__(self, config: Config | None = None) -> None:
+    def __init__(
+        self, config: Config | None = None, *, load_runner: Callable[..., Any] | None = None
+    ) -> None:
+        """``load_runner(path, warmup=N) -> Runner`` loads a new or previous model the way the
+        boot model was loaded (``RunnerLoader``: the ``[model]`` overrides apply to every model);
+        without one, a RunnerLoader of the config is made at start."""
         self.config = config
+        self.load_runner = load_runner
         self.agent: Any = None
         self.store: Store | None = None
         self.updater: Updater | None = None
@@ -113,11 +106,20 @@ class UpdateComponent(Component):
         self._rollout: R.Rollout | None = None
         self._last_poll = time.monotonic()
 
+    def _load(self, path: Path) -> Any:
+        """A warmed Runner of ``path`` with the device's ``[model]`` settings and overrides."""
+        assert self.load_runner is not None
+        return self.load_runner(path, warmup=2)
+
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self, agent: Any) -> None:
         self.agent = agent
         cfg: Config = self.config or agent.config
         self.config = cfg
+        if self.load_runner is None:
+            from ..runner_loader import RunnerLoader
+
+            self.load_runner = RunnerLoader(cfg)
         self.store = Store(cfg.device.state_dir)
         try:
             trust = TrustStore.from_files(cfg.updates.trusted_keys)
@@ -290,7 +292,7 @@ class UpdateComponent(Component):
         if s.previous is None:
             raise NoPreviousVersion("no previous model to roll back to")
         self.store.verify(s.previous)
-        runner = build_runner(self.config, self.store.model_path(s.previous))
+        runner = self._load(self.store.model_path(s.previous))
         self.store.save(rollback(s))
         self._swap_in(runner, s.previous, "store:active")
         self._status()
@@ -356,7 +358,7 @@ class UpdateComponent(Component):
         up = self.updater
         pipeline = self.agent.pipeline
         try:
-            runner = build_runner(self.config, self.store.model_path(entry))
+            runner = self._load(self.store.model_path(entry))
         except Exception as exc:
             up.advance(r, "error", reason="load_failed", detail=str(exc), change=abandon_trial)
             return
@@ -426,7 +428,7 @@ class UpdateComponent(Component):
                     from ..resources import shipped_model
 
                     path = shipped_model()
-                back = build_runner(self.config, path)
+                back = self._load(path)
             self.agent.pipeline.swap(back)
             if s.active is not None:
                 self._set_model_info(s.active, "store:active")

@@ -369,3 +369,39 @@ def test_group_update_with_a_path_for_deployment_is_refused_and_deletes_nothing(
     assert Store(a.state).load().highest_seq == {"digits": 1}
     assert a.proc is not None and a.proc.poll() is None
     assert a.running_model_verifies()["version"] == "1.0"
+
+
+def test_model_overrides_survive_a_hot_swap_and_a_rollback(
+    world: World, tmp_path: Path, agents: list[Agent]
+) -> None:
+    """``[model]`` decoder overrides apply to every model the agent loads (one RunnerLoader at
+    boot, swap and rollback): the events keep the configured labels and top_k throughout."""
+    labels = tmp_path / "labels.txt"
+    labels.write_text("".join(f"L{i}\n" for i in range(10)))
+    a = Agent(world, tmp_path, "digits")
+    a.config.write_text(a.config.read_text() + f'[model]\ntop_k = 1\nlabels = "{labels}"\n')
+    a.start()
+    agents.append(a)
+    a.wait_online()
+
+    def events_after(ts: float, n: int = 3) -> list[dict[str, Any]]:
+        assert a.rec.wait(lambda r: len([e for e in r.on(f"{a.prefix}/events")
+                                         if e["ts"] > ts]) >= n, 20), a.tail()
+        return [e for e in a.rec.on(f"{a.prefix}/events") if e["ts"] > ts]
+
+    def as_configured(events: list[dict[str, Any]]) -> None:
+        for e in events:  # the model's own description says top_k 3 and labels "0".."9"
+            assert len(e["classes"]) == 1 and e["classes"][0]["label"].startswith("L"), e
+
+    as_configured(events_after(0.0))
+    a.command("update", {"model": "digits", "version": "2.0", "deployment": "dep-over"})
+    final = a.wait_final("dep-over")
+    assert final["state"] == R.COMMITTED, final
+    assert a.running_model_verifies()["version"] == "2.0"
+    as_configured(events_after(final["ts"]))
+    a.command("rollback", {})
+    assert a.rec.wait(lambda rec: rec.on(f"{a.prefix}/status")[-1]["models"]["active"]
+                      == "digits 1.0", 20), a.tail()
+    back = a.rec.on(f"{a.prefix}/status")[-1]["ts"]
+    assert a.running_model_verifies()["version"] == "1.0"
+    as_configured(events_after(back))
