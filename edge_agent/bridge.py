@@ -9,7 +9,11 @@
   hold_ms; the board ends the hold itself, so a dead agent never leaves a relay on);
 - a trigger input requests a capture: ``agent.request_capture(reason)`` when the agent has it,
   else the newest annotated frame (``agent.pipeline.save_snapshots``) is saved under
-  ``<state_dir>/captures/``; an MQTT event is published when MQTT runs.
+  ``<state_dir>/captures/``; an MQTT event is published when MQTT runs. Captures are bounded
+  (:class:`~edge_agent.captures.CaptureStore`, ``[captures]``): over the rate they are refused
+  and counted (``captures_rate_limited``), beyond ``max_count``/``max_bytes`` the oldest are
+  deleted (``captures_pruned``); a capture that cannot be written (disk full) is counted
+  (``capture_errors``) and logged once per cause.
 
 All serial I/O happens on one worker thread; ``on_result`` and ``contribute`` never block.
 ``check_bridge(config)`` is the doctor's probe: the port opens and the board answers HELLO.
@@ -23,12 +27,14 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from firmware_bridge import BridgeClient, BridgeError, Event, HelloInfo, Telemetry
 
-from . import names
+from .captures import CaptureLimits, CaptureStore
 from .config import BridgeConfig, Config, OutputRule
+from .errors import EdgeAgentError
 from .service import Component
 
 log = logging.getLogger("edge_agent.bridge")
@@ -166,12 +172,17 @@ class BridgeComponent(Component):
         self._telemetry: Telemetry | None = None
         self._telemetry_at: float | None = None
         self._last_error = ""
+        self._capture_error = ""
+        self._captures: CaptureStore | None = None
         self.stats = {
             "kicks": 0,
             "kicks_withheld": 0,
             "board_resets": 0,
             "triggers": 0,
             "captures": 0,
+            "captures_rate_limited": 0,
+            "captures_pruned": 0,
+            "capture_errors": 0,
             "rule_fires": 0,
             "actions_dropped": 0,
             "errors": 0,
@@ -180,6 +191,16 @@ class BridgeComponent(Component):
     # Component API ------------------------------------------------------------------------
     def start(self, agent: Any) -> None:
         self._agent = agent
+        cfg = getattr(agent, "config", None)
+        if isinstance(cfg, Config):
+            q = cfg.captures
+            self._captures = CaptureStore(
+                cfg.device.state_dir / "captures",
+                CaptureLimits(q.max_count, q.max_bytes, q.per_minute, q.burst),
+                clock=self._clock,
+            )
+        else:
+            self._captures = CaptureStore(Path("captures"), clock=self._clock)  # rate limit only
         if self._progress is None:
             self._progress = lambda: _pipeline_processed(agent)
         c = self.config
@@ -375,7 +396,20 @@ class BridgeComponent(Component):
 
     def _capture(self, event: Event) -> None:
         agent = self._agent
+        store = self._captures
         reason = f"bridge trigger pin {event.data.get('pin')} #{event.data.get('count')}"
+        if store is not None and not store.admit():
+            self.stats["captures_rate_limited"] += 1
+            n = self.stats["captures_rate_limited"]
+            if n == 1 or n % 100 == 0:
+                log.warning(
+                    "bridge: trigger captures over the limit (%g per minute, burst %d); "
+                    "%d refused so far",
+                    store.limits.per_minute,
+                    store.limits.burst,
+                    n,
+                )
+            return
         hook = getattr(agent, "request_capture", None)
         saved: list[str] = []
         if callable(hook):
@@ -383,15 +417,27 @@ class BridgeComponent(Component):
         else:
             save = getattr(getattr(agent, "pipeline", None), "save_snapshots", None)
             cfg = getattr(agent, "config", None)
-            if callable(save) and isinstance(cfg, Config):
-                stamp = time.strftime("%Y%m%dT%H%M%S")
-                name = names.check(f"{stamp}-{int(event.data.get('count') or 0)}", "capture")
-                folder = cfg.device.state_dir / "captures" / name
-                saved = [str(p) for p in save(folder, last=1)]
+            if callable(save) and isinstance(cfg, Config) and store is not None:
+                folder = store.new_folder(int(event.data.get("count") or 0))
+                try:
+                    self.stats["captures_pruned"] += store.prune(room=1)
+                    saved = [str(p) for p in save(folder, last=1)]
+                    self.stats["captures_pruned"] += store.prune()
+                except OSError as exc:  # disk full: counted, logged once per cause
+                    store.discard(folder)
+                    self.stats["capture_errors"] += 1
+                    if str(exc) != self._capture_error:
+                        log.error("bridge: capture not saved (%s): %s", reason, exc)
+                    self._capture_error = str(exc)
+                    return
+                self._capture_error = ""
         self.stats["captures"] += 1
         mqtt = getattr(agent, "mqtt", None)
         if mqtt is not None:
-            mqtt.publish("events", {"kind": "trigger", "reason": reason, "files": saved})
+            try:
+                mqtt.publish("events", {"kind": "trigger", "reason": reason, "files": saved})
+            except EdgeAgentError:
+                pass  # disk full: counted by the MQTT component, the loss becomes a gap record
         log.info("bridge: capture requested (%s) %s", reason, " ".join(saved))
 
 

@@ -237,6 +237,21 @@ class BridgeConfig(_Section):
         return self
 
 
+class CapturesConfig(_Section):
+    """``<state_dir>/captures/``: frames saved when the board's trigger input fires."""
+
+    max_count: int = Field(
+        default=100, ge=1, le=100_000, description="Captures kept; the oldest are deleted"
+    )
+    max_bytes: int = Field(
+        default=50 * 1024 * 1024, ge=64 * 1024, description="Bytes kept; the oldest are deleted"
+    )
+    per_minute: float = Field(
+        default=12.0, gt=0, le=6000, description="Captures per minute on average; more: refused"
+    )
+    burst: int = Field(default=5, ge=1, le=1000, description="Captures allowed back to back")
+
+
 class ControlConfig(_Section):
     socket: Path | None = Field(
         default=None, description="Local status socket. Default: <state_dir>/agent.sock"
@@ -255,6 +270,7 @@ class Config(_Section):
     mqtt: MQTTConfig = Field(default_factory=MQTTConfig)
     updates: UpdatesConfig = Field(default_factory=UpdatesConfig)
     bridge: BridgeConfig = Field(default_factory=BridgeConfig)
+    captures: CapturesConfig = Field(default_factory=CapturesConfig)
     control: ControlConfig = Field(default_factory=ControlConfig)
     _source: Path | None = PrivateAttr(default=None)
     _warnings: list[str] = PrivateAttr(default_factory=list)
