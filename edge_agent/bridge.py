@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from firmware_bridge import BridgeClient, BridgeError, Event, HelloInfo, Telemetry
+from firmware_bridge import BridgeClient, BridgeError, BridgeNack, Event, HelloInfo, Telemetry
 
 from .captures import CaptureLimits, CaptureStore
 from .config import BridgeConfig, Config, OutputRule
@@ -40,6 +40,7 @@ from .service import Component
 log = logging.getLogger("edge_agent.bridge")
 
 QUEUE_SIZE = 64
+NACK_STATE = 4  # PROTOCOL.md: "state", e.g. a kick while the watchdog is off
 Progress = Callable[[], "int | None"]
 
 
@@ -115,6 +116,15 @@ def labels_and_scores(frame_result: Any) -> list[tuple[str, float]]:
     return pairs
 
 
+UPTIME_WRAP_S = 0xFFFFFFFF / 1000  # the board counts its uptime in u32 milliseconds
+
+
+def uptime_went_back(before_s: float, now_s: float) -> bool:
+    """The board's uptime went backwards: it reset. Not when its u32 ms counter wrapped
+    (after 49.7 days: ``before_s`` within a minute of the wrap)."""
+    return now_s < before_s and before_s < UPTIME_WRAP_S - 60
+
+
 def telemetry_fields(t: Telemetry) -> dict[str, Any]:
     return {
         "power_w": t.power_w,
@@ -174,6 +184,8 @@ class BridgeComponent(Component):
         self._last_error = ""
         self._capture_error = ""
         self._captures: CaptureStore | None = None
+        self._uptime_baseline: float | None = None  # board uptime at the last poll
+        self._seq_reset_counted = False  # a reset seen from the uptime; its seq step follows
         self.stats = {
             "kicks": 0,
             "kicks_withheld": 0,
@@ -245,6 +257,7 @@ class BridgeComponent(Component):
             info, tel, at = self._info, self._telemetry, self._telemetry_at
             out: dict[str, Any] = {
                 "connected": bool(self._client and self._client.connected),
+                "configured": self._configured,
                 "port": self.config.port,
                 **self.stats,
             }
@@ -331,7 +344,14 @@ class BridgeComponent(Component):
     def _kick(self, now: float) -> None:
         assert self._client is not None and self._progress is not None
         if self._gate.should_kick(self._progress(), now):
-            self._client.watchdog_kick()
+            try:
+                self._client.watchdog_kick()
+            except BridgeNack as exc:
+                if exc.code != NACK_STATE or not self._configured:
+                    raise
+                # we armed it, the board says it is off: its RAM was cleared by a reset
+                self._inferred_reset("it refused a watchdog kick: its watchdog is off")
+                return
             self.stats["kicks"] += 1
         else:
             self.stats["kicks_withheld"] += 1
@@ -349,6 +369,20 @@ class BridgeComponent(Component):
         with self._lock:
             self._telemetry = tel
             self._telemetry_at = self._clock()
+            before, self._uptime_baseline = self._uptime_baseline, tel.uptime_s
+        # the serial stream is ordered: a BOOT the board sent reached _on_event (which clears
+        # the baseline) before this answer did, so a reset is never counted twice
+        if before is not None and self._configured and uptime_went_back(before, tel.uptime_s):
+            went = f"its uptime went back from {before:.1f} s to {tel.uptime_s:.1f} s"
+            self._inferred_reset(went)
+
+    def _inferred_reset(self, evidence: str) -> None:
+        """A reset seen on the worker (no BOOT came): count it, set the board up again."""
+        self._seq_reset_counted = True  # the next event's seq goes back: the same reset
+        with self._lock:
+            self._uptime_baseline = None
+            self._configured = False
+        self._board_reset(f"{evidence}; the BOOT event was lost")
 
     def _handle(self, item: tuple[str, Any]) -> None:
         kind, data = item
@@ -371,10 +405,17 @@ class BridgeComponent(Component):
 
     # events (reader thread: hand work to the worker) ---------------------------------------
     def _on_event(self, event: Event) -> None:
+        if event.kind == "reset" and self._seq_reset_counted:
+            self._seq_reset_counted = False  # already counted from the board's uptime
+            return
+        if event.kind != "link":
+            self._seq_reset_counted = False
         if event.kind in ("boot", "reset"):
-            if not self._configured:
+            with self._lock:
+                self._uptime_baseline = None
+                was_configured, self._configured = self._configured, False
+            if not was_configured:
                 return  # a boot before we set the board up needs nothing more
-            self.stats["board_resets"] += 1
             if event.kind == "boot":
                 why = (
                     f"reason: {event.data.get('reset_reason')}, "
@@ -385,7 +426,7 @@ class BridgeComponent(Component):
                     f"its event seq went back from {event.data.get('from_seq')} to "
                     f"{event.data.get('to_seq')}; the BOOT event was lost"
                 )
-            log.warning("bridge: the board reset (%s); setting it up again", why)
+            self._board_reset(why)
             self._enqueue("reconfigure", None)
         elif event.kind == "link":
             if not event.data.get("connected"):
@@ -393,6 +434,10 @@ class BridgeComponent(Component):
         elif event.kind == "trigger":
             self.stats["triggers"] += 1
             self._enqueue("trigger", event)
+
+    def _board_reset(self, why: str) -> None:
+        self.stats["board_resets"] += 1
+        log.warning("bridge: the board reset (%s); setting it up again", why)
 
     def _capture(self, event: Event) -> None:
         agent = self._agent

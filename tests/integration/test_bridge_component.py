@@ -13,11 +13,13 @@ from typing import Any
 import pytest
 
 from edge_agent.bridge import (
+    UPTIME_WRAP_S,
     BridgeComponent,
     OutputRules,
     ProgressGate,
     check_bridge,
     labels_and_scores,
+    uptime_went_back,
 )
 from edge_agent.config import BridgeConfig, OutputRule, parse_config
 from firmware_bridge import BridgeClient, Event
@@ -54,6 +56,12 @@ class TestProgressGate:
         assert not g.should_kick(5, 4.5)
         assert g.stalled_for(4.5) == pytest.approx(2.4)
         assert g.should_kick(6, 4.6)
+
+
+def test_uptime_going_back_is_a_reset_unless_the_counter_wrapped() -> None:
+    assert uptime_went_back(812.4, 0.3)
+    assert not uptime_went_back(0.3, 812.4)
+    assert not uptime_went_back(UPTIME_WRAP_S - 1.0, 0.2)  # u32 ms wrapped after 49.7 days
 
 
 class TestOutputRules:
@@ -119,7 +127,8 @@ class Progress:
 
 
 def make(sim: SimPort, **over: Any) -> tuple[BridgeComponent, BridgeClient, Progress, FakeAgent]:
-    cfg = BridgeConfig(enabled=True, port=sim.url, timeout_s=0.3, telemetry_interval_s=0.1, **over)
+    over = {"telemetry_interval_s": 0.1, **over}
+    cfg = BridgeConfig(enabled=True, port=sim.url, timeout_s=0.3, **over)
     client = BridgeClient(sim.url, timeout_s=0.3, retries=2, backoff_max_s=0.2)
     progress = Progress()
     comp = BridgeComponent(cfg, progress=progress, client=client)
@@ -200,29 +209,46 @@ def test_output_rule_drives_gpio_and_trigger_requests_capture(sim: SimPort) -> N
         progress.close()
 
 
+RESET_SEEN_BY = {  # how the reset shows: (watchdog ms, telemetry interval s, log evidence)
+    "event seq": (0, 3600.0, "its event seq went back from"),
+    "uptime": (0, 0.1, "its uptime went back from"),
+    "watchdog kick": (600, 3600.0, "it refused a watchdog kick: its watchdog is off"),
+}
+
+
+@pytest.mark.parametrize("seen_by", list(RESET_SEEN_BY))
 def test_board_reset_with_its_boot_event_lost_is_one_reset_and_set_up_again(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, seen_by: str
 ) -> None:
     """The board restarts behind the same pty and its BOOT event is garbled on the line: the
     component counts one board reset (not ~65,000 event gaps), logs it once, and sets the
-    board up again (watchdog armed, trigger configured)."""
+    board up again (watchdog armed, trigger configured). It learns of the reset from the first
+    event after it (its seq went back), from the board's uptime going back at the next
+    telemetry poll, or from the board refusing a watchdog kick (its watchdog is off) — and
+    the seq step that follows is then not counted again."""
+    wdt_ms, interval, evidence = RESET_SEEN_BY[seen_by]
     caplog.set_level(logging.WARNING, logger="edge_agent.bridge")
     with SimPort(tmp_path, sim_args=("--garble-boot",), restartable=True) as sim:
         comp, client, progress, agent = make(
-            sim, watchdog_timeout_ms=3000, trigger_pin=9, trigger_debounce_ms=0
+            sim, watchdog_timeout_ms=wdt_ms, trigger_pin=9, trigger_debounce_ms=0,
+            telemetry_interval_s=interval,
         )
         try:
             assert wait_for(lambda: comp.status().get("board") == "edge-sim")
             for value in (1, 0, 1, 0):  # events move the board's seq forward
                 client.sim_input(9, value)
             assert wait_for(lambda: len(agent.captures) == 2)
+            if seen_by == "uptime":  # so that the new board's uptime is surely lower
+                assert wait_for(lambda: comp.status().get("uptime_s", 0) >= 1.5)
             sim.restart_board()
-            client.sim_input(9, 1)  # the first event after the reset shows the seq went back
+            if seen_by == "event seq":
+                client.sim_input(9, 1)  # the first event after the reset
             assert wait_for(lambda: comp.stats["board_resets"] == 1)
-            assert wait_for(lambda: client.telemetry().watchdog_timeout_ms == 3000)
-            for value in (0, 1):  # the trigger works again: configured anew
+            assert wait_for(lambda: comp.status()["configured"])  # set up again
+            assert client.telemetry().watchdog_timeout_ms == wdt_ms
+            for value in (0, 1, 0, 1):  # the trigger works again: configured anew
                 client.sim_input(9, value)
-            assert wait_for(lambda: len(agent.captures) >= 3)
+            assert wait_for(lambda: len(agent.captures) == 4)
             link = comp.status()["link"]
             assert link["event_gaps"] == 0 and link["seq_resets"] == 1
             assert comp.stats["board_resets"] == 1 and comp.stats["errors"] == 0
@@ -231,7 +257,7 @@ def test_board_reset_with_its_boot_event_lost_is_one_reset_and_set_up_again(
             progress.close()
     resets = [r.getMessage() for r in caplog.records if "the board reset" in r.getMessage()]
     assert len(resets) == 1, resets
-    assert "its event seq went back from" in resets[0] and "BOOT event was lost" in resets[0]
+    assert evidence in resets[0] and "the BOOT event was lost" in resets[0], resets
 
 
 def test_on_result_never_blocks_and_bounds_its_queue(tmp_path: Path) -> None:
