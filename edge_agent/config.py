@@ -193,6 +193,19 @@ class UpdatesConfig(_Section):
     keep_versions: int = Field(default=3, ge=2, le=50)
     max_manifest_bytes: int = Field(default=256 * 1024, ge=1024)
     max_file_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    max_staging_bytes: int = Field(
+        default=128 * 1024 * 1024, ge=1024,
+        description="Largest sum of one release's files (the staging folder's limit)",
+    )
+    download_timeout_s: float = Field(
+        default=60.0, gt=0,
+        description="Deadline of the manifest download, and the fixed part of each file's",
+    )
+    min_rate_bytes_s: int = Field(
+        default=16 * 1024, ge=1,
+        description="Slowest registry rate accepted: a file's deadline is "
+        "download_timeout_s + size / min_rate_bytes_s (16 KiB/s: 64 MiB in 69 min)",
+    )
     trial_inferences: int = Field(default=200, ge=1)
     trial_seconds: float = Field(default=30.0, gt=0)
     trial_attempts: int = Field(default=2, ge=1, le=10)

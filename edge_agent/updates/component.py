@@ -1,10 +1,17 @@
-"""UpdateComponent: the ``update`` and ``rollback`` commands, hot swap, trial, commit/rollback.
+"""UpdateComponent: the ``update``, ``cancel`` and ``rollback`` commands, hot swap, trial,
+commit/rollback.
 
 Plugs into the Agent (``service.Component``). Commands arrive through ``agent.mqtt``; the work
 runs in one worker thread (one update at a time). After preflight (see :mod:`.updater`) the new
 model is loaded and warmed *beside* the running one and handed to ``agent.pipeline.swap`` to
 take over between two frames. During the trial every invoke of the new model is timed and its
 outputs checked for NaN/inf (:class:`WatchedModel`); :class:`.trial.TrialMonitor` decides.
+
+``cancel`` (and ``rollback``) end an update in progress: before the swap through the rollout's
+:class:`.cancel.Cancel` token (a blocked download returns at once; the record ends
+``cancelled``), during the trial by rolling the trial back. ``stop`` cancels with reason
+``shutdown``: the worker returns within the shutdown budget, the update stays persisted and
+resumes at the next start.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from ..config import Config
 from ..errors import EdgeAgentError
 from ..service import Component
 from . import rollout as R
+from .cancel import Cancel
 from .errors import NoPreviousVersion, UpdateBusy, UpdateError
 from .keys import TrustStore
 from .state import Deployment, Entry, abandon_trial, commit_trial, rollback
@@ -38,6 +46,8 @@ log = logging.getLogger("edge_agent.updates")
 
 MAX_RESTARTS = 3
 BASELINE_SAMPLES = 256
+CANCEL_WAIT_S = 5.0  # how long cancel/rollback wait for the worker to end before replying
+STOP_WAIT_S = 1.0
 
 
 class WatchedModel:
@@ -104,6 +114,7 @@ class UpdateComponent(Component):
         self._stop = threading.Event()
         self._abort_trial: str | None = None
         self._rollout: R.Rollout | None = None
+        self._cancel: Cancel | None = None
         self._last_poll = time.monotonic()
 
     def _load(self, path: Path) -> Any:
@@ -134,6 +145,7 @@ class UpdateComponent(Component):
         if mqtt is not None:
             mqtt.add_command("update", self.cmd_update)
             mqtt.add_command("rollback", self.cmd_rollback)
+            mqtt.add_command("cancel", self.cmd_cancel)
         if agent.pipeline is not None:
             watch(agent.pipeline.runner)
             boot: Any = getattr(agent, "boot", None)
@@ -144,9 +156,12 @@ class UpdateComponent(Component):
 
     def stop(self) -> None:
         self._stop.set()
+        c = self._cancel
+        if c is not None:
+            c.cancel("shutdown")
         w = self._worker
         if w is not None:
-            w.join(2.0)
+            w.join(STOP_WAIT_S)
 
     # -- adapters ----------------------------------------------------------------------------
     def _mqtt(self) -> Any:
@@ -271,11 +286,55 @@ class UpdateComponent(Component):
         self._spawn(d)
         return {"deployment": d.id, "state": R.RECEIVED}
 
+    def cmd_cancel(self, params: dict[str, Any]) -> dict[str, Any]:
+        """End the update in progress: ``{"cancelled": ID, "state": S, "outcome": O}``
+        (``cancelled`` before the swap, ``rolled_back`` during the trial); ``cancelled`` is
+        null when no update runs."""
+        r = self._rollout
+        if not self._busy.locked() or (r is not None and r.final):
+            return {"cancelled": None, "detail": "no update in progress"}
+        did = r.deployment.id if r is not None else None
+        state = r.state if r is not None else R.RECEIVED
+        self._end_current("cancel", "operator cancel")
+        final = self._wait_worker()
+        out: dict[str, Any] = {"cancelled": did or (final.id if final else None), "state": state}
+        if final is not None:
+            out["outcome"] = final.state
+        else:
+            out["detail"] = "still finishing its current step; the final record follows"
+        return out
+
+    def _end_current(self, why: str, detail: str) -> None:
+        r = self._rollout
+        if r is not None and r.state in (R.ACTIVATING, R.TRIAL):
+            self._abort_trial = f"operator {why}"
+        c = self._cancel
+        if c is not None:
+            c.cancel(why, detail)
+
+    def _wait_worker(self) -> Deployment | None:
+        """Wait (bounded) for the worker to end; the deployment if it is final, or None."""
+        w = self._worker
+        if w is not None and w is not threading.current_thread():
+            w.join(CANCEL_WAIT_S)
+            if w.is_alive():
+                return None
+        assert self.store is not None
+        d = self.store.load().deployment
+        return d if d is not None and d.final else None
+
     def cmd_rollback(self, params: dict[str, Any]) -> dict[str, Any]:
-        """Go back to the previous model now (a running trial is rolled back instead)."""
+        """Go back to the previous model now (a running trial is rolled back instead; an
+        update still before its swap is cancelled first)."""
         if self._rollout is not None and self._rollout.state == R.TRIAL:
             self._abort_trial = "operator rollback"
             return {"rolled_back": "trial", "deployment": self._rollout.deployment.id}
+        cancelled = None
+        r = self._rollout
+        if r is not None and not r.final and r.state in R.BEFORE_SWAP:
+            cancelled = r.deployment.id
+            self._end_current("rollback", "operator rollback")
+            self._wait_worker()
         if not self._busy.acquire(blocking=False):
             raise _command_error("busy", "an update is running; retry when it has finished")
         try:
@@ -284,7 +343,10 @@ class UpdateComponent(Component):
             raise _command_error(exc.reason, str(exc)) from None
         finally:
             self._busy.release()
-        return {"active": f"{entry.name} {entry.version}"}
+        out: dict[str, Any] = {"active": f"{entry.name} {entry.version}"}
+        if cancelled:
+            out["cancelled"] = cancelled
+        return out
 
     def rollback_now(self) -> Entry:
         assert self.store is not None and self.config is not None
@@ -300,9 +362,13 @@ class UpdateComponent(Component):
 
     # -- the worker --------------------------------------------------------------------------
     def _spawn(self, d: Deployment) -> None:
+        cancel = Cancel()
+        self._cancel = cancel
+        self._abort_trial = None
+
         def run() -> None:
             try:
-                self._run(d)
+                self._run(d, cancel)
             except Exception as exc:  # e.g. the disk is full: end the rollout, say why
                 log.exception("update %s failed unexpectedly", d.id)
                 self._abort(exc)
@@ -334,7 +400,7 @@ class UpdateComponent(Component):
         name = getattr(getattr(backend, "backend", None), "name", None)
         return str(name) if name else None
 
-    def _run(self, d: Deployment) -> None:
+    def _run(self, d: Deployment, cancel: Cancel) -> None:
         assert self.updater is not None and self.config is not None and self.store is not None
         up = self.updater
         if self.trust_error:
@@ -348,7 +414,9 @@ class UpdateComponent(Component):
             d = replace(d, baseline_ms=p95(ring) or None, baseline_p50_ms=p50(ring) or None)
         r = up.start(d)
         self._rollout = r
-        prepared = up.prepare(r, input_shape=self._input_shape(), runtime=self._runtime())
+        prepared = up.prepare(
+            r, input_shape=self._input_shape(), runtime=self._runtime(), cancel=cancel
+        )
         if prepared is None:
             return
         self._activate(r, prepared.entry)
@@ -405,7 +473,8 @@ class UpdateComponent(Component):
             if self._abort_trial:
                 from .trial import Verdict
 
-                verdict = Verdict(False, "operator_rollback", self._abort_trial)
+                why = "cancelled" if "cancel" in self._abort_trial else "operator_rollback"
+                verdict = Verdict(False, why, self._abort_trial)
                 self._abort_trial = None
                 break
             verdict = mon.verdict(time.monotonic())

@@ -94,6 +94,28 @@ class WrongHash(DownloadError):
     reason = "wrong_sha256"
 
 
+class ReleaseTooLarge(DownloadError):
+    """The files of one release add up to more than the staging limit."""
+
+    reason = "release_too_large"
+
+
+class DownloadTimeout(DownloadError):
+    """A download outlived its overall deadline (a registry that trickles or stalls)."""
+
+    reason = "download_timeout"
+
+
+class DownloadCancelled(DownloadError):
+    """Ended from outside: the ``cancel`` or ``rollback`` command, or the agent's shutdown."""
+
+    reason = "cancelled"
+
+    def __init__(self, message: str, why: str = "cancel") -> None:
+        super().__init__(message)
+        self.why = why
+
+
 # --- the model does not pass -----------------------------------------------------------------
 class ModelRejected(UpdateError):
     exit_code = ExitCode.MODEL_REJECTED
@@ -176,6 +198,13 @@ class UnsafeReleaseName(PublishRefused):
 
 class ReleaseExists(PublishRefused):
     reason = "release_exists"
+
+
+class DiskFull(UpdateError):
+    """The device's disk (state dir) has no room for the download or the install."""
+
+    exit_code = ExitCode.STORE
+    reason = "disk_full"
 
 
 class UpdateBusy(UpdateError):

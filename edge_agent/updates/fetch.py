@@ -4,12 +4,21 @@ Thin I/O around the standard library (``urllib.request``/``ssl``): no extra depe
 download appends to a ``.part`` file; after a cut connection it asks for the rest with
 ``Range: bytes=N-`` and keeps hashing where it left off. Every read is bounded: a manifest by
 its cap, a file by its declared size (one byte more is "larger than declared").
+
+Every call has an overall deadline besides the per-read ``timeout_s`` (a registry sending one
+byte per second never trips a per-read timeout): each socket read waits at most until the
+deadline, and past it the call ends with :class:`DownloadTimeout`, retries included. Reads take
+whatever has arrived (``read1``), so every byte received is on disk before the next read: a
+cut or a deadline loses nothing for the resume. A :class:`.cancel.Cancel` token ends a call
+from another thread at once (its sockets are shut down under the blocked read).
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import socket
 import ssl
 import time
 import urllib.error
@@ -20,7 +29,16 @@ from http.client import HTTPException
 from pathlib import Path
 from typing import BinaryIO
 
-from .errors import DownloadError, FileTooLarge, WrongHash, WrongSize
+from .cancel import Cancel, describe
+from .errors import (
+    DiskFull,
+    DownloadCancelled,
+    DownloadError,
+    DownloadTimeout,
+    FileTooLarge,
+    WrongHash,
+    WrongSize,
+)
 
 CHUNK = 64 * 1024
 Progress = Callable[[int, int], None]
@@ -35,8 +53,83 @@ def join_url(base: str, *parts: str) -> str:
     return base + "/" + "/".join(urllib.parse.quote(p, safe="") for p in parts)
 
 
+class _Deadline:
+    """The overall deadline of one call, and the cancel token that may end it sooner."""
+
+    def __init__(self, url: str, seconds: float | None, cancel: Cancel | None) -> None:
+        self.url = url
+        self.seconds = seconds
+        self.at = None if seconds is None else time.monotonic() + seconds
+        self.cancel = cancel
+
+    def left(self) -> float | None:
+        return None if self.at is None else self.at - time.monotonic()
+
+    def read_timeout(self, per_read: float) -> float:
+        left = self.left()
+        return per_read if left is None else max(min(per_read, left), 0.001)
+
+    def check(self, done: int | None = None) -> None:
+        """Raise if cancelled or past the deadline (``done``: bytes received so far)."""
+        c = self.cancel
+        if c is not None and c.is_set():
+            raise DownloadCancelled(f"{self.url}: download {describe(c.reason)}", why=c.reason)
+        left = self.left()
+        if left is not None and left <= 0:
+            got = "" if done is None else f" ({done} bytes received)"
+            raise DownloadTimeout(
+                f"{self.url}: not finished within its {self.seconds:g} s deadline{got}; the "
+                "registry is too slow or stalled ([updates] download_timeout_s, "
+                "min_rate_bytes_s)"
+            )
+
+
+def _socket_of(stream: object) -> socket.socket | None:
+    """The socket under an ``http.client`` response (CPython: ``resp.fp.raw._sock``)."""
+    raw = getattr(getattr(stream, "fp", None), "raw", None)
+    sock = getattr(raw, "_sock", None)
+    return sock if isinstance(sock, socket.socket) else None
+
+
+class _Stream:
+    """An open registry response: reads what has arrived, each read bounded by the deadline."""
+
+    def __init__(self, raw: BinaryIO, dl: _Deadline, per_read: float) -> None:
+        self.raw = raw
+        self.dl = dl
+        self.per_read = per_read
+        self.sock = _socket_of(raw)
+        if self.sock is not None and dl.cancel is not None:
+            dl.cancel.register(self.sock)
+
+    def read(self, n: int, done: int) -> bytes:
+        """Up to ``n`` bytes (b"" at the end); DownloadError on a cut, Timeout, Cancelled."""
+        self.dl.check(done)
+        if self.sock is not None:
+            self.sock.settimeout(self.dl.read_timeout(self.per_read))
+        read1 = getattr(self.raw, "read1", None)
+        try:
+            chunk: bytes = read1(n) if read1 is not None else self.raw.read(n)
+        except (OSError, HTTPException, ValueError) as exc:
+            self.dl.check(done)
+            if isinstance(exc, TimeoutError):
+                raise DownloadError(
+                    f"{self.dl.url}: no data for {self.per_read:g} s at {done} bytes"
+                ) from None
+            raise DownloadError(f"{self.dl.url}: connection cut at {done} bytes: {exc}") from None
+        if not chunk:
+            self.dl.check(done)  # a cancel shuts the socket down: that reads as the end
+        return chunk
+
+    def close(self) -> None:
+        if self.sock is not None and self.dl.cancel is not None:
+            self.dl.cancel.unregister(self.sock)
+        self.raw.close()
+
+
 class Fetcher:
-    """Reads registry URLs; ``retries`` bounds the resumes of one file."""
+    """Reads registry URLs; ``retries`` bounds the resumes of one file; ``timeout_s`` is the
+    longest wait for one read (a stall), a call's ``deadline_s`` the longest for all of it."""
 
     def __init__(
         self,
@@ -52,12 +145,13 @@ class Fetcher:
         self._ssl = ssl.create_default_context(cafile=str(ca) if ca else None)
 
     # -- opening --------------------------------------------------------------------------
-    def _open(self, url: str, offset: int = 0) -> tuple[BinaryIO, int, int | None]:
+    def _open(self, url: str, dl: _Deadline, offset: int = 0) -> tuple[_Stream, int, int | None]:
         """Open ``url`` at ``offset``.
 
         Returns the stream, the offset it really starts at and the whole file's size when the
         server tells it (Content-Range / Content-Length; fstat for file://).
         """
+        dl.check()
         scheme = urllib.parse.urlsplit(url).scheme
         if scheme == "file":
             path = urllib.request.url2pathname(urllib.parse.urlsplit(url).path)
@@ -68,20 +162,23 @@ class Fetcher:
             except OSError as exc:
                 raise DownloadError(f"{url}: cannot read: {exc.strerror}") from None
             f.seek(offset)
-            return f, offset, os.fstat(f.fileno()).st_size
+            return _Stream(f, dl, self.timeout_s), offset, os.fstat(f.fileno()).st_size
         if scheme not in ("http", "https"):
             raise DownloadError(f"{url}: unsupported scheme {scheme!r} (http, https, file)")
         headers = {"Range": f"bytes={offset}-"} if offset else {}
         req = urllib.request.Request(url, headers=headers)
         try:
-            resp = urllib.request.urlopen(req, timeout=self.timeout_s, context=self._ssl)
+            resp = urllib.request.urlopen(
+                req, timeout=dl.read_timeout(self.timeout_s), context=self._ssl
+            )
         except urllib.error.HTTPError as exc:
             if exc.code == 404:
                 raise NotFound(f"{url}: not found (HTTP 404)") from None
             if exc.code == 416 and offset:
-                return self._open(url, 0)
+                return self._open(url, dl, 0)
             raise DownloadError(f"{url}: HTTP {exc.code} {exc.reason}") from None
         except (urllib.error.URLError, OSError, HTTPException) as exc:
+            dl.check()
             reason = getattr(exc, "reason", exc)
             raise DownloadError(f"{url}: cannot connect: {reason}") from None
         start, total = 0, None
@@ -97,20 +194,31 @@ class Fetcher:
         else:
             length = resp.headers.get("Content-Length")
             total = int(length) if length and length.isdigit() else None
-        return resp, start, total
+        return _Stream(resp, dl, self.timeout_s), start, total
 
     # -- small files ----------------------------------------------------------------------
-    def get_bytes(self, url: str, cap: int) -> bytes:
+    def get_bytes(
+        self, url: str, cap: int, *, deadline_s: float | None = None, cancel: Cancel | None = None
+    ) -> bytes:
         """The body of ``url``, at most ``cap + 1`` bytes (the caller checks the cap)."""
-        stream, _, _ = self._open(url)
+        dl = _Deadline(url, deadline_s, cancel)
+        stream, _, _ = self._open(url, dl)
         try:
-            return _read_upto(stream, cap + 1, url)
+            buf = bytearray()
+            while len(buf) < cap + 1:
+                chunk = stream.read(min(CHUNK, cap + 1 - len(buf)), len(buf))
+                if not chunk:
+                    break
+                buf += chunk
+            return bytes(buf)
         finally:
             stream.close()
 
-    def get_optional(self, url: str, cap: int) -> bytes | None:
+    def get_optional(
+        self, url: str, cap: int, *, deadline_s: float | None = None, cancel: Cancel | None = None
+    ) -> bytes | None:
         try:
-            return self.get_bytes(url, cap)
+            return self.get_bytes(url, cap, deadline_s=deadline_s, cancel=cancel)
         except NotFound:
             return None
 
@@ -123,23 +231,35 @@ class Fetcher:
         size: int,
         sha256: str,
         progress: Progress | None = None,
+        deadline_s: float | None = None,
+        cancel: Cancel | None = None,
     ) -> None:
         """Download ``url`` into ``part`` (resuming what is there) and check size and sha256.
 
         The sha256 is computed while the bytes stream in (after a resume, the bytes already on
         disk are hashed first). The file is fsynced before returning; the caller renames it.
+        ``deadline_s`` bounds the whole download, resumes included (:class:`DownloadTimeout`);
+        a full disk is :class:`DiskFull`. What was received stays in ``part`` either way.
         """
+        dl = _Deadline(url, deadline_s, cancel)
         attempt = 0
         while True:
             try:
-                digest, have = self._download_once(url, part, size, progress)
+                digest, have = self._download_once(url, part, size, progress, dl)
                 break
             except DownloadError as exc:
-                final = isinstance(exc, (FileTooLarge, WrongSize, NotFound))
+                final = isinstance(
+                    exc, (FileTooLarge, WrongSize, NotFound, DownloadTimeout, DownloadCancelled)
+                )
                 if final or attempt >= self.retries:
                     raise
                 attempt += 1
-                time.sleep(self.backoff_s * attempt)
+                pause = self.backoff_s * attempt
+                left = dl.left()
+                if cancel is not None:
+                    cancel.wait(pause if left is None else min(pause, left))
+                else:
+                    time.sleep(pause if left is None else max(min(pause, left), 0.0))
         if have != size:
             raise WrongSize(
                 f"{url}: got {have} bytes, the manifest declares {size}; "
@@ -152,12 +272,12 @@ class Fetcher:
             )
 
     def _download_once(
-        self, url: str, part: Path, size: int, progress: Progress | None
+        self, url: str, part: Path, size: int, progress: Progress | None, dl: _Deadline
     ) -> tuple[str, int]:
         have = part.stat().st_size if part.exists() else 0
         if have > size:
             have = 0
-        stream, start, total = self._open(url, have)
+        stream, start, total = self._open(url, dl, have)
         try:
             if total is not None and total > size:
                 raise FileTooLarge(
@@ -180,26 +300,23 @@ class Fetcher:
                     h.update(block)
                     left -= len(block)
                 done = start
-                while True:
-                    try:
-                        chunk = stream.read(min(CHUNK, size + 1 - done) or 1)
-                    except (OSError, HTTPException) as exc:
-                        os.fsync(fd)
-                        cut = f"{url}: connection cut at {done} bytes: {exc}"
-                        raise DownloadError(cut) from None
-                    if not chunk:
-                        break
-                    done += len(chunk)
-                    if done > size:
-                        raise FileTooLarge(
-                            f"{url}: larger than the {size} bytes the manifest declares; "
-                            "stopped reading"
-                        )
-                    h.update(chunk)
-                    os.write(fd, chunk)
-                    if progress:
-                        progress(done, size)
-                os.fsync(fd)
+                try:
+                    while True:
+                        chunk = stream.read(min(CHUNK, size + 1 - done) or 1, done)
+                        if not chunk:
+                            break
+                        if done + len(chunk) > size:
+                            raise FileTooLarge(
+                                f"{url}: larger than the {size} bytes the manifest declares; "
+                                "stopped reading"
+                            )
+                        _write_all(fd, chunk, part)
+                        done += len(chunk)
+                        h.update(chunk)
+                        if progress:
+                            progress(done, size)
+                finally:
+                    _fsync(fd, part)  # every byte received is kept for the resume
             finally:
                 os.close(fd)
         finally:
@@ -209,17 +326,30 @@ class Fetcher:
         return h.hexdigest(), done
 
 
-def _read_upto(stream: BinaryIO, limit: int, url: str) -> bytes:
-    buf = bytearray()
-    while len(buf) < limit:
+def _write_all(fd: int, data: bytes, where: Path) -> None:
+    view = memoryview(data)
+    while view:
         try:
-            chunk = stream.read(min(CHUNK, limit - len(buf)))
-        except (OSError, HTTPException) as exc:
-            raise DownloadError(f"{url}: connection cut: {exc}") from None
-        if not chunk:
-            break
-        buf += chunk
-    return bytes(buf)
+            n = os.write(fd, view)
+        except OSError as exc:
+            raise _disk_error(exc, where) from None
+        view = view[n:]
+
+
+def _fsync(fd: int, where: Path) -> None:
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        raise _disk_error(exc, where) from None
+
+
+def _disk_error(exc: OSError, where: Path) -> Exception:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return DiskFull(
+            f"{where.parent}: the disk is full ({exc.strerror}); free space in the state "
+            "directory or lower [updates] max_staging_bytes"
+        )
+    return exc
 
 
 def _sha256_file(path: Path) -> str:

@@ -8,9 +8,10 @@ error (:class:`IllegalTransition` names the event and the state).
 received --accepted--> downloading --downloaded--> verifying --verified--> preflight
 preflight --passed--> activating --swapped--> trial --healthy--> committed
 any of received..preflight --reject--> rejected     (the registry or the model is at fault)
-received|downloading --error--> failed              (network, disk)
+received..preflight --error--> failed              (network, deadline, full disk)
+received..preflight --cancel--> cancelled          (`cancel`/`rollback` command)
 activating --error--> rolled_back                   (the agent could not load it)
-trial --unhealthy--> rolled_back
+trial --unhealthy--> rolled_back                    (also `cancel`/`rollback` during the trial)
 any non-final --abort--> failed
 ```
 """
@@ -32,6 +33,7 @@ TRIAL = "trial"
 COMMITTED = "committed"
 ROLLED_BACK = "rolled_back"
 FAILED = "failed"
+CANCELLED = "cancelled"
 
 STATES = (
     RECEIVED,
@@ -44,8 +46,11 @@ STATES = (
     COMMITTED,
     ROLLED_BACK,
     FAILED,
+    CANCELLED,
 )
-FINAL = frozenset({REJECTED, COMMITTED, ROLLED_BACK, FAILED})
+FINAL = frozenset({REJECTED, COMMITTED, ROLLED_BACK, FAILED, CANCELLED})
+BEFORE_SWAP = (RECEIVED, DOWNLOADING, VERIFYING, PREFLIGHT)
+"""The states a ``cancel`` ends with ``cancelled`` (nothing was swapped in yet)."""
 
 TRANSITIONS: dict[tuple[str, str], str] = {
     (RECEIVED, "accepted"): DOWNLOADING,
@@ -57,8 +62,10 @@ TRANSITIONS: dict[tuple[str, str], str] = {
     (DOWNLOADING, "error"): FAILED,
     (VERIFYING, "verified"): PREFLIGHT,
     (VERIFYING, "reject"): REJECTED,
+    (VERIFYING, "error"): FAILED,
     (PREFLIGHT, "passed"): ACTIVATING,
     (PREFLIGHT, "reject"): REJECTED,
+    (PREFLIGHT, "error"): FAILED,
     (ACTIVATING, "swapped"): TRIAL,
     (ACTIVATING, "error"): ROLLED_BACK,
     (TRIAL, "healthy"): COMMITTED,
@@ -67,6 +74,8 @@ TRANSITIONS: dict[tuple[str, str], str] = {
 for _s in STATES:
     if _s not in FINAL:
         TRANSITIONS[(_s, "abort")] = FAILED
+for _s in BEFORE_SWAP:
+    TRANSITIONS[(_s, "cancel")] = CANCELLED
 
 
 class IllegalTransition(RuntimeError):

@@ -12,6 +12,7 @@ persisted (fault-injection tests loop over every state).
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -28,12 +29,16 @@ from ..atomicfile import atomic_write_bytes as write_atomic
 from ..atomicfile import fsync_dir
 from ..config import UpdatesConfig
 from . import rollout as R
+from .cancel import Cancel, describe
 from .errors import (
+    DiskFull,
+    DownloadCancelled,
     DownloadError,
     FileTooLarge,
     ManifestRejected,
     ModelRejected,
     NotTFLite,
+    ReleaseTooLarge,
     StoreError,
     UpdateError,
     WrongHash,
@@ -64,7 +69,8 @@ log = logging.getLogger("edge_agent.updates")
 
 KILL_ENV = "EDGE_AGENT_TEST_KILL_AT"
 Publish = Callable[[dict[str, Any]], None]
-REJECTED_DOWNLOADS = (WrongHash, WrongSize, FileTooLarge)
+REJECTED_DOWNLOADS = (WrongHash, WrongSize, FileTooLarge, ReleaseTooLarge)
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
 def checkpoint(state: str) -> None:
@@ -158,39 +164,49 @@ class Updater:
 
     # -- the steps ---------------------------------------------------------------------------
     def prepare(
-        self, r: R.Rollout, *, input_shape: list[int] | None, runtime: str | None
+        self,
+        r: R.Rollout,
+        *,
+        input_shape: list[int] | None,
+        runtime: str | None,
+        cancel: Cancel | None = None,
     ) -> Prepared | None:
-        """received -> ... -> preflight passed. None if the rollout ended (rejected/failed)."""
+        """received -> ... -> preflight passed. None if the rollout ended (rejected, failed,
+        cancelled) or was interrupted by the shutdown (it stays persisted and resumes at the
+        next start)."""
+        cancel = cancel or Cancel()
         d = r.deployment
         base = join_url(d.registry, d.model, d.version)
         try:
-            manifest = self._manifest(base, d, input_shape, runtime)
-        except (ManifestRejected, ModelRejected) as exc:
+            manifest = self._manifest(base, d, input_shape, runtime, cancel)
+            self.advance(r, "accepted")
+            entry, staging = self._download(r, base, manifest, cancel)
+            self.advance(r, "downloaded")
+            _check(cancel)
+            self._verify(staging, manifest, entry)
+            self.advance(r, "verified")
+            _check(cancel)
+        except DownloadCancelled as exc:
+            self._cancelled(r, exc)
+            return None
+        except (*REJECTED_DOWNLOADS, ManifestRejected, ModelRejected) as exc:
             self.advance(r, "reject", reason=exc.reason, detail=str(exc))
             return None
-        except UpdateError as exc:
+        except (DiskFull, DownloadError) as exc:
             self.advance(r, "error", reason=exc.reason, detail=str(exc))
-            return None
-        self.advance(r, "accepted")
-        try:
-            entry, staging = self._download(r, base, manifest)
-        except REJECTED_DOWNLOADS as exc:
-            self.advance(r, "reject", reason=exc.reason, detail=str(exc))
-            return None
-        except (DownloadError, OSError) as exc:
-            reason = getattr(exc, "reason", "download_failed")
-            self.advance(r, "error", reason=reason, detail=str(exc))
             return None
         except StoreError as exc:
             self.advance(r, "reject", reason=exc.reason, detail=str(exc))
             return None
-        self.advance(r, "downloaded")
-        try:
-            self._verify(staging, manifest, entry)
-        except (ModelRejected, StoreError) as exc:
-            self.advance(r, "reject", reason=exc.reason, detail=str(exc))
+        except OSError as exc:
+            reason = "disk_full" if exc.errno in DISK_FULL else (
+                "download_failed" if r.state in (R.RECEIVED, R.DOWNLOADING) else "store_error"
+            )
+            self.advance(r, "error", reason=reason, detail=f"{exc.filename or ''}: {exc}")
             return None
-        self.advance(r, "verified")
+        except UpdateError as exc:
+            self.advance(r, "error", reason=exc.reason, detail=str(exc))
+            return None
         try:
             report = run_preflight(
                 self.store.dir_of(entry),
@@ -202,6 +218,10 @@ class Updater:
             self._discard(entry)
             self.advance(r, "reject", reason=exc.reason, detail=str(exc))
             return None
+        if cancel.is_set():  # the preflight subprocess is not interrupted: cancel after it
+            self._discard(entry)
+            self._cancelled(r, _cancelled_error(cancel))
+            return None
         attempts, did = self.cfg.trial_attempts, r.deployment.id
         self.advance(
             r,
@@ -212,13 +232,29 @@ class Updater:
         )
         return Prepared(manifest, entry, report)
 
+    def _cancelled(self, r: R.Rollout, exc: DownloadCancelled) -> None:
+        if exc.why == "shutdown":  # not an outcome: the update resumes after the restart
+            log.info("update %s interrupted by the shutdown in %s", r.deployment.id, r.state)
+            return
+        self.advance(r, "cancel", reason="cancelled", detail=str(exc))
+
     def _manifest(
-        self, base: str, d: Deployment, input_shape: list[int] | None, runtime: str | None
+        self,
+        base: str,
+        d: Deployment,
+        input_shape: list[int] | None,
+        runtime: str | None,
+        cancel: Cancel,
     ) -> Manifest:
-        raw = self.fetcher.get_bytes(f"{base}/{MANIFEST_NAME}", self.cfg.max_manifest_bytes)
+        limit = self.cfg.download_timeout_s
+        raw = self.fetcher.get_bytes(
+            f"{base}/{MANIFEST_NAME}", self.cfg.max_manifest_bytes, deadline_s=limit, cancel=cancel
+        )
         sig = None
         if len(raw) <= self.cfg.max_manifest_bytes:
-            sig = self.fetcher.get_optional(f"{base}/{SIGNATURE_NAME}", MAX_SIGNATURE_BYTES)
+            sig = self.fetcher.get_optional(
+                f"{base}/{SIGNATURE_NAME}", MAX_SIGNATURE_BYTES, deadline_s=limit, cancel=cancel
+            )
         self._raw, self._sig = raw, sig
         return verify_manifest(
             raw,
@@ -234,7 +270,13 @@ class Updater:
             where=f"{d.model} {d.version}",
         )
 
-    def _download(self, r: R.Rollout, base: str, m: Manifest) -> tuple[Entry, Path]:
+    def file_deadline_s(self, size: int) -> float:
+        """A file's overall deadline: ``download_timeout_s + size / min_rate_bytes_s``."""
+        return self.cfg.download_timeout_s + size / self.cfg.min_rate_bytes_s
+
+    def _download(
+        self, r: R.Rollout, base: str, m: Manifest, cancel: Cancel
+    ) -> tuple[Entry, Path]:
         mf = m.model_file
         entry = Entry(
             id=f"{m.name}/{m.version}-{mf.sha256[:12]}",
@@ -245,8 +287,16 @@ class Updater:
             size=mf.size,
             file=mf.name,
         )
+        need = sum(f.size for f in m.files)
+        if need > self.cfg.max_staging_bytes:
+            raise ReleaseTooLarge(
+                f"{m.name} {m.version}: its files add up to {need} bytes, over the "
+                f"{self.cfg.max_staging_bytes}-byte staging limit ([updates] max_staging_bytes)"
+            )
+        self._drop_other_staging(r.deployment.id)
         staging = self.store.staging(r.deployment.id)
-        total = sum(f.size for f in m.files) or 1
+        _check_room(staging, m, need)
+        total = need or 1
         done_before = 0
         last_sent = [-1.0]
 
@@ -269,7 +319,8 @@ class Updater:
 
             part = staging / f".{f.name}.part"
             self.fetcher.download(
-                join_url(base, f.name), part, size=f.size, sha256=f.sha256, progress=progress
+                join_url(base, f.name), part, size=f.size, sha256=f.sha256, progress=progress,
+                deadline_s=self.file_deadline_s(f.size), cancel=cancel,
             )
             os.replace(part, final)
             fsync_dir(staging)
@@ -281,6 +332,16 @@ class Updater:
         if desc_name not in {f.name for f in m.files}:
             write_atomic(staging / desc_name, json.dumps(m.postprocessing, indent=1).encode())
         return entry, staging
+
+    def _drop_other_staging(self, keep: str) -> None:
+        """Staging holds one deployment at a time: the leftovers of any other go."""
+        root = self.store.staging_root
+        if not root.is_dir():
+            return
+        mine = self.store.staging(keep).name
+        for d in root.iterdir():
+            if d.name != mine:
+                self.store.drop_staging(d.name)
 
     def _verify(self, staging: Path, m: Manifest, entry: Entry) -> None:
         with open(staging / m.model.file, "rb") as fh:
@@ -298,3 +359,29 @@ class Updater:
         if entry.id in s.referenced():
             return
         self.store.discard(entry)
+
+
+def _check(cancel: Cancel) -> None:
+    if cancel.is_set():
+        raise _cancelled_error(cancel)
+
+
+def _cancelled_error(cancel: Cancel) -> DownloadCancelled:
+    detail = f": {cancel.detail}" if cancel.detail else ""
+    return DownloadCancelled(f"update {describe(cancel.reason)}{detail}", why=cancel.reason)
+
+
+def _check_room(staging: Path, m: Manifest, need: int) -> None:
+    """Refuse before writing when the disk cannot hold what is still to download."""
+    have = 0
+    for f in m.files:
+        for p in (staging / f.name, staging / f".{f.name}.part"):
+            if p.is_file() and not p.is_symlink():
+                have += min(p.stat().st_size, f.size)
+                break
+    free = shutil.disk_usage(staging).free
+    if need - have > free:
+        raise DiskFull(
+            f"{staging.parent}: {need - have} bytes still to download, only {free} free; "
+            "free space in the state directory"
+        )
