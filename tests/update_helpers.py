@@ -199,3 +199,86 @@ def seed_store(state_dir: Path, registry_url: str, pub: Path, name: str, version
     assert up.prepare(r, input_shape=input_shape, runtime="litert") is not None, records
     up.advance(r, "swapped")
     up.advance(r, "healthy", change=commit_trial)
+
+
+class TrickleServer:
+    """A real threaded HTTP server over ``root`` that sends slowly: files whose name ends with
+    one of ``slow`` go out at ``rate`` bytes/s (``None``: full speed; ``0``: headers, then
+    nothing) and, with ``stall_after``, nothing more after that many bytes of a response (the
+    connection stays open); other files at full speed. ``Range: bytes=N-`` is answered with 206. ``served`` counts the body
+    bytes written per path, ``ranges`` the Range header of each request (None: none)."""
+
+    def __init__(self, root: Path, *, rate: int | None = 1, slow: tuple[str, ...] = (".tflite",),
+                 stall_after: int | None = None) -> None:
+        import http.server
+        import threading
+
+        self.root, self.rate, self.slow, self.stall_after = root, rate, slow, stall_after
+        self.served: dict[str, int] = {}
+        self.ranges: list[tuple[str, str | None]] = []
+        self.closing = threading.Event()
+        owner = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                owner._serve(self)
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self) -> TrickleServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.closing.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def _serve(self, h: Any) -> None:
+        import urllib.parse
+
+        rel = urllib.parse.unquote(urllib.parse.urlsplit(h.path).path).lstrip("/")
+        path = (self.root / rel).resolve()
+        rng = h.headers.get("Range")
+        self.ranges.append((rel, rng))
+        if not path.is_file() or self.root.resolve() not in path.parents:
+            h.send_error(404)
+            return
+        data = path.read_bytes()
+        start = int(rng.split("=", 1)[1].split("-", 1)[0]) if rng else 0
+        body = data[start:]
+        h.send_response(206 if rng else 200)
+        if rng:
+            h.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        h.send_header("Content-Length", str(len(body)))
+        h.end_headers()
+        slow = rel.endswith(self.slow)
+        sent = 0
+        try:
+            stall = self.stall_after if slow else None
+            rate = self.rate if slow else None
+            while sent < len(body) and not self.closing.is_set():
+                if (stall is not None and sent >= stall) or rate == 0:
+                    self.closing.wait(0.1)
+                    continue
+                step = len(body) if rate is None else max(1, rate // 10)
+                if stall is not None:
+                    step = min(step, stall - sent)
+                piece = body[sent:sent + step]
+                h.wfile.write(piece)
+                h.wfile.flush()
+                sent += len(piece)
+                self.served[rel] = self.served.get(rel, 0) + len(piece)
+                if rate and sent < len(body):
+                    self.closing.wait(len(piece) / rate)
+        except OSError:
+            pass  # the client went away
+        h.close_connection = True

@@ -121,12 +121,23 @@ class Updater:
         **kw: Any,
     ) -> Deployment:
         """Apply ``event``; persist the new state (with ``change`` to the store state, in the
-        same atomic write), then publish it."""
+        same atomic write), then publish it. On a full disk the staging is freed first (room
+        for state.json); if even that cannot be written the record is published anyway."""
         d = r.handle(event, **kw)
         if event == "progress":
             checkpoint(f"{d.state}:progress")  # in the middle of a download
         else:
-            self.persist(d, change)
+            if d.reason == "disk_full":
+                self.store.drop_staging(d.id)
+            try:
+                self.persist(d, change)
+            except OSError as exc:
+                if exc.errno not in DISK_FULL:
+                    raise
+                log.error("update %s: cannot save state.json (%s); publishing the %s record "
+                          "anyway", d.id, exc.strerror, d.state)
+                self.send(d, r.progress, mark_sent=False)
+                return d
             checkpoint(d.state)
             if d.final:
                 try:
@@ -144,16 +155,19 @@ class Updater:
             s = change(s)
         self.store.save(set_deployment(s, d))
 
-    def send(self, d: Deployment, progress: float | None = None) -> None:
+    def send(self, d: Deployment, progress: float | None = None, *, mark_sent: bool = True) -> None:
         try:
             self.publish(R.record(d, progress))
         except Exception as exc:  # the outcome stays persisted; it is re-sent at start
             log.warning("could not publish update record: %s", exc)
             return
-        if d.final:
+        if d.final and mark_sent:
             s = self.store.load()
             if s.deployment is not None and s.deployment.id == d.id:
-                self.store.save(set_deployment(s, replace(s.deployment, sent=True)))
+                try:
+                    self.store.save(set_deployment(s, replace(s.deployment, sent=True)))
+                except OSError as exc:  # sent again at the next start: a repeat, not a loss
+                    log.warning("update %s: cannot mark the outcome sent: %s", d.id, exc)
 
     def start(self, d: Deployment) -> R.Rollout:
         r = R.Rollout(d)
