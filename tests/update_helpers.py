@@ -205,8 +205,9 @@ class TrickleServer:
     """A real threaded HTTP server over ``root`` that sends slowly: files whose name ends with
     one of ``slow`` go out at ``rate`` bytes/s (``None``: full speed; ``0``: headers, then
     nothing) and, with ``stall_after``, nothing more after that many bytes of a response (the
-    connection stays open); other files at full speed. ``Range: bytes=N-`` is answered with 206. ``served`` counts the body
-    bytes written per path, ``ranges`` the Range header of each request (None: none)."""
+    connection stays open); other files at full speed. ``Range: bytes=N-`` is answered with
+    206. ``served`` counts the body bytes written per path, ``ranges`` the Range header of
+    each request (None: none)."""
 
     def __init__(self, root: Path, *, rate: int | None = 1, slow: tuple[str, ...] = (".tflite",),
                  stall_after: int | None = None) -> None:

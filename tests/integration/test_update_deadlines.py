@@ -59,7 +59,7 @@ def test_bytes_before_a_stall_are_kept_and_resumed_with_range(www: Path, tmp_pat
                                                               ) -> None:
     part = tmp_path / "blob.part"
     with TrickleServer(www, rate=None, stall_after=5000) as srv:
-        with pytest.raises(E.DownloadError, match="no data for 0.5 s at 5000 bytes"):
+        with pytest.raises(E.DownloadError, match=r"no data for 0\.5 s at 5000 bytes"):
             Fetcher(timeout_s=0.5, retries=0).download(
                 f"{srv.url}/blob.tflite", part, size=len(BLOB), sha256=sha(BLOB))
     assert part.read_bytes() == BLOB[:5000]
@@ -86,7 +86,7 @@ def test_the_deadline_covers_resumes(www: Path, tmp_path: Path) -> None:
 
 def test_manifest_deadline(www: Path) -> None:
     with TrickleServer(www, rate=100, slow=(".json",)) as srv:
-        with pytest.raises(E.DownloadTimeout, match="manifest.json: not finished"):
+        with pytest.raises(E.DownloadTimeout, match=r"manifest\.json: not finished"):
             Fetcher().get_bytes(f"{srv.url}/manifest.json", 10_000, deadline_s=0.5)
 
 
