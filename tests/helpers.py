@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,3 +33,13 @@ def run_cli(
         env=env or cli_env(),
         cwd=cwd,
     )
+
+
+def wait_until(pred: Callable[[], bool], timeout: float = 30.0) -> bool:
+    """Poll ``pred`` every 50 ms until it holds or ``timeout`` passes; its last value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.05)
+    return pred()

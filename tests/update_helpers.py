@@ -9,7 +9,7 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -283,3 +283,43 @@ class TrickleServer:
         except OSError:
             pass  # the client went away
         h.close_connection = True
+
+
+def fill_disk(path: Path) -> None:
+    """Write zeros to ``path`` until its filesystem is full (ENOSPC), as another writer would."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        while True:
+            os.write(fd, b"\0" * 4096)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def small_tmpfs() -> Iterator[Callable[[Path], Path]]:
+    """``mount(d)`` puts a real 2 MiB tmpfs at ``d`` (with what ``d`` held copied in); all
+    unmounted at the end. Skips the test when mounting is not permitted."""
+    import pytest
+
+    mounted: list[Path] = []
+
+    def mount(d: Path) -> Path:
+        d.mkdir(parents=True, exist_ok=True)
+        keep = d.with_name(d.name + ".before")
+        d.rename(keep)
+        d.mkdir()
+        res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(d)],
+                             capture_output=True, text=True)
+        if res.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs (needs root/CAP_SYS_ADMIN): {res.stderr.strip()}")
+        mounted.append(d)
+        subprocess.run(["cp", "-a", f"{keep}/.", str(d)], check=True)
+        return d
+
+    try:
+        yield mount
+    finally:
+        for d in mounted:
+            subprocess.run(["umount", "-l", str(d)], check=False)

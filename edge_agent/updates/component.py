@@ -281,7 +281,7 @@ class UpdateComponent(Component):
                     "bad_params", f"{what} {str(value)[:80]!r}: use 1-64 of A-Z a-z 0-9 _ . + -"
                 )
         d = new_deployment(model, version, registry, str(did) if did else None)
-        if not self._busy.acquire(blocking=False):
+        if not self._acquire():
             raise _command_error("busy", UpdateBusy("an update is already running").args[0])
         self._spawn(d)
         return {"deployment": d.id, "state": R.RECEIVED}
@@ -303,6 +303,16 @@ class UpdateComponent(Component):
         else:
             out["detail"] = "still finishing its current step; the final record follows"
         return out
+
+    def _acquire(self) -> bool:
+        """Take the update channel; an update whose final record is out frees it in a moment
+        (its worker is returning), so a command sent right after that record is not busy."""
+        if self._busy.acquire(blocking=False):
+            return True
+        r = self._rollout
+        if r is None:  # between two steps of a worker that is ending, or a poll starting
+            return self._busy.acquire(timeout=1.0)
+        return r.final and self._busy.acquire(timeout=CANCEL_WAIT_S)
 
     def _end_current(self, why: str, detail: str) -> None:
         r = self._rollout
@@ -335,7 +345,7 @@ class UpdateComponent(Component):
             cancelled = r.deployment.id
             self._end_current("rollback", "operator rollback")
             self._wait_worker()
-        if not self._busy.acquire(blocking=False):
+        if not self._acquire():
             raise _command_error("busy", "an update is running; retry when it has finished")
         try:
             entry = self.rollback_now()

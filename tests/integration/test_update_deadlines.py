@@ -5,7 +5,6 @@ thread, and a whole rollout through the Updater (timeout, cancel, a full disk on
 from __future__ import annotations
 
 import os
-import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,10 +22,12 @@ from edge_agent.updates.store import Store
 from edge_agent.updates.updater import Updater, new_deployment
 from tests.update_helpers import (
     TrickleServer,
+    fill_disk,
     manifest_doc,
     new_key,
     nginx,
     sha,
+    small_tmpfs,
     write_release,
 )
 
@@ -205,25 +206,8 @@ def test_stale_staging_of_another_deployment_is_dropped(tmp_path: Path) -> None:
 # -- a full disk: a real small tmpfs -----------------------------------------------------------
 @pytest.fixture()
 def tmpfs() -> Iterator[Callable[[Path], Path]]:
-    """Mount a real 2 MiB tmpfs at a path (keeping what was there); unmounted afterwards."""
-    mounted: list[Path] = []
-
-    def mount(d: Path) -> Path:
-        d.mkdir(parents=True, exist_ok=True)
-        keep = d.with_name(d.name + ".before")
-        d.rename(keep)
-        d.mkdir()
-        res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(d)],
-                             capture_output=True, text=True)
-        if res.returncode != 0:
-            pytest.skip(f"cannot mount a tmpfs (needs root/CAP_SYS_ADMIN): {res.stderr.strip()}")
-        mounted.append(d)
-        subprocess.run(["cp", "-a", f"{keep}/.", str(d)], check=True)
-        return d
-
-    yield mount
-    for d in mounted:
-        subprocess.run(["umount", "-l", str(d)], check=False)
+    with small_tmpfs() as mount:
+        yield mount
 
 
 def test_a_release_larger_than_the_free_space_fails_disk_full_before_writing(
@@ -247,17 +231,8 @@ def test_enospc_in_the_middle_of_a_download_fails_disk_full_and_frees_staging(
     b = Bench(tmp_path, {"model.tflite": model})
     filler = tmpfs(b.state / "models") / "filler"
 
-    def fill() -> None:
-        with open(filler, "wb") as f:
-            try:
-                while True:
-                    f.write(b"\0" * 65536)
-                    f.flush()
-            except OSError:
-                pass
-
     with TrickleServer(b.registry, rate=200_000) as srv:
-        threading.Timer(0.5, fill).start()
+        threading.Timer(0.5, fill_disk, args=(filler,)).start()
         r = b.run(srv.url)
     assert (r.state, r.deployment.reason) == (R.FAILED, "disk_full"), b.records
     assert "the disk is full" in r.deployment.detail
