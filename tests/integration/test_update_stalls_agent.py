@@ -135,6 +135,10 @@ def test_rollback_cancels_a_trickling_update_and_goes_back(
         assert body["active"] == "digits 1.0", body
         final = a.wait_final("stuck3")
         assert final["state"] == "cancelled" and "rollback" in final["detail"], final
+        def back(r: Any) -> bool:
+            st = r.on(f"{a.prefix}/status")
+            return bool(st) and st[-1].get("models", {}).get("running", {}).get("version") == "1.0"
+        assert a.rec.wait(back, 10), a.rec.on(f"{a.prefix}/status")[-1:]
         assert a.running_model_verifies()["version"] == "1.0"
 
 
