@@ -184,6 +184,13 @@ class NoPreviousVersion(StoreError):
     reason = "no_previous"
 
 
+class DiskFull(StoreError):
+    """The device's disk (state dir) has no room for the download or the install; the
+    update ends ``failed`` (not ``rejected``: the release is not at fault)."""
+
+    reason = "disk_full"
+
+
 # --- the central side: registry publish -------------------------------------------------------
 class PublishRefused(UpdateError):
     """``registry publish`` refuses before writing anything."""
@@ -198,13 +205,6 @@ class UnsafeReleaseName(PublishRefused):
 
 class ReleaseExists(PublishRefused):
     reason = "release_exists"
-
-
-class DiskFull(UpdateError):
-    """The device's disk (state dir) has no room for the download or the install."""
-
-    exit_code = ExitCode.STORE
-    reason = "disk_full"
 
 
 class UpdateBusy(UpdateError):

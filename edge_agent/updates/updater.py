@@ -16,6 +16,7 @@ import errno
 import json
 import logging
 import os
+import shutil
 import signal
 import uuid
 from collections.abc import Callable
