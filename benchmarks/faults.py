@@ -340,6 +340,7 @@ def trickling_update(w: World) -> Row:
     except ImportError as exc:
         raise NotRun(f"needs tests.update_helpers.TrickleServer ({exc})") from None
     from edge_agent.updates.publish import publish
+    from edge_agent.updates.store import Store
     from tests.helpers import MODELS
 
     base = w.work / "update"
@@ -375,9 +376,10 @@ def trickling_update(w: World) -> Row:
     t = d.finish()
     ok = rc == 0 and not d.socket.exists() and not overran and "stopped" in d.stopped_state()
     budget = "over the shutdown budget" if overran else "within the shutdown budget"
+    dep = Store(state).load().deployment
+    update = f"update {dep.state}, resumes at the next start" if dep else "no update recorded"
     return Row("trickling registry (500 B/s) in an update, SIGTERM", t,
-               f"{d.stopped_state()} in {took:.2f} s ({budget}), {left}; "
-               f"{_served(slow)} B fetched", ok)
+               f"{d.stopped_state()} in {took:.2f} s ({budget}), {left}; {update}", ok)
 
 
 def _served(srv: Any) -> int:
