@@ -36,6 +36,17 @@ class AgentView:
         value = _get(counters, "processed", default=0)
         return int(value)
 
+    def progress(self) -> int:
+        """The agent's watchdog counter (:meth:`Agent.progress`): frames, or camera waits."""
+        progress = getattr(self.agent, "progress", None)
+        return int(progress()) if callable(progress) else self.processed()
+
+    def camera(self) -> dict[str, Any]:
+        """The camera reader's live stats (health, frames, last_error...), or {} before build."""
+        pipeline = getattr(self.agent, "pipeline", None)
+        reader = getattr(pipeline, "reader", None)
+        return dict(reader.stats()) if reader is not None else {}
+
     def model_label(self) -> str:
         info = self.model_info()
         name = info.get("name") or "?"
@@ -57,7 +68,7 @@ class AgentView:
             "started": self.started,
             "uptime_s": round(time.time() - self.started, 1),
             "model": self.model_info(),
-            "camera": {"source": cfg.camera.source},
+            "camera": {"source": cfg.camera.source, **self.camera()},
             "broker": {"enabled": cfg.mqtt.enabled, "host": cfg.mqtt.host, "port": cfg.mqtt.port},
             "update": last_update(cfg.device.state_dir),
         }

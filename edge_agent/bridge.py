@@ -144,9 +144,14 @@ def telemetry_fields(t: Telemetry) -> dict[str, Any]:
 
 
 def _pipeline_processed(agent: Any) -> int | None:
+    """The agent's watchdog counter: processed frames, moving too while the camera reader
+    waits for a camera that is not there yet (``Agent.progress``)."""
     pipeline = getattr(agent, "pipeline", None)
     if pipeline is None:
         return None
+    progress = getattr(agent, "progress", None)
+    if callable(progress):
+        return int(progress())
     value = pipeline.counters().get("processed")
     return int(value) if value is not None else None
 

@@ -183,6 +183,12 @@ def configure(
     root.setLevel(level)
 
 
+def retarget(stream: TextIO) -> None:
+    """Point the log handler at ``stream`` (the stderr relay gives it the real stderr)."""
+    if isinstance(_handler, logging.StreamHandler):
+        _handler.setStream(stream)
+
+
 def set_cli_overrides(fmt: str | None, level: str | None) -> None:
     """Remember the command line's choice (it wins over the config file) and apply it now."""
     _cli.clear()

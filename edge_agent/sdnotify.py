@@ -1,10 +1,15 @@
 """systemd notification protocol: READY, STATUS, a progress-gated WATCHDOG, STOPPING.
 
 - :class:`Notifier` is the I/O adapter: datagrams to ``$NOTIFY_SOCKET`` (path or ``@abstract``).
-- :class:`NotifyPlan` is the pure logic: fed the pipeline's processed-frame counter at each
-  check, it says which messages to send. ``READY=1`` once the first frame went through the
-  model (the model is loaded by then); ``WATCHDOG=1`` only when the counter moved since the
-  previous check, so a stalled pipeline stops the pings and systemd restarts the agent.
+- :class:`NotifyPlan` is the pure logic: fed the agent's progress counter
+  (``Agent.progress``) at each check, it says which messages to send. The counter moves with
+  every processed frame and, while the camera reader waits for a camera that is not there yet
+  (opening it or backing off, each step within its time budget), at every check. ``READY=1``
+  on its first move: the first frame went through the model, or every component is up and
+  the agent waits for its camera (the model is loaded at build either way). ``WATCHDOG=1``
+  only when the counter moved since the previous check, so a stalled pipeline or a stuck
+  camera reader stops the pings and systemd restarts the agent; a missing camera does not.
+  ``STATUS=`` says ``camera reconnecting: <why>`` while it waits.
 - :class:`SdNotifyComponent` runs the checks on a thread (every third of ``WATCHDOG_USEC``,
   or every second without a watchdog) and sends ``STOPPING=1`` first thing at shutdown.
 """
@@ -160,7 +165,12 @@ class SdNotifyComponent(Component):
         processed = view.processed()
         now = self._clock()
         fps = self.plan.fps(now, processed)
-        msgs = self.plan.step(processed, status_line(fps, view.model_label()))
+        camera = view.camera()
+        extra = ""
+        if camera.get("health") in ("reconnecting", "failed", "starting"):
+            why = camera.get("last_error") or "not open yet"
+            extra = f"camera {camera.get('health')}: {why}"
+        msgs = self.plan.step(view.progress(), status_line(fps, view.model_label(), extra))
         if msgs:
             self.notifier.send(*msgs)
         return msgs

@@ -5,8 +5,10 @@ as :class:`Component` objects so that each lives in its own module and service.p
 
 Lifecycle of :meth:`Agent.run` (reads top to bottom, like uvicorn's ``Server._serve``):
 
-1. build: boot model (``updates.boot.choose_model``) -> Runner; camera source (opened once to
-   fail fast: a bad source is a :class:`ConfigError` naming ``camera.source``); Pipeline.
+1. build: boot model (``updates.boot.choose_model``) -> Runner; camera source (a malformed
+   source, or a local file or folder without a readable frame, is a :class:`ConfigError` naming
+   ``camera.source``; a live camera that does not answer yet is not: the reader keeps
+   reconnecting and the camera's health says ``reconnecting``); Pipeline.
 2. start: every component's ``start(agent)`` in order, then the pipeline.
 3. main loop: the heartbeat every ``metrics.interval_s``: build the snapshot, every component's
    ``contribute(snapshot)``, then every component's ``on_tick(snapshot)``. Ends on
@@ -82,21 +84,30 @@ def process_age() -> float:
 
 
 def _check_source(source: Any, tries: int = 16) -> None:
-    """Open the source and read one frame, so that a wrong ``camera.source`` fails at start."""
+    """A wrong ``camera.source`` fails at start; a camera that is not there yet does not.
+
+    Live sources (a V4L2 device, an rtsp/http stream) are only checked for their form
+    (``check_form``): the reader opens them and keeps retrying, so a camera that boots after the
+    board is picked up when it appears. Local files and folders are opened and one frame read.
+    """
     try:
-        source.open()
-        for _ in range(tries):
-            try:
-                if source.read() is None:
-                    raise SourceError(f"{source.name}: no frame in the source")
-                return
-            except FrameError:
-                continue  # e.g. a non-image in a folder: skipped at run time too
-        raise SourceError(f"{source.name}: no readable frame in the first {tries}")
+        if source.live:
+            source.check_form()
+            return
+        try:
+            source.open()
+            for _ in range(tries):
+                try:
+                    if source.read() is None:
+                        raise SourceError(f"{source.name}: no frame in the source")
+                    return
+                except FrameError:
+                    continue  # e.g. a non-image in a folder: skipped at run time too
+            raise SourceError(f"{source.name}: no readable frame in the first {tries}")
+        finally:
+            source.close()
     except SourceError as exc:
         raise ConfigError(f"camera.source: {exc}") from None
-    finally:
-        source.close()
 
 
 def default_components(config: Config) -> list[Component]:
@@ -160,6 +171,8 @@ class Agent:
         self._window_start = 0.0
         self._t_start = 0.0
         self._t_first_result: float | None = None
+        self._waits = 0
+        self._progress_lock = threading.Lock()
 
     # -- public ------------------------------------------------------------------------------
     def add_component(self, component: Component) -> None:
@@ -177,9 +190,24 @@ class Agent:
     def stopping(self) -> bool:
         return self._stop.is_set()
 
+    def progress(self) -> int:
+        """A counter for the progress-gated watchdogs (sd_notify, the board's): it moves with
+        every processed frame and, while the camera reader is legitimately waiting for its
+        source (:meth:`CameraReader.waiting`), at every call. Waiting for a camera that is not
+        there yet is not a stall of the agent; a stuck pipeline or a stuck reader stops it."""
+        pipeline = self.pipeline
+        if pipeline is None:
+            return 0
+        processed = int(pipeline.counters().get("processed") or 0)
+        if pipeline.reader.waiting():
+            with self._progress_lock:
+                self._waits += 1
+        return processed + self._waits
+
     # -- build -------------------------------------------------------------------------------
     def build(self, *, frames: int | None = None) -> Pipeline:
-        """Load the boot model and open the camera; raises ConfigError/ModelError on bad input."""
+        """Load the boot model and check the camera source; raises ConfigError/ModelError on
+        bad input (a live camera that is not there yet is no error: see :func:`_check_source`)."""
         from .updates.boot import choose_model
 
         cfg = self.config
@@ -331,6 +359,7 @@ class Agent:
         alive = [
             t.name for t in threading.enumerate()
             if t is not threading.current_thread() and t.is_alive()
+            and not getattr(t, "outlives_agent", False)  # e.g. the stderr relay of the CLI
         ]
         if alive:
             log.warning("threads still running after shutdown: %s", ", ".join(alive))

@@ -55,7 +55,8 @@ def summarize(
         "model": facts.get("model", {}),
         "fps": fps,
         "latency_p95_ms": _stage_p95(snapshot),
-        "camera": {**facts.get("camera", {}), **(snapshot.get("camera") or {})},
+        # the live camera facts win over the last heartbeat's (health changes between them)
+        "camera": {**(snapshot.get("camera") or {}), **facts.get("camera", {})},
         "broker": _broker(snapshot, facts),
         "bridge": snapshot.get("bridge") or facts.get("bridge") or {},
         "update": {**(facts.get("update") or {}), **(snapshot.get("update") or {})},

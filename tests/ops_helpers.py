@@ -71,7 +71,9 @@ class MjpegCamera:
     a test can see the agent release the camera.
     """
 
-    def __init__(self, fps: float = 20.0, size: tuple[int, int] = (160, 120)) -> None:
+    def __init__(
+        self, fps: float = 20.0, size: tuple[int, int] = (160, 120), port: int = 0
+    ) -> None:
         import http.server
         import socketserver
         import threading
@@ -125,7 +127,7 @@ class MjpegCamera:
             daemon_threads = True
             allow_reuse_address = True
 
-        self._server = Server(("127.0.0.1", 0), Handler)
+        self._server = Server(("127.0.0.1", port), Handler)
         self.port = self._server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}/stream.mjpg"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -141,3 +143,74 @@ class MjpegCamera:
         self.closed.set()
         self._server.shutdown()
         self._server.server_close()
+
+
+class RtspCamera:
+    """A real RTSP camera on loopback: GStreamer's RTSP server (``tests/rtsp_server.py``) run
+    by the system Python, which has the GObject bindings (.ci/run installs them).
+
+    ``start()`` / ``stop()`` boot and power off the camera (a new server process on the same
+    port each time), ``stall()`` / ``resume()`` stop and restart its RTP packets while the RTSP
+    session stays up (a hung camera).
+    """
+
+    PYTHON = "/usr/bin/python3"
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.url = f"rtsp://127.0.0.1:{self.port}/cam"
+        self.proc: subprocess.Popen[str] | None = None
+
+    def start(self, timeout: float = 20.0) -> None:
+        import os
+        import tempfile
+
+        script = Path(__file__).with_name("rtsp_server.py")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+        err_file = tempfile.TemporaryFile("w+")  # GStreamer's warnings: never a full pipe
+        self.proc = subprocess.Popen(
+            [self.PYTHON, str(script), str(self.port)],
+            stdout=subprocess.PIPE, stderr=err_file, text=True, env=env,
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()  # "ready" once it listens
+        if line.strip() != "ready":
+            self.proc.wait(timeout)
+            err_file.seek(0)
+            err = err_file.read()
+            err_file.close()
+            self.stop()
+            raise RuntimeError(
+                f"RTSP test server did not start ({err.strip()[-300:]}); it needs Debian's "
+                "python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good"
+            )
+        err_file.close()  # the child keeps its own descriptor
+        wait_port(self.port, timeout)
+
+    def _signal(self, sig: int) -> None:
+        assert self.proc is not None and self.proc.poll() is None
+        self.proc.send_signal(sig)
+
+    def stall(self) -> None:
+        import signal
+
+        self._signal(signal.SIGUSR1)
+
+    def resume(self) -> None:
+        import signal
+
+        self._signal(signal.SIGUSR2)
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        self.proc = None

@@ -4,6 +4,12 @@ A failed open/read or the end of a live stream closes the source and retries aft
 exponential backoff with jitter; ``health`` says ``ok``, ``reconnecting`` or ``failed`` (still
 retrying, at the maximum delay, after ``failed_after`` failures in a row). A bad single frame is
 skipped and counted. A finite source that ends (a video file without loop) sets :attr:`ended`.
+Repeated warnings (the same bad file every pass, the same open error every retry) are throttled
+per cause (:mod:`edge_agent.throttle`): the first line, then a count per ``log_interval_s``.
+
+:meth:`CameraReader.waiting` tells the watchdogs (sd_notify, the board's) that no frame comes
+because the reader is legitimately waiting for its source: opening it or backing off, each step
+within its time budget. A reader stuck past that budget is a stall like any other.
 ``clock`` and ``sleep`` are injectable: tests drive the backoff with a fake clock.
 """
 
@@ -16,13 +22,19 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import FrameError, SourceError
+from ..throttle import DEFAULT_INTERVAL_S, ThrottledLog
 from .backoff import Backoff
 from .frame import Frame, LatestFrameSlot
-from .sources import FrameSource
+from .sources import STREAM_TIMEOUT_MS, FrameSource
 
 log = logging.getLogger("edge_agent.camera")
 
 Health = str  # "starting" | "ok" | "reconnecting" | "failed" | "ended" | "stopped"
+WAITING = ("starting", "reconnecting", "failed")
+# How long one open (+ the first read) may take before the reader counts as stuck: OpenCV's
+# open and read timeouts for streams, twice, and a margin for a loaded machine.
+OPEN_BUDGET_S = 4 * STREAM_TIMEOUT_MS / 1000 + 10.0
+SLEEP_MARGIN_S = 10.0
 
 
 class CameraReader:
@@ -36,6 +48,7 @@ class CameraReader:
         wall: Callable[[], float] = time.time,
         sleep: Callable[[float], object] | None = None,
         failed_after: int = 5,
+        log_interval_s: float = DEFAULT_INTERVAL_S,
     ) -> None:
         self.source = source
         self.slot = slot
@@ -60,6 +73,8 @@ class CameraReader:
         self.delays: list[float] = []  # the backoff delays waited, most recent last (bounded)
         self._opened = False
         self.read_s = 0.0  # moving average of one read (decode) in seconds
+        self._log = ThrottledLog(log, log_interval_s, clock=clock)
+        self._step_deadline: float | None = None  # while waiting for the source: step's end
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -87,12 +102,26 @@ class CameraReader:
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
+    def waiting(self) -> bool:
+        """True while no frame flows because the reader waits for its source (opening it,
+        backing off between attempts) and the current step is within its time budget."""
+        deadline = self._step_deadline
+        return (
+            self.health in WAITING
+            and self.running
+            and deadline is not None
+            and self.clock() <= deadline
+        )
+
     # -- the loop ----------------------------------------------------------------------------
     def _run(self) -> None:
         next_due = self.clock()
         while not self._stop.is_set():
-            if not self._opened and not self._try(self._open):
-                continue
+            self._log.flush()
+            if not self._opened:
+                self._step_deadline = self.clock() + OPEN_BUDGET_S  # the open + the first read
+                if not self._try(self._open):
+                    continue
             if not self.slot.wait_request(timeout=0.2):
                 continue
             pace = self.source.pace_fps
@@ -109,7 +138,7 @@ class CameraReader:
                 image = self.source.read()
             except FrameError as exc:
                 self.bad_frames += 1
-                self._note(str(exc), level=logging.WARNING)
+                self._note(str(exc), level=logging.WARNING, cause=f"{self.source.name}: bad frame")
                 continue
             except SourceError as exc:
                 self._fail(str(exc))
@@ -127,6 +156,7 @@ class CameraReader:
             )
             self._deliver(image)
         self._close_source()
+        self._log.flush(final=True)
 
     def _open(self) -> None:
         self.source.open()
@@ -150,12 +180,14 @@ class CameraReader:
                 f"{self.source.name}: frame size changed {self.resolution[0]}x"
                 f"{self.resolution[1]} -> {w}x{h}",
                 level=logging.INFO,
+                cause=f"{self.source.name}: frame size changed",
             )
         self.resolution = (w, h)
         if self.health != "ok":
             if self.health in ("reconnecting", "failed"):
                 log.info("%s: frames flowing again", self.source.name)
             self.health = "ok"
+            self._step_deadline = None
         self.consecutive_failures = 0
         self.backoff.reset()
         frame = Frame(image=image, seq=self.frames, t_capture=self.clock(), wall_time=self.wall())
@@ -176,12 +208,14 @@ class CameraReader:
         with self._lock:
             self.delays.append(delay)
             del self.delays[:-32]
-        self._note(f"{message}; retrying in {delay:.2f} s", level=logging.WARNING)
+        self._step_deadline = self.clock() + delay + SLEEP_MARGIN_S
+        self.last_error = message
+        self._log.log(logging.WARNING, message, f"{message}; retrying in {delay:.2f} s")
         self._sleep(delay)
 
-    def _note(self, message: str, *, level: int) -> None:
+    def _note(self, message: str, *, level: int, cause: str) -> None:
         self.last_error = message if level >= logging.WARNING else self.last_error
-        log.log(level, "%s", message)
+        self._log.log(level, cause, message)
 
     def _close_source(self) -> None:
         if self._opened:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import urllib.parse
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,10 @@ class FrameSource(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release the device/file; safe to call twice."""
+
+    def check_form(self) -> None:  # noqa: B027 - optional hook
+        """Raise :class:`SourceError` if the source is malformed (no I/O; a camera that is
+        not there yet is not malformed)."""
 
     def describe(self) -> str:
         return self.name
@@ -99,6 +104,16 @@ class OpenCVSource(FrameSource):
         self.name = f"/dev/video{target}" if isinstance(target, int) else str(target)
         self._cap: Any = None
         self._frames_since_open = 0
+
+    def check_form(self) -> None:
+        if isinstance(self.target, int):
+            return
+        if self._is_device():
+            if not re.fullmatch(r"/dev/[\w./:+-]+", self.target) or "/../" in self.target:
+                raise SourceError(f"{self.target}: not a device path")
+            return
+        if self._is_stream():
+            check_stream_url(self.target)
 
     def _is_device(self) -> bool:
         return isinstance(self.target, int) or str(self.target).startswith("/dev/")
@@ -221,6 +236,25 @@ class ImageFolderSource(FrameSource):
         return np.asarray(img)
 
 
+STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp")
+
+
+def check_stream_url(url: str) -> None:
+    """A stream URL needs a known scheme, a host and a valid port; says which part is wrong."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in STREAM_SCHEMES:
+        raise SourceError(f"{url}: unknown stream scheme {parts.scheme!r}; use one of "
+                          + ", ".join(STREAM_SCHEMES))
+    try:
+        port = parts.port
+    except ValueError:
+        raise SourceError(f"{url}: the port is not a number from 0 to 65535") from None
+    if not parts.hostname and not (parts.scheme == "udp" and port):
+        raise SourceError(f"{url}: no host in the URL")
+    if any(c.isspace() or ord(c) < 32 for c in url):
+        raise SourceError(f"{url!r}: spaces or control characters in the URL")
+
+
 def open_source(cfg: CameraConfig) -> FrameSource:
     """The source named by ``camera.source`` (not opened yet; the reader opens it)."""
     src = cfg.source.strip()
@@ -244,7 +278,7 @@ def open_source(cfg: CameraConfig) -> FrameSource:
         return OpenCVSource(
             src, live=True, width=cfg.width, height=cfg.height, fps=cfg.fps, fourcc=cfg.fourcc
         )
-    if re.match(r"^(rtsp|rtsps|rtmp|http|https|udp|tcp)://", src):
+    if re.match(r"^[a-z][a-z0-9+.-]*://", src) and not src.startswith("file://"):
         return OpenCVSource(src, live=True)
     if src.startswith("file://"):
         src = src[len("file://") :]

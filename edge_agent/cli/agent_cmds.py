@@ -28,12 +28,21 @@ def run_agent(config: Path | None, duration: float | None, frames: int | None) -
 
     Summary lines go to stdout, or to stderr when results are printed as JSON lines on stdout.
     """
+    from ..stderr_relay import StderrRelay
+
+    cfg = load(config)
+    _setup_logging(cfg)
+    with StderrRelay():  # FFmpeg's/OpenCV's own fd-2 lines -> the log, throttled
+        return _run_agent(cfg, config, duration, frames)
+
+
+def _run_agent(
+    cfg: Config, config: Path | None, duration: float | None, frames: int | None
+) -> dict[str, Any]:
     from ..console import ConsoleReporter
     from ..service import Agent, default_components
     from ..telemetry import final_summary
 
-    cfg = load(config)
-    _setup_logging(cfg)
     out = sys.stderr if cfg.pipeline.stdout_jsonl else sys.stdout
     agent = Agent(cfg, config_path=config)
     agent.build(frames=frames)

@@ -43,7 +43,8 @@ interval_s = 0.3
         ("[camera]\nsorce = 'synthetic'\n", "camera.sorce: unknown key"),
         ("[model]\nthreads = 'many'\n", "model.threads"),
         ("[model]\npath = 'missing.tflite'\n", "model.path: "),
-        (DIGITS + "[camera]\nsource = '/dev/video97'\n", "camera.source: /dev/video97"),
+        (DIGITS + "[camera]\nsource = 'rtsp://cam:99999/x'\n", "camera.source: rtsp://cam"),
+        (DIGITS + "[camera]\nsource = 'rtps://cam/x'\n", "unknown stream scheme 'rtps'"),
         (DIGITS + "[camera]\nsource = 'no/such/clip.mp4'\n", "camera.source: "),
     ],
 )

@@ -25,6 +25,7 @@ from edge_agent.camera import (
     synthetic_frame,
 )
 from edge_agent.camera.clips import synthetic_frames, write_clip
+from edge_agent.camera.sources import FrameSource
 from edge_agent.config import CameraConfig
 from edge_agent.errors import FrameError, SourceError
 from edge_agent.testing import FakeClock
@@ -299,3 +300,80 @@ def test_demo_source_is_the_shipped_clip_looping() -> None:
         assert first is not None and first.shape == (480, 640, 3)
     finally:
         src.close()
+
+
+class _HangingSource(FrameSource):
+    """A live source whose open blocks until released, then fails (a camera that hangs)."""
+
+    name = "hanging"
+    live = True
+
+    def __init__(self) -> None:
+        self.opens = 0
+        self.release = threading.Event()
+
+    def open(self) -> None:
+        self.opens += 1
+        self.release.wait(10)
+        self.release.clear()
+        raise SourceError("hanging: no answer")
+
+    def read(self) -> np.ndarray | None:  # pragma: no cover - never opened
+        return None
+
+
+class TestWaiting:
+    """``waiting()``: the watchdogs' view of a reader with no frames (fake clock)."""
+
+    def test_waiting_within_the_step_budget_stuck_beyond(self) -> None:
+        from edge_agent.camera.reader import OPEN_BUDGET_S
+
+        clock = FakeClock()
+        source = _HangingSource()
+        reader = _reader(source, clock)
+        assert not reader.waiting()  # not started
+        reader.start()
+        try:
+            wait_for(lambda: source.opens == 1)
+            assert reader.health == "starting" and reader.waiting()
+            clock.advance(OPEN_BUDGET_S + 1)  # the open outlived its budget: a stall
+            assert not reader.waiting()
+            source.release.set()  # it fails, backs off (fake sleep), opens again
+            wait_for(lambda: source.opens == 2)
+            assert reader.health == "reconnecting" and reader.waiting()
+        finally:
+            source.release.set()
+            reader.stop(timeout=2)
+        assert not reader.waiting()
+
+    def test_frames_flowing_is_not_waiting(self) -> None:
+        clock = FakeClock()
+        reader = _reader(SyntheticSource(32, 24, fps=None), clock, policy="latest")
+        reader.start()
+        try:
+            wait_for(lambda: reader.health == "ok")
+            assert not reader.waiting()
+        finally:
+            assert reader.stop(timeout=2)
+
+
+class TestCheckForm:
+    @pytest.mark.parametrize(
+        "source",
+        ["rtsp://cam.local:554/stream1", "http://10.0.0.7/mjpg", "udp://@:5000", "/dev/video3"],
+    )
+    def test_live_sources_that_are_well_formed(self, source: str) -> None:
+        open_source(CameraConfig(source=source)).check_form()
+
+    @pytest.mark.parametrize(
+        ("source", "message"),
+        [
+            ("rtsp://cam:99999/x", "port is not a number"),
+            ("rtsp:///x", "no host"),
+            ("rtps://cam/x", "unknown stream scheme 'rtps'"),
+            ("http://cam/a b", "spaces or control characters"),
+        ],
+    )
+    def test_malformed(self, source: str, message: str) -> None:
+        with pytest.raises(SourceError, match=message):
+            open_source(CameraConfig(source=source)).check_form()
