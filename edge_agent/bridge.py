@@ -36,6 +36,7 @@ from .captures import CaptureLimits, CaptureStore
 from .config import BridgeConfig, Config, OutputRule
 from .errors import EdgeAgentError
 from .service import Component
+from .throttle import ThrottledLog, cause_of
 
 log = logging.getLogger("edge_agent.bridge")
 
@@ -187,10 +188,10 @@ class BridgeComponent(Component):
         self._telemetry: Telemetry | None = None
         self._telemetry_at: float | None = None
         self._last_error = ""
-        self._capture_error = ""
         self._captures: CaptureStore | None = None
         self._uptime_baseline: float | None = None  # board uptime at the last poll
         self._seq_reset_counted = False  # a reset seen from the uptime; its seq step follows
+        self._log = ThrottledLog(log, clock=clock)  # errors and withheld kicks repeat
         self.stats = {
             "kicks": 0,
             "kicks_withheld": 0,
@@ -246,6 +247,7 @@ class BridgeComponent(Component):
             pass
         if self._thread is not None:
             self._thread.join(1.0)
+        self._log.flush(final=True)
         client = self._client
         if client is None:
             return
@@ -299,6 +301,7 @@ class BridgeComponent(Component):
         kick_every = wdt_ms / 3000 if wdt_ms else None
         next_tel = next_kick = 0.0
         while True:
+            self._log.flush()
             now = self._clock()
             due = min(next_tel, next_kick) if kick_every else next_tel
             wait = max(0.0, due - now) if self._configured else 0.1
@@ -360,13 +363,12 @@ class BridgeComponent(Component):
             self.stats["kicks"] += 1
         else:
             self.stats["kicks_withheld"] += 1
-            if self.stats["kicks_withheld"] == 1 or self.stats["kicks_withheld"] % 20 == 0:
-                log.warning(
-                    "bridge: pipeline made no progress for %.1f s; not kicking the board "
-                    "watchdog (the board resets after %d ms)",
-                    self._gate.stalled_for(now),
-                    self.config.watchdog_timeout_ms,
-                )
+            self._log.warn(
+                "bridge: no progress, kick withheld",
+                f"bridge: pipeline made no progress for {self._gate.stalled_for(now):.1f} s; "
+                "not kicking the board watchdog (the board resets after "
+                f"{self.config.watchdog_timeout_ms} ms)",
+            )
 
     def _poll_telemetry(self) -> None:
         assert self._client is not None
@@ -404,8 +406,7 @@ class BridgeComponent(Component):
     def _error(self, exc: BridgeError) -> None:
         self.stats["errors"] += 1
         msg = str(exc)
-        if msg != self._last_error:
-            log.warning("%s", msg)
+        self._log.warn(cause_of(msg), msg)
         self._last_error = msg
 
     # events (reader thread: hand work to the worker) ---------------------------------------
@@ -450,15 +451,12 @@ class BridgeComponent(Component):
         reason = f"bridge trigger pin {event.data.get('pin')} #{event.data.get('count')}"
         if store is not None and not store.admit():
             self.stats["captures_rate_limited"] += 1
-            n = self.stats["captures_rate_limited"]
-            if n == 1 or n % 100 == 0:
-                log.warning(
-                    "bridge: trigger captures over the limit (%g per minute, burst %d); "
-                    "%d refused so far",
-                    store.limits.per_minute,
-                    store.limits.burst,
-                    n,
-                )
+            self._log.warn(
+                "bridge: captures over the limit",
+                f"bridge: trigger captures over the limit ({store.limits.per_minute:g} per "
+                f"minute, burst {store.limits.burst}); "
+                f"{self.stats['captures_rate_limited']} refused so far",
+            )
             return
         hook = getattr(agent, "request_capture", None)
         saved: list[str] = []
@@ -476,11 +474,11 @@ class BridgeComponent(Component):
                 except OSError as exc:  # disk full: counted, logged once per cause
                     store.discard(folder)
                     self.stats["capture_errors"] += 1
-                    if str(exc) != self._capture_error:
-                        log.error("bridge: capture not saved (%s): %s", reason, exc)
-                    self._capture_error = str(exc)
+                    self._log.log(
+                        logging.ERROR, f"bridge: capture not saved: {cause_of(str(exc))}",
+                        f"bridge: capture not saved ({reason}): {exc}",
+                    )
                     return
-                self._capture_error = ""
         self.stats["captures"] += 1
         mqtt = getattr(agent, "mqtt", None)
         if mqtt is not None:

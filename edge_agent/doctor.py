@@ -137,9 +137,38 @@ def _probe(
         return Check(name, FAIL, str(exc), fix)
 
 
+def running_camera(cfg: Config) -> dict[str, Any] | None:
+    """The running agent's camera stats (through its control socket), or None without one."""
+    from .control import request
+
+    try:
+        camera = request(cfg.control_socket, "status", timeout=3.0).get("camera")
+    except EdgeAgentError:
+        return None
+    return camera if isinstance(camera, dict) and camera.get("health") else None
+
+
 def check_camera(cfg: Config) -> Check:
+    """The running agent's view when there is one (it holds the camera, a second open would
+    find it busy); else open the source and read a frame."""
     fix = "plug the camera in / check camera.source and that the user is in group video"
-    return _probe("camera", probes.camera_frame, cfg, ((EdgeAgentError, fix),))
+    camera = running_camera(cfg)
+    if camera is None:
+        return _probe("camera", probes.camera_frame, cfg, ((EdgeAgentError, fix),))
+    health, source = camera.get("health"), camera.get("source") or cfg.camera.source
+    res = camera.get("resolution")
+    size = f" {res[0]}x{res[1]}" if isinstance(res, list) and len(res) == 2 else ""
+    if health == "ok":
+        return Check("camera", PASS, f"{source}: the running agent reads it ({camera.get('frames')}"
+                     f" frames{size})")
+    if health in ("reconnecting", "failed", "starting"):
+        why = camera.get("last_error") or "not open yet"
+        return Check(
+            "camera", FAIL,
+            f"{source}: the running agent is waiting for it ({health}: {why})",
+            fix + "; the agent picks it up by itself once it answers",
+        )
+    return Check("camera", WARN, f"{source}: the running agent's camera is {health}")
 
 
 def check_broker(cfg: Config) -> Check:

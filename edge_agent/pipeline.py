@@ -40,6 +40,7 @@ from .camera import CameraReader, Frame, LatestFrameSlot
 from .errors import PipelineError
 from .sinks import FrameResult, JsonLinesSink, Sink, SnapshotRing
 from .telemetry.latency import StageLatencies
+from .throttle import ThrottledLog, cause_of
 
 log = logging.getLogger("edge_agent.pipeline")
 
@@ -178,7 +179,7 @@ class Pipeline:
         self._c = Counters()
         self._threads: list[threading.Thread] = []
         self._sink_errors = 0
-        self._last_sink_error_log = 0.0
+        self._log = ThrottledLog(log)  # a stage or sink failing on every frame
         self._first_invoke = 0.0
         self._last_invoke_end = 0.0
         self._invoke_total = 0.0
@@ -216,6 +217,7 @@ class Pipeline:
             ok = ok and not t.is_alive()
         self.slot.discard()  # a frame nobody took: the slot counts it as a stale drop
         self.done.set()
+        self._log.flush(final=True)
         return ok
 
     def swap(self, runner: Any) -> Any:
@@ -302,10 +304,7 @@ class Pipeline:
 
     def _report_error(self, frame: Frame, stage: str, exc: BaseException, model: str) -> None:
         message = f"frame {frame.seq}: {stage} failed: {exc}"
-        now = time.monotonic()
-        if now - self._last_sink_error_log > 5.0:
-            self._last_sink_error_log = now
-            log.warning("%s", message)
+        self._log.warn(f"{stage} failed: {cause_of(str(exc))}", message)
         fr = FrameResult(
             seq=frame.seq, wall_time=frame.wall_time, t_capture=frame.t_capture, result=None,
             timings={}, model=model, image=None, error=message,
@@ -318,10 +317,7 @@ class Pipeline:
                 sink(fr)
             except Exception as exc:  # a sink must never stop the pipeline
                 self._sink_errors += 1
-                now = time.monotonic()
-                if now - self._last_sink_error_log > 5.0:
-                    self._last_sink_error_log = now
-                    log.warning("result sink %r failed: %r", sink, exc)
+                self._log.warn(f"sink {sink!r}", f"result sink {sink!r} failed: {exc!r}")
 
     # -- prep --------------------------------------------------------------------------------
     def _wait_until_due(self) -> float:

@@ -32,7 +32,7 @@ from collections.abc import Callable
 from typing import TextIO
 
 from . import logging_setup
-from .throttle import DEFAULT_INTERVAL_S, ThrottledLog
+from .throttle import DEFAULT_INTERVAL_S, ThrottledLog, cause_of
 
 MAX_LINE = 4096
 
@@ -43,11 +43,6 @@ _LEVELS = {
     "WARN": logging.WARNING, "WARNING": logging.WARNING, "ERROR": logging.ERROR,
     "INFO": logging.DEBUG, "DEBUG": logging.DEBUG, "VERBOSE": logging.DEBUG,
 }
-
-
-def cause_of(text: str) -> str:
-    """The throttling key of a line: hex addresses and numbers blanked."""
-    return re.sub(r"\d+", "#", re.sub(r"0x[0-9a-fA-F]+", "0x", text))
 
 
 def classify(line: str) -> tuple[str, int, str] | None:

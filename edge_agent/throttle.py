@@ -15,6 +15,7 @@ Nothing is lost: every occurrence is either logged or counted in a later line.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -68,12 +69,13 @@ class Throttle:
         entry.opened, entry.suppressed = now, 0
         return held, since
 
-    def due(self, now: float) -> list[tuple[str, int, float]]:
-        """(cause, count, seconds) for causes whose interval ended with occurrences held back;
-        those counts are reported now, and the cause's next occurrence passes at once."""
+    def due(self, now: float, *, but: str | None = None) -> list[tuple[str, int, float]]:
+        """(cause, count, seconds) for causes whose interval ended with occurrences held back
+        (except ``but``); those counts are reported now, and the cause's next occurrence passes
+        at once."""
         out, self._evicted = self._evicted, []
         for cause, entry in list(self._entries.items()):
-            if now - entry.opened < self.interval_s:
+            if now - entry.opened < self.interval_s or cause == but:
                 continue
             if entry.suppressed:
                 out.append((cause, entry.suppressed, now - entry.opened))
@@ -88,6 +90,12 @@ class Throttle:
         self._entries.clear()
         self.suppressed_total = 0
         return out
+
+
+def cause_of(text: str) -> str:
+    """A throttling key for a message that carries changing numbers: hex addresses and
+    numbers blanked (``frame 17: ...`` and ``frame 18: ...`` are one cause)."""
+    return re.sub(r"\d+", "#", re.sub(r"0x[0-9a-fA-F]+", "0x", text))
 
 
 def _more(count: int, seconds: float) -> str:
@@ -111,7 +119,9 @@ class ThrottledLog:
         self._lock = threading.Lock()
 
     def log(self, level: int, cause: str, message: str) -> bool:
-        """Log ``message`` unless its cause was logged within the interval; True if logged."""
+        """Log ``message`` unless its cause was logged within the interval; True if logged.
+        Counts of other causes that went quiet are logged first (see :meth:`flush`)."""
+        self.flush(but=cause)
         with self._lock:
             admitted = self.throttle.admit(cause, self.clock())
             self._last[cause] = (level, message)
@@ -126,11 +136,11 @@ class ThrottledLog:
     def warn(self, cause: str, message: str) -> bool:
         return self.log(logging.WARNING, cause, message)
 
-    def flush(self, *, final: bool = False) -> int:
+    def flush(self, *, final: bool = False, but: str | None = None) -> int:
         """Log the counts of causes that went quiet (all pending ones if ``final``)."""
         with self._lock:
             now = self.clock()
-            pending = self.throttle.drain(now) if final else self.throttle.due(now)
+            pending = self.throttle.drain(now) if final else self.throttle.due(now, but=but)
             lines = [(self._last.get(c, (logging.WARNING, c)), c, n, t) for c, n, t in pending]
             live = self.throttle.causes()
             for cause in [c for c in self._last if c not in live]:

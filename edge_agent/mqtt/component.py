@@ -21,6 +21,7 @@ from .. import __version__
 from ..config import Config
 from ..errors import EdgeAgentError
 from ..service import Component
+from ..throttle import ThrottledLog, cause_of
 from . import commands as cmds
 from .builtin import BuiltinCommands
 from .dispatch import CommandDispatcher
@@ -56,6 +57,7 @@ class MqttComponent(Component):
 
     def __init__(self, config: Config | None = None) -> None:
         self.config = config
+        self._log = ThrottledLog(log)  # per message / per drain-loop warnings
         self.status_fields: dict[str, Any] = {}
         self.agent: Any = None
         self.topics: Topics | None = None
@@ -260,6 +262,7 @@ class MqttComponent(Component):
         for t in self._threads:
             t.join(timeout=2.0)
         self._threads = []
+        self._log.flush(final=True)
         if self.link is not None and self.outbox is not None and self.topics is not None:
             body = self._status_body(False, "stopped", self.outbox.next_seq("status"))
             self.link.stop(last=(self.topics.status, dumps(body)))
@@ -375,7 +378,7 @@ class MqttComponent(Component):
                     assert self.outbox is not None
                     self.outbox.expire()
             except EdgeAgentError as exc:
-                log.error("MQTT: %s", exc)
+                self._log.log(logging.ERROR, cause_of(str(exc)), f"MQTT: {exc}")
                 self._stopping.wait(1.0)
             except Exception:  # keep draining whatever happens
                 log.exception("MQTT drainer error")
@@ -447,4 +450,5 @@ class MqttComponent(Component):
         try:
             self.link.publish(topic, dumps(reply), qos=1, correlation=msg.correlation)
         except (EdgeAgentError, ValueError) as exc:
-            log.warning("MQTT: cannot reply on %s: %s", topic, exc)
+            self._log.warn(f"cannot reply: {cause_of(str(exc))}",
+                           f"MQTT: cannot reply on {topic}: {exc}")

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from ..throttle import ThrottledLog
 from . import commands as cmds
 from .errors import CommandError, OutboxError
 from .events import TokenBucket
@@ -83,6 +84,7 @@ class CommandDispatcher:
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
+        self.refusals.flush()
 
     def _error(self, rid: str | None, name: str, code: str, message: str) -> dict[str, Any]:
         return cmds.error_reply(rid, name, self.device, code, message)
@@ -193,23 +195,16 @@ class CommandDispatcher:
 
 
 class RefusalLog:
-    """One WARNING per refusal code, then at most one per ``every_s`` with how many it covers."""
+    """One WARNING per refusal code, then at most one per ``every_s`` with how many it covers
+    (:class:`edge_agent.throttle.ThrottledLog`, the cause being the code)."""
 
     def __init__(self, clock: Callable[[], float], every_s: float = REFUSAL_LOG_EVERY_S) -> None:
-        self.clock = clock
-        self.every_s = every_s
-        self._last: dict[str, tuple[float, int]] = {}  # code -> (last logged at, since then)
+        self._log = ThrottledLog(log, every_s, clock=clock)
 
     def note(self, name: str, code: str, message: str) -> bool:
         """Count a refusal; log it (True) unless one of its code was logged recently."""
-        now = self.clock()
-        last = self._last.get(code)
-        if last is not None and now - last[0] < self.every_s:
-            self._last[code] = (last[0], last[1] + 1)
-            return False
-        more = ""
-        if last is not None and last[1]:
-            more = f" (+{last[1]} more {code} in the last {now - last[0]:.0f} s)"
-        log.warning("MQTT: refused command %s: %s%s", name, message, more)
-        self._last[code] = (now, 0)
-        return True
+        return self._log.warn(code, f"MQTT: refused command {name}: {message}")
+
+    def flush(self) -> None:
+        """Log the counts not reported yet (at stop)."""
+        self._log.flush(final=True)

@@ -96,6 +96,11 @@ def test_camera_that_comes_up_late_is_picked_up(
             assert url in st["camera"]["last_error"] and st["camera"]["frames"] == 0
             rec = metrics.wait_camera(WAITING, 20)  # MQTT works meanwhile
             assert rec["frames"]["processed"] == 0, rec
+            r = run_cli("doctor", "--json", "--config", str(cfg), timeout=60)
+            checks = {c["name"]: c for c in json.loads(r.stdout)["checks"]}
+            assert checks["camera"]["status"] == "FAIL", checks["camera"]
+            assert "the running agent is waiting for it" in checks["camera"]["detail"]
+            assert checks["broker"]["status"] == "PASS", checks["broker"]
             assert agent.proc.poll() is None
 
             camera = MjpegCamera(fps=20, port=cam_port)  # the camera boots
@@ -111,6 +116,9 @@ def test_camera_that_comes_up_late_is_picked_up(
             # the unreachable camera was reported, throttled: not one line per retry
             refused = [ln for ln in agent.stderr if "WARNING" in ln and url in ln]
             assert 1 <= len(refused) <= 3, refused
+            # FFmpeg's own "[tcp @ 0x…] Connection refused" came through the logger, never raw
+            assert not [ln for ln in agent.stderr if ln.startswith("[")], agent.stderr
+            assert any("ffmpeg tcp: " in ln and "Connection refused" in ln for ln in agent.stderr)
         finally:
             metrics.close()
             notify.close()

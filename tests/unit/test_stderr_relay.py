@@ -10,7 +10,8 @@ import textwrap
 
 import pytest
 
-from edge_agent.stderr_relay import cause_of, classify
+from edge_agent.stderr_relay import classify
+from edge_agent.throttle import cause_of
 from tests.helpers import ROOT, cli_env
 
 

@@ -80,3 +80,18 @@ class TestThrottledLog:
         )
         assert caplog.records[-1].levelno == logging.WARNING
         assert len(caplog.records) == 3
+
+    def test_a_quiet_cause_is_counted_when_another_logs(
+        self, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        now = [0.0]
+        tl = ThrottledLog(logging.getLogger("t.throttle2"), 10.0, clock=lambda: now[0])
+        caplog.set_level(logging.INFO, "t.throttle2")
+        tl.warn("a", "a1")
+        tl.warn("a", "a2")
+        now[0] = 11.0
+        tl.warn("b", "b1")
+        assert [r.getMessage() for r in caplog.records] == [
+            "a1", "a2 (1 more like this in the last 11 s; this was the last)", "b1",
+        ]
+
