@@ -20,6 +20,7 @@ PURE_CORES = (
     "edge_agent.atomicfile",
     "edge_agent.backoff",
     "edge_agent.strict_json",
+    "edge_agent.throttle",
     "edge_agent.resources",
     # inference maths and descriptions (numpy only)
     "edge_agent.inference.tensors",
