@@ -148,7 +148,17 @@ def camera_frame(cfg: Config) -> str:
         finally:
             cap.release()
 
-    return bounded(grab, PROBE_TIMEOUT_S, f"camera {source!r}", CameraProbeError)
+    from .inference.native import NativeLog, quiet_native_stderr
+    from .stderr_relay import native_why
+
+    native = NativeLog()
+    try:
+        # every line printed meanwhile is native (FFmpeg, OpenCV): debug log, and the reason
+        with quiet_native_stderr(relay=False, only_runtime=True) as native:
+            return bounded(grab, PROBE_TIMEOUT_S, f"camera {source!r}", CameraProbeError)
+    except CameraProbeError as exc:
+        why = native_why(native.lines)
+        raise CameraProbeError(f"{exc} ({why})" if why else str(exc)) from None
 
 
 # broker --------------------------------------------------------------------------------------

@@ -25,20 +25,29 @@ FRAME_TRIES = 16
 def grab_frame(cfg: Config) -> np.ndarray:
     """Open ``camera.source``, read one usable frame, release the camera."""
     from .camera import open_source
+    from .inference.native import NativeLog, quiet_native_stderr
+    from .stderr_relay import native_why
 
     source = open_source(cfg.camera)
-    source.open()
+    native = NativeLog()
     try:
-        for _ in range(FRAME_TRIES):
+        # every line printed meanwhile is native (FFmpeg, OpenCV): debug log, and the reason
+        with quiet_native_stderr(relay=False, only_runtime=True) as native:
+            source.open()
             try:
-                frame = source.read()
-            except FrameError:
-                continue
-            if frame is None:
-                break
-            return frame
-    finally:
-        source.close()
+                for _ in range(FRAME_TRIES):
+                    try:
+                        frame = source.read()
+                    except FrameError:
+                        continue
+                    if frame is None:
+                        break
+                    return frame
+            finally:
+                source.close()
+    except SourceError as exc:
+        why = native_why(native.lines)
+        raise SourceError(f"{exc} ({why})" if why else str(exc)) from None
     raise SourceError(f"camera.source {cfg.camera.source!r}: no frame could be read")
 
 

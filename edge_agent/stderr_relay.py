@@ -62,6 +62,13 @@ def classify(line: str) -> tuple[str, int, str] | None:
     return "edge_agent.native", logging.WARNING, f"native: {line}"
 
 
+def native_why(lines: list[str], limit: int = 2) -> str:
+    """FFmpeg's/OpenCV's lines captured while a camera was opened, as one short reason for a
+    one-line error (``ffmpeg tcp: Connection to tcp://…:554 failed: Connection refused``)."""
+    said = [m for name, _lvl, m in filter(None, map(classify, lines)) if name.endswith("camera")]
+    return "; ".join(list(dict.fromkeys(said))[:limit])[:300]
+
+
 class StderrRelay:
     """fd 2 -> pipe -> thread -> logging, between :meth:`start` and :meth:`stop`."""
 

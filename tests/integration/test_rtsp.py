@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from edge_agent.control import request
+from tests.helpers import run_cli
 from tests.integration.test_agent_ops import AgentProcess, write_config
 from tests.ops_helpers import RtspCamera
 
@@ -87,3 +88,14 @@ def test_rtsp_late_start_stall_restart(tmp_path: Path, rtsp: RtspCamera) -> None
     # throttled per cause: a handful of lines for minutes of retries, not one per attempt
     assert len(native) < 20, native
     print("\n".join(["native lines logged:", *native]))
+
+
+def test_snapshot_of_an_rtsp_camera_that_is_down_is_one_line(tmp_path: Path) -> None:
+    """One-shot commands fold FFmpeg's reason into their one-line error."""
+    cam = RtspCamera()  # not started: nothing listens on its port
+    cfg = write_config(tmp_path, cam.url)
+    r = run_cli("camera", "snapshot", str(tmp_path / "x.jpg"), "--config", str(cfg), timeout=60)
+    assert r.returncode != 0
+    lines = r.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), lines
+    assert cam.url in lines[0] and "Connection refused" in lines[0], lines

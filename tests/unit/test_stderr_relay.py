@@ -10,7 +10,7 @@ import textwrap
 
 import pytest
 
-from edge_agent.stderr_relay import classify
+from edge_agent.stderr_relay import classify, native_why
 from edge_agent.throttle import cause_of
 from tests.helpers import ROOT, cli_env
 
@@ -77,3 +77,12 @@ def test_a_flood_on_fd2_becomes_two_log_records() -> None:
     assert len(mjpeg) == 2 and "499 more like this" in mjpeg[1], mjpeg
     assert all(r["logger"] == "edge_agent.camera" for r in records)
     assert any("Connection refused" in r["msg"] for r in records)
+
+
+def test_native_why_keeps_the_camera_lines_once() -> None:
+    refused = "[tcp @ 0x7f31] Connection to tcp://127.0.0.1:554 failed: Connection refused"
+    lines = [refused, "INFO: Created TensorFlow Lite XNNPACK delegate for CPU.", refused, ""]
+    assert native_why(lines) == (
+        "ffmpeg tcp: Connection to tcp://127.0.0.1:554 failed: Connection refused"
+    )
+    assert native_why([]) == ""
