@@ -266,7 +266,10 @@ class MqttComponent(Component):
         if self.link is not None and self.outbox is not None and self.topics is not None:
             body = self._status_body(False, "stopped", self.outbox.next_seq("status"))
             self.link.stop(last=(self.topics.status, dumps(body)))
-            self._flush_acks(force=True)
+            try:
+                self._flush_acks(force=True)
+            except EdgeAgentError as exc:  # disk full: they are sent again after a restart
+                log.warning("MQTT: acknowledged records not removed at stop: %s", exc)
         if self.outbox is not None:
             self.outbox.close()
 
@@ -385,6 +388,8 @@ class MqttComponent(Component):
                 self._stopping.wait(1.0)
         try:
             self._drain_once(final=True)
+        except EdgeAgentError as exc:
+            log.warning("MQTT: at stop: %s", exc)
         except Exception:
             log.exception("MQTT drainer error at stop")
 

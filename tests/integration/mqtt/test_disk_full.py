@@ -40,6 +40,11 @@ def check_every_seq(rec: Recorder, last: int) -> tuple[int, int, int, int]:
     (seqs made, data records received, seqs in gap records, gap records)."""
     data, covered, gaps = seen(rec)
     gap_seqs = {m["seq"] for m in rec.on(METRICS) if "gap" in m}
+    by_seq: dict[int, set[str]] = {}
+    for m in rec.on(METRICS):
+        by_seq.setdefault(m["seq"], set()).add(json.dumps(m, sort_keys=True))
+    reused = sorted(seq for seq, bodies in by_seq.items() if len(bodies) > 1)
+    assert not reused, f"seqs given to two different records: {reused[:20]}"
     unexplained = sorted(set(range(1, last + 1)) - data - covered - gap_seqs)
     assert not unexplained, f"seqs neither delivered nor in a gap record: {unexplained[:20]}"
     assert not data & covered, "a gap record covers a record that was delivered"
@@ -134,4 +139,35 @@ def test_full_disk_at_start_runs_degraded_and_recovers(
         check_every_seq(rec, last)
         log = agent.log.read_text()
         assert log.count("running degraded") == 1, log
+        assert "Traceback" not in log, log
+
+
+def test_restart_while_the_disk_is_full_never_reuses_a_seq(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    with small_state_disk(tmp_path, mosquitto, 0.1) as (disk, cfg, rec):
+        state = disk.path / "state"
+        agent = AgentProc(cfg, real=True)
+        try:
+            assert rec.wait(lambda r: len(r.on(METRICS)) >= 10, timeout=30), agent.log.read_text()
+            disk.fill()
+            time.sleep(3)
+            assert agent.stop() == 0  # SIGTERM on a full disk: a clean stop
+            agent = AgentProc(cfg, real=True)  # and a start on it
+            assert rec.wait(lambda r: sum(
+                1 for s in r.on("edge/dev1/status") if s.get("online") and s.get("degraded")) >= 2,
+                timeout=30), agent.log.read_text()
+            assert ping(rec, "after-restart")["ok"] is True
+            time.sleep(3)
+            disk.free()
+            assert rec.wait(lambda r: bool(seen(r)[2]), timeout=20), "no gap record"
+            n = len(rec.on(METRICS))
+            assert rec.wait(lambda r: len(r.on(METRICS)) > n + 5, timeout=20)
+            assert agent.stop() == 0
+        finally:
+            agent.kill()
+        last, _ = outbox_state(state)
+        _made, _received, lost, _n_gaps = check_every_seq(rec, last)
+        assert lost >= 20  # two outage windows of ~3 s at 10 records/s
+        log = agent.log.read_text()
         assert "Traceback" not in log, log
