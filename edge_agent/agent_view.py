@@ -8,7 +8,6 @@ status fields), so the other modules stay independent of the agent's inner layou
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any
 
 from . import __version__
@@ -70,21 +69,24 @@ class AgentView:
             "model": self.model_info(),
             "camera": {"source": cfg.camera.source, **self.camera()},
             "broker": {"enabled": cfg.mqtt.enabled, "host": cfg.mqtt.host, "port": cfg.mqtt.port},
-            "update": last_update(cfg.device.state_dir),
+            **store_facts(cfg),
         }
 
 
-def last_update(state_dir: Path) -> dict[str, Any]:
-    """The last deployment the model store recorded (its outcome survives restarts)."""
+def store_facts(cfg: Any) -> dict[str, Any]:
+    """The last deployment the model store recorded (its outcome survives restarts) and the
+    store's own health (``model_store``: ok, or recovered from damage and how)."""
+    from .updates.state import recovery_record
     from .updates.store import Store
 
     try:
-        d = Store(state_dir).load().deployment
-    except (EdgeAgentError, OSError):
-        return {}
-    if d is None:
-        return {}
-    out = {"deployment": d.id, "model": d.model, "version": d.version, "state": d.state}
-    if d.reason:
-        out["reason"] = d.reason
-    return out
+        s = Store.for_config(cfg).load()
+    except (EdgeAgentError, OSError) as exc:
+        return {"update": {}, "model_store": {"state": "unusable", "problem": str(exc)}}
+    d = s.deployment
+    out: dict[str, Any] = {}
+    if d is not None:
+        out = {"deployment": d.id, "model": d.model, "version": d.version, "state": d.state}
+        if d.reason:
+            out["reason"] = d.reason
+    return {"update": out, "model_store": recovery_record(s)}

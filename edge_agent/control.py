@@ -55,8 +55,15 @@ def read_persisted(state_dir: Path) -> dict[str, Any] | None:
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as exc:
-        raise ControlError(f"{status_path(state_dir)}: unreadable ({exc}); delete it") from None
-    return data if isinstance(data, dict) else None
+        raise ControlError(
+            f"{status_path(state_dir)}: unreadable ({exc}); the agent rewrites it when it runs"
+        ) from None
+    if not isinstance(data, dict):
+        raise ControlError(
+            f"{status_path(state_dir)}: not a status record (a JSON {type(data).__name__}); "
+            "the agent rewrites it when it runs"
+        )
+    return data
 
 
 def request(sock_path: Path, cmd: str, timeout: float = 3.0, **params: Any) -> dict[str, Any]:

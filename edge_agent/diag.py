@@ -148,7 +148,11 @@ def collect(config_path: Path | None) -> dict[str, bytes]:
         status = request(cfg.control_socket, "status")
         running = True
     except EdgeAgentError:
-        status, running = read_persisted(cfg.device.state_dir) or {}, False
+        running = False
+        try:
+            status = read_persisted(cfg.device.state_dir) or {}
+        except EdgeAgentError as exc:  # a damaged status.json: say so in the bundle
+            status = {"status_error": str(exc)}
     members["status.json"] = json.dumps({"running": running, **status}, indent=1, default=str)
     members["metrics.json"] = json.dumps(status.get("metrics", {}), indent=1, default=str)
     members.update(_store_members(cfg.device.state_dir))

@@ -2,8 +2,9 @@
 
 Each check returns a :class:`Check` (``PASS`` / ``WARN`` / ``FAIL`` / ``SKIP`` when the feature
 is off) and never raises: an unexpected error in a check is itself a ``FAIL`` naming it. Order:
-config -> model sha256 -> backend and delegates -> camera -> broker -> registry -> clock ->
-disk -> serial bridge. If the config does not load, the rest is skipped (they all read it).
+config -> model sha256 -> model store state -> backend and delegates -> camera -> broker ->
+registry -> clock -> disk -> serial bridge. If the config does not load, the rest is skipped
+(they all read it).
 """
 
 from __future__ import annotations
@@ -104,6 +105,41 @@ def check_model(cfg: Config) -> Check:
             "the file is corrupt or was replaced: `edge-agent models rollback` or reinstall it",
         )
     return Check("model", PASS, f"{model.name}: sha256 {actual[:12]} matches {where}")
+
+
+STORE_FIX = (
+    "check the storage (dmesg, SMART); the damaged file is kept beside it as "
+    "state.json.damaged-*; the note clears when the next update commits"
+)
+
+
+def check_store(cfg: Config) -> Check:
+    """The model store's state.json: whole, damaged now, or recovered from damage earlier."""
+    from .updates.store import Store
+
+    store = Store.for_config(cfg)
+    try:
+        s, problem = store.inspect()  # read-only
+    except (EdgeAgentError, OSError) as exc:
+        return Check("store", FAIL, str(exc), "fix or remove what is named above")
+    note = s.recovered
+    if problem is not None and note is not None:
+        kept = f"active {s.active.label}" if s.active else "the factory model"
+        return Check(
+            "store", WARN,
+            f"{problem}; the agent recovers from {note.source} ({kept}, highest seq "
+            f"{s.highest_seq or '{}'}) when it next reads it", STORE_FIX,
+        )
+    if note is not None:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(note.at))
+        return Check(
+            "store", WARN,
+            f"recovered from {note.source} at {when} after: {note.problem}", STORE_FIX,
+        )
+    if not store.state_path.exists():
+        return Check("store", PASS, "no model store yet (the factory model runs)")
+    active = s.active.label if s.active else "none (factory model)"
+    return Check("store", PASS, f"{store.state_path.name} whole; active {active}")
 
 
 def check_backend(cfg: Config) -> Check:
@@ -238,6 +274,7 @@ def check_serial(cfg: Config) -> Check:
 
 CHECKS: tuple[CheckFn, ...] = (
     check_model,
+    check_store,
     check_backend,
     check_camera,
     check_broker,

@@ -82,9 +82,9 @@ def boot_model(cfg: Config) -> tuple[Path, str | None, str]:
     """
     from .updates.store import Store
 
-    store = Store(cfg.device.state_dir)
+    store = Store.for_config(cfg)
     try:
-        state = store.load()
+        state = store.inspect()[0]  # read-only: a damaged state.json is recovered in memory
         installed = store.installed()
     except (EdgeAgentError, OSError):
         state, installed = None, []

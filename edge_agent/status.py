@@ -60,6 +60,7 @@ def summarize(
         "broker": _broker(snapshot, facts),
         "bridge": snapshot.get("bridge") or facts.get("bridge") or {},
         "update": {**(facts.get("update") or {}), **(snapshot.get("update") or {})},
+        "model_store": facts.get("model_store") or {},
         "metrics": snapshot,
     }
 
@@ -70,18 +71,33 @@ def _fmt_dict(d: Any) -> str:
     return ", ".join(f"{k}={v}" for k, v in d.items() if not isinstance(v, (dict, list)))
 
 
+def _dict(status: dict[str, Any], key: str) -> dict[str, Any]:
+    v = status.get(key)
+    return v if isinstance(v, dict) else {}
+
+
+def _when(t: Any) -> str:
+    if isinstance(t, bool) or not isinstance(t, (int, float)):
+        return "?"
+    try:
+        return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
+    except (OverflowError, OSError, ValueError):
+        return "?"
+
+
 def render(status: dict[str, Any], *, running: bool) -> str:
-    """Human text: one line per topic."""
-    model = status.get("model") or {}
+    """Human text: one line per topic. Any field of the wrong type (a damaged status.json)
+    shows as ``?`` or ``-``; rendering never fails."""
+    model = _dict(status, "model")
     lines = []
     if running:
         lines.append(f"agent: running (pid {status.get('pid')}, up {status.get('uptime_s')} s)")
     else:
-        when = status.get("updated")
-        at = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(when)) if when else "?"
         state = status.get("state")
         crashed = " (it did not stop cleanly: crashed or killed)" if state == "running" else ""
-        lines.append(f"agent: not running; last state {state!r} at {at}{crashed}")
+        lines.append(
+            f"agent: not running; last state {state!r} at {_when(status.get('updated'))}{crashed}"
+        )
     lines.append(
         f"model: {model.get('name')} {model.get('version') or ''} "
         f"sha256 {str(model.get('sha256') or '?')[:12]}".replace("  ", " ")
@@ -94,4 +110,10 @@ def render(status: dict[str, Any], *, running: bool) -> str:
     lines.append(f"broker: {_fmt_dict(status.get('broker'))}")
     lines.append(f"bridge: {_fmt_dict(status.get('bridge'))}")
     lines.append(f"last update: {_fmt_dict(status.get('update'))}")
+    store = _dict(status, "model_store")
+    if store.get("state") not in (None, "ok"):
+        lines.append(
+            f"model store: {store.get('state')} from {store.get('source', '?')} at "
+            f"{_when(store.get('at'))} after: {store.get('problem', '?')}"
+        )
     return "\n".join(lines)

@@ -106,7 +106,7 @@ def status(
     Exit 0 when the agent answers, 30 when it is not running.
     """
     from ..control import read_persisted, request
-    from ..errors import AgentNotRunning
+    from ..errors import AgentNotRunning, ControlError
     from ..status import render
 
     cfg = load(resolve_config(config))
@@ -115,8 +115,12 @@ def status(
         running = True
     except AgentNotRunning as exc:
         running = False
-        record = read_persisted(cfg.device.state_dir) or {}
         reason = str(exc)
+        try:
+            record = read_persisted(cfg.device.state_dir) or {}
+        except ControlError as damaged:  # not running, and its last status is unreadable
+            typer.echo(f"agent: not running; last status unknown: {damaged}", err=True)
+            raise typer.Exit(AgentNotRunning.exit_code) from None
     if as_json:
         print_json({"running": running, **record})
     elif running:

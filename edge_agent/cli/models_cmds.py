@@ -63,7 +63,7 @@ def _store(config: Path | None) -> Any:
     from .agent_cmds import resolve_config
 
     cfg = load(resolve_config(config))
-    return cfg, Store(cfg.device.state_dir)
+    return cfg, Store.for_config(cfg)
 
 
 def _rows(store: Any) -> list[dict[str, Any]]:

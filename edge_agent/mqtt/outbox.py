@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
+import math
 import sqlite3
 import threading
 import time
@@ -35,6 +37,8 @@ from typing import Any
 
 from .errors import OutboxCorrupt, OutboxError, RecordNotStored
 from .seqledger import LedgerState, SeqLedger
+
+log = logging.getLogger("edge_agent.mqtt")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -49,6 +53,23 @@ CREATE TABLE IF NOT EXISTS seqs (stream TEXT PRIMARY KEY, value INTEGER NOT NULL
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS replies (id TEXT PRIMARY KEY, ts REAL NOT NULL, reply TEXT NOT NULL);
 """
+
+
+def _reply_problem(rid: Any, ts: Any, body: Any) -> str | None:
+    """Why a ``replies`` row cannot be used (None: it can)."""
+    if not isinstance(rid, str) or not rid:
+        return f"id is {type(rid).__name__}, not text"
+    if isinstance(ts, bool) or not isinstance(ts, (int, float)) or not math.isfinite(ts):
+        return f"id {rid[:40]!r}: time {str(ts)[:40]!r} is not a finite number"
+    if not isinstance(body, str):
+        return f"id {rid[:40]!r}: reply is {type(body).__name__}, not JSON text"
+    try:
+        value = json.loads(body)
+    except ValueError:
+        return f"id {rid[:40]!r}: reply is not JSON"
+    if not isinstance(value, dict):
+        return f"id {rid[:40]!r}: reply is a JSON {type(value).__name__}, not an object"
+    return None
 
 
 PLAUSIBLE_EPOCH = 1_577_836_800.0  # 2020-01-01: earlier stamps mean "clock not set yet"
@@ -382,11 +403,49 @@ class Outbox:
 
     # -- command replies -------------------------------------------------------------------
     def load_replies(self) -> list[tuple[str, float, dict[str, Any]]]:
+        """The remembered replies. A row that is not (text id, finite time, JSON object) is
+        damage: it is logged naming this file, deleted and counted (``replies.damaged``); the
+        others load."""
         with self._lock:
             if self._db is None:
                 return []
-            rows = self._db.execute("SELECT id, ts, reply FROM replies ORDER BY ts").fetchall()
-        return [(r[0], float(r[1]), json.loads(r[2])) for r in rows]
+            rows = self._db.execute(
+                "SELECT rowid, id, ts, reply FROM replies ORDER BY rowid"
+            ).fetchall()
+        good: list[tuple[str, float, dict[str, Any]]] = []
+        bad: list[tuple[int, str]] = []
+        for rowid, rid, ts, body in rows:
+            why = _reply_problem(rid, ts, body)
+            if why is None:
+                good.append((rid, float(ts), json.loads(body)))
+            else:
+                bad.append((rowid, why))
+        if bad:
+            self._forget_damaged_replies(bad)
+        return sorted(good, key=lambda r: r[1])
+
+    def _forget_damaged_replies(self, bad: list[tuple[int, str]]) -> None:
+        rowid, why = bad[0]
+        log.error(
+            "%s: %d damaged row(s) in the command reply table (first: rowid %d, %s); "
+            "dropped, the agent goes on (a repeated command id among them runs again)",
+            self.path, len(bad), rowid, why,
+        )
+        with self._lock:
+            if self._db is None:
+                return
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                self._db.executemany("DELETE FROM replies WHERE rowid = ?", [(r,) for r, _ in bad])
+                self._db.execute(
+                    "INSERT INTO counters (name, value) VALUES ('replies.damaged', ?) "
+                    "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
+                    (len(bad),),
+                )
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._rollback()
+                log.error("%s: could not drop the damaged reply rows: %s", self.path, exc)
 
     def save_reply(self, req_id: str, ts: float, reply: dict[str, Any], forget: list[str]) -> None:
         with self._lock:

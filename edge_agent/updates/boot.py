@@ -105,7 +105,7 @@ def choose_model(config: Config) -> BootModel:
         if not path.is_file():
             raise ConfigError(f"model.path: {path}: no such model file")
         return BootModel(path, _description_for(path, config.model.description), "config")
-    store = Store(config.device.state_dir)
+    store = Store.for_config(config)
     try:
         entry, source = from_store(store)
     except (StoreError, OSError) as exc:

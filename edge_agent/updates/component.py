@@ -37,7 +37,14 @@ from . import rollout as R
 from .cancel import Cancel
 from .errors import NoPreviousVersion, UpdateBusy, UpdateError
 from .keys import TrustStore
-from .state import Deployment, Entry, abandon_trial, commit_trial, rollback
+from .state import (
+    Deployment,
+    Entry,
+    abandon_trial,
+    commit_trial,
+    recovery_record,
+    rollback,
+)
 from .store import Store
 from .trial import TrialMonitor, TrialPolicy, p50, p95
 from .updater import Updater, new_deployment
@@ -131,13 +138,13 @@ class UpdateComponent(Component):
             from ..runner_loader import RunnerLoader
 
             self.load_runner = RunnerLoader(cfg)
-        self.store = Store(cfg.device.state_dir)
         try:
             trust = TrustStore.from_files(cfg.updates.trusted_keys)
         except EdgeAgentError as exc:  # a bad key file: keep running, refuse every update
             self.trust_error = str(exc)
             log.error("updates disabled: %s", exc)
             trust = TrustStore({})
+        self.store = Store(cfg.device.state_dir, None if self.trust_error else trust)
         self.updater = Updater(
             cfg.updates, self.store, trust, publish=self._publish, threads=cfg.model.threads
         )
@@ -197,6 +204,7 @@ class UpdateComponent(Component):
                 "previous": label(s.previous),
                 "trial": label(s.trial.entry) if s.trial else None,
                 "running": {k: info.get(k) for k in ("name", "version", "sha256", "source")},
+                "store": recovery_record(s),
             }
         }
         mqtt = self._mqtt()

@@ -25,25 +25,63 @@ import re
 import shutil
 import stat
 import threading
+import time
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ..atomicfile import fsync_dir, fsync_file, write_json_atomic
 from .errors import CorruptModel, OutsideStore, SymlinkInStore, VersionNotFound
 from .fetch import sha256_file
-from .state import Entry, StoreState
+from .state import Entry, Recovery, StateInvalid, StoreState, raise_seq, rebuild
+
+if TYPE_CHECKING:
+    from ..config import Config
+    from .keys import TrustStore
 
 log = logging.getLogger(__name__)
 
+STATE_NAME = "state.json"
+PREV_NAME = "state.json.prev"
 
 
 class Store:
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(
+        self, state_dir: Path, trust: TrustStore | None = None, *, trusted_keys: Sequence[Path] = ()
+    ) -> None:
+        """``trust`` (or the ``trusted_keys`` files, read when first needed) lets a damaged
+        state be rebuilt from the signed manifests in ``versions/``; without keys nothing there
+        is taken as proven."""
         self.state_dir = Path(state_dir)
         self.root = self.state_dir / "models"
         self.versions = self.root / "versions"
         self.staging_root = self.root / "staging"
-        self.state_path = self.root / "state.json"
+        self.state_path = self.root / STATE_NAME
+        self.prev_path = self.root / PREV_NAME
+        self._trust = trust
+        self._trusted_keys = list(trusted_keys)
         self._lock = threading.RLock()
+        self._memo: tuple[Any, StoreState, str] | None = None
+        self._memo_saved = False
+
+    @classmethod
+    def for_config(cls, cfg: Config) -> Store:
+        """The store of ``cfg``, with its ``[updates] trusted_keys``."""
+        return cls(cfg.device.state_dir, trusted_keys=list(cfg.updates.trusted_keys))
+
+    @property
+    def trust(self) -> TrustStore | None:
+        if self._trust is None and self._trusted_keys:
+            from ..errors import EdgeAgentError
+            from .keys import TrustStore
+
+            try:
+                self._trust = TrustStore.from_files(self._trusted_keys)
+            except EdgeAgentError as exc:
+                log.warning("model store: trusted keys unusable (%s)", exc)
+            self._trusted_keys = []
+        return self._trust
 
     # -- safety -------------------------------------------------------------------------------
     def ensure_dir(self, path: Path) -> Path:
@@ -103,24 +141,141 @@ class Store:
                     )
 
     # -- state.json -----------------------------------------------------------------------
-    def load(self) -> StoreState:
+    def inspect(self) -> tuple[StoreState, str | None]:
+        """Read-only: the state and, when ``state.json`` is damaged, what is wrong with it
+        (the state is then the one :meth:`load` would recover, computed in memory)."""
         with self._lock:
+            s, problem = self._read(self.state_path)
+            if problem is None and s is None:  # no state.json: a new device, or a lost file
+                if not self.prev_path.exists() and not self.installed():
+                    return StoreState(), None
+                problem = f"{self.state_path}: missing while the store holds versions"
+            if problem is None:
+                assert s is not None
+                return s, None
+            sig = self._signature()
+            if self._memo is not None and self._memo[0] == sig:
+                return self._memo[1], self._memo[2]
+            recovered = self._recover(problem)
+            self._memo, self._memo_saved = (sig, recovered, problem), False
+            return recovered, problem
+
+    def load(self) -> StoreState:
+        """The state; a damaged ``state.json`` is recovered (see :meth:`_recover`), the damage
+        reported once and, when it can be proven, the repair written back."""
+        with self._lock:
+            s, problem = self.inspect()
+            if problem is None or self._memo_saved:
+                return s
+            self._memo_saved = True
+            log.error("%s; recovered from %s", problem, s.recovered.source if s.recovered else "?")
+            if not self._can_persist():
+                log.error(
+                    "model store: no trusted keys to verify versions/ with; the recovered state "
+                    "is used but not written back ([updates] trusted_keys)"
+                )
+                return s
+            aside = ""
             try:
-                st = os.lstat(self.state_path)
-            except FileNotFoundError:
-                return StoreState()
-            if stat.S_ISLNK(st.st_mode):
-                raise SymlinkInStore(f"{self.state_path}: is a symlink; remove it")
-            try:
-                return StoreState.from_json(json.loads(self.state_path.read_bytes()))
-            except (ValueError, KeyError, TypeError) as exc:
-                log.error("%s: unreadable (%s); using the factory model", self.state_path, exc)
-                return StoreState()
+                if os.path.lexists(self.state_path):
+                    dest = self.root / f"{STATE_NAME}.damaged-{int(time.time())}"
+                    os.rename(self.state_path, dest)
+                    aside = str(dest)
+                assert s.recovered is not None
+                s = replace(s, recovered=replace(s.recovered, aside=aside))
+                self._write(s, keep_previous=False)
+            except OSError as exc:
+                log.error("model store: could not write the recovered state: %s", exc)
+            return s
 
     def save(self, s: StoreState) -> None:
         with self._lock:
-            self.ensure_dir(self.root)
-            write_json_atomic(self.state_path, s.to_json())
+            self._write(s, keep_previous=True)
+
+    def _write(self, s: StoreState, *, keep_previous: bool) -> None:
+        """Write ``state.json``; the generation it replaces (when it reads back whole) is kept
+        as ``state.json.prev`` first, so one damaged write never loses the state."""
+        self.ensure_dir(self.root)
+        if keep_previous:
+            current, problem = self._read(self.state_path)
+            if current is not None and problem is None:
+                write_json_atomic(self.prev_path, current.to_json())
+        write_json_atomic(self.state_path, s.to_json())
+        self._memo, self._memo_saved = None, False
+
+    def _read(self, path: Path) -> tuple[StoreState | None, str | None]:
+        """(state, None), (None, None) when the file does not exist, or (None, problem)."""
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            return None, None
+        except OSError as exc:
+            return None, f"{path}: unreadable ({exc.strerror})"
+        if stat.S_ISLNK(st.st_mode):
+            raise SymlinkInStore(f"{path}: is a symlink; remove it")
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            return None, f"{path}: unreadable ({exc.strerror})"
+        try:
+            data = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            what = "empty" if not raw.strip() else f"not JSON ({len(raw)} bytes)"
+            return None, f"{path}: {what}"
+        try:
+            return StoreState.from_json(data), None
+        except StateInvalid as exc:
+            return None, f"{path}: wrong shape ({exc})"
+
+    def _signature(self) -> tuple[int, int, int] | None:
+        try:
+            st = os.lstat(self.state_path)
+        except OSError:
+            return None
+        return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+    def _can_persist(self) -> bool:
+        return self.trust is not None or not self.installed()
+
+    def _recover(self, problem: str) -> StoreState:
+        """Recovery order: ``state.json.prev`` (the generation before the last write), else
+        what ``versions/`` proves (signed manifests, model sha256); either way ``highest_seq``
+        is raised to every verified installed version's seq. Never silently empty."""
+        prev, prev_problem = self._read(self.prev_path)
+        verified = self.verified_versions()
+        if prev is not None:
+            base, source = prev, PREV_NAME
+        else:
+            why = prev_problem or f"{self.prev_path}: missing"
+            problem = f"{problem}; {why}"
+            base, source = rebuild(verified), "versions/"
+        s = raise_seq(base, verified)
+        note = Recovery(at=time.time(), source=source, problem=problem)
+        return replace(s, recovered=note)
+
+    def verified_versions(self) -> list[tuple[Entry, str]]:
+        """Installed versions whose manifest signature verifies with the trusted keys and whose
+        model still has its sha256, with the manifest's ``created`` time; [] without keys."""
+        from .errors import UpdateError
+        from .manifest import SIGNATURE_NAME, parse_manifest, verify_signature
+
+        if self.trust is None:
+            return []
+        out: list[tuple[Entry, str]] = []
+        for e in self.installed():
+            vdir = self.dir_of(e)
+            try:
+                raw = (vdir / "manifest.json").read_bytes()
+                sig = (vdir / SIGNATURE_NAME).read_bytes()
+                verify_signature(raw, sig, self.trust, e.id)
+                m = parse_manifest(raw, e.id)
+                self.verify(e)
+            except (OSError, UpdateError) as exc:
+                log.warning("model store: %s not used to rebuild the state: %s", e.id, exc)
+                continue
+            if (m.name, m.version, m.seq) == (e.name, e.version, e.seq):
+                out.append((e, m.created.isoformat()))
+        return out
 
     # -- versions ---------------------------------------------------------------------------
     def dir_of(self, entry: Entry) -> Path:

@@ -72,16 +72,18 @@ class TestStatus:
 
 
 def test_broker_and_last_update_in_status(tmp_path: Path) -> None:
-    from edge_agent.agent_view import last_update
+    from edge_agent.agent_view import store_facts
+    from edge_agent.config import parse_config
     from edge_agent.updates.state import Deployment, StoreState
     from edge_agent.updates.store import Store
 
-    assert last_update(tmp_path) == {}
+    cfg = parse_config({"device": {"state_dir": str(tmp_path)}})
+    assert store_facts(cfg) == {"update": {}, "model_store": {"state": "ok"}}
     Store(tmp_path).save(
         StoreState(deployment=Deployment(id="d7", model="digits", version="2.0", registry="r",
                                          state="rolled_back", reason="crash_loop", final=True))
     )
-    update = last_update(tmp_path)
+    update = store_facts(cfg)["update"]
     assert update == {"deployment": "d7", "model": "digits", "version": "2.0",
                       "state": "rolled_back", "reason": "crash_loop"}
     snap = {"mqtt": {"connected": False, "last_error": "connection refused",
