@@ -70,9 +70,12 @@ class CommandDispatcher:
 
     def load_replies(self) -> None:
         """Remember the replies kept on disk (again once an outbox that was not open opens)."""
+        before = self.store.replies_damaged
         for rid, ts, body in self.store.load_replies():
             if self.recent.get(rid, ts) is None:
                 self.recent.put(rid, body, ts)
+        if self.store.replies_damaged > before:  # logged by the outbox, naming its file
+            self.counters["replies_damaged"] += self.store.replies_damaged - before
 
     def start(self) -> None:
         self._stop.clear()

@@ -124,6 +124,7 @@ class Outbox:
         degrade: bool = False,
     ) -> None:
         self.path = Path(path)
+        self.replies_damaged = 0  # rows of the reply table found damaged (and dropped)
         self.caps = caps or Caps()
         self.clock = clock
         self.gap_record = gap_record
@@ -404,8 +405,8 @@ class Outbox:
     # -- command replies -------------------------------------------------------------------
     def load_replies(self) -> list[tuple[str, float, dict[str, Any]]]:
         """The remembered replies. A row that is not (text id, finite time, JSON object) is
-        damage: it is logged naming this file, deleted and counted (``replies.damaged``); the
-        others load."""
+        damage: it is logged naming this file and deleted (:attr:`replies_damaged` counts them);
+        the others load."""
         with self._lock:
             if self._db is None:
                 return []
@@ -421,6 +422,7 @@ class Outbox:
             else:
                 bad.append((rowid, why))
         if bad:
+            self.replies_damaged += len(bad)
             self._forget_damaged_replies(bad)
         return sorted(good, key=lambda r: r[1])
 
@@ -437,11 +439,6 @@ class Outbox:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
                 self._db.executemany("DELETE FROM replies WHERE rowid = ?", [(r,) for r, _ in bad])
-                self._db.execute(
-                    "INSERT INTO counters (name, value) VALUES ('replies.damaged', ?) "
-                    "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
-                    (len(bad),),
-                )
                 self._db.execute("COMMIT")
             except sqlite3.Error as exc:
                 self._rollback()
