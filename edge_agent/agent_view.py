@@ -26,6 +26,7 @@ class AgentView:
     def __init__(self, agent: Any) -> None:
         self.agent = agent
         self.started = time.time()
+        self._store: Any = None
 
     def processed(self) -> int:
         pipeline = getattr(self.agent, "pipeline", None)
@@ -69,18 +70,25 @@ class AgentView:
             "model": self.model_info(),
             "camera": {"source": cfg.camera.source, **self.camera()},
             "broker": {"enabled": cfg.mqtt.enabled, "host": cfg.mqtt.host, "port": cfg.mqtt.port},
-            **store_facts(cfg),
+            **store_facts(self.store()),
         }
 
+    def store(self) -> Any:
+        """One model store view for the agent's life (a damage found is reported once)."""
+        if self._store is None:
+            from .updates.store import Store
 
-def store_facts(cfg: Any) -> dict[str, Any]:
+            self._store = Store.for_config(self.agent.config)
+        return self._store
+
+
+def store_facts(store: Any) -> dict[str, Any]:
     """The last deployment the model store recorded (its outcome survives restarts) and the
     store's own health (``model_store``: ok, or recovered from damage and how)."""
     from .updates.state import recovery_record
-    from .updates.store import Store
 
     try:
-        s = Store.for_config(cfg).load()
+        s = store.load()
     except (EdgeAgentError, OSError) as exc:
         return {"update": {}, "model_store": {"state": "unusable", "problem": str(exc)}}
     d = s.deployment

@@ -235,7 +235,9 @@ class Store:
         return (st.st_ino, st.st_size, st.st_mtime_ns)
 
     def _can_persist(self) -> bool:
-        return self.trust is not None or not self.installed()
+        """A rebuild is written back only when versions/ could be checked (or is empty)."""
+        trust = self.trust
+        return (trust is not None and bool(trust.keys)) or not self.installed()
 
     def _recover(self, problem: str) -> StoreState:
         """Recovery order: ``state.json.prev`` (the generation before the last write), else
@@ -259,7 +261,8 @@ class Store:
         from .errors import UpdateError
         from .manifest import SIGNATURE_NAME, parse_manifest, verify_signature
 
-        if self.trust is None:
+        trust = self.trust
+        if trust is None or not trust.keys:
             return []
         out: list[tuple[Entry, str]] = []
         for e in self.installed():
@@ -267,7 +270,7 @@ class Store:
             try:
                 raw = (vdir / "manifest.json").read_bytes()
                 sig = (vdir / SIGNATURE_NAME).read_bytes()
-                verify_signature(raw, sig, self.trust, e.id)
+                verify_signature(raw, sig, trust, e.id)
                 m = parse_manifest(raw, e.id)
                 self.verify(e)
             except (OSError, UpdateError) as exc:

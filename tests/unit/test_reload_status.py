@@ -78,12 +78,12 @@ def test_broker_and_last_update_in_status(tmp_path: Path) -> None:
     from edge_agent.updates.store import Store
 
     cfg = parse_config({"device": {"state_dir": str(tmp_path)}})
-    assert store_facts(cfg) == {"update": {}, "model_store": {"state": "ok"}}
+    assert store_facts(Store.for_config(cfg)) == {"update": {}, "model_store": {"state": "ok"}}
     Store(tmp_path).save(
         StoreState(deployment=Deployment(id="d7", model="digits", version="2.0", registry="r",
                                          state="rolled_back", reason="crash_loop", final=True))
     )
-    update = store_facts(cfg)["update"]
+    update = store_facts(Store.for_config(cfg))["update"]
     assert update == {"deployment": "d7", "model": "digits", "version": "2.0",
                       "state": "rolled_back", "reason": "crash_loop"}
     snap = {"mqtt": {"connected": False, "last_error": "connection refused",
