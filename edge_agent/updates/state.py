@@ -181,7 +181,7 @@ def drop_corrupt_active(s: StoreState) -> StoreState:
     return replace(s, active=s.previous, previous=None, bad=bad)
 
 
-def rebuild(verified: list[tuple[Entry, str]]) -> StoreState:
+def rebuild(verified: list[tuple[Entry, float]]) -> StoreState:
     """The state ``versions/`` proves when ``state.json`` and its previous generation are both
     lost: ``verified`` are the installed versions whose signed manifest and model verify, with
     their manifest's ``created`` time. The newest becomes active, the next of the same name
@@ -194,7 +194,7 @@ def rebuild(verified: list[tuple[Entry, str]]) -> StoreState:
     return StoreState(active=active, previous=older[-1] if older else None)
 
 
-def raise_seq(s: StoreState, verified: list[tuple[Entry, str]]) -> StoreState:
+def raise_seq(s: StoreState, verified: list[tuple[Entry, float]]) -> StoreState:
     """``highest_seq`` at least every verified installed version's seq (a lower bound: a
     version once installed proves its seq was seen)."""
     seen = dict(s.highest_seq)

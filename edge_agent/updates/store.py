@@ -255,16 +255,16 @@ class Store:
         note = Recovery(at=time.time(), source=source, problem=problem)
         return replace(s, recovered=note)
 
-    def verified_versions(self) -> list[tuple[Entry, str]]:
+    def verified_versions(self) -> list[tuple[Entry, float]]:
         """Installed versions whose manifest signature verifies with the trusted keys and whose
-        model still has its sha256, with the manifest's ``created`` time; [] without keys."""
+        model still has its sha256, with the manifest's ``created`` time (unix); [] without keys."""
         from .errors import UpdateError
         from .manifest import SIGNATURE_NAME, parse_manifest, verify_signature
 
         trust = self.trust
         if trust is None or not trust.keys:
             return []
-        out: list[tuple[Entry, str]] = []
+        out: list[tuple[Entry, float]] = []
         for e in self.installed():
             vdir = self.dir_of(e)
             try:
@@ -277,7 +277,7 @@ class Store:
                 log.warning("model store: %s not used to rebuild the state: %s", e.id, exc)
                 continue
             if (m.name, m.version, m.seq) == (e.name, e.version, e.seq):
-                out.append((e, m.created.isoformat()))
+                out.append((e, m.created.timestamp()))
         return out
 
     # -- versions ---------------------------------------------------------------------------

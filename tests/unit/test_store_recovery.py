@@ -181,3 +181,14 @@ def test_any_json_in_state_json_never_crashes_loading(tmp_path: Path, doc: objec
     for e in (s.active, s.previous):
         if e is not None:
             assert store.versions.resolve() in store.dir_of(e).resolve().parents
+
+
+def test_rebuild_picks_the_newest_by_created_time_then_seq() -> None:
+    def e(v: str, seq: int, name: str = "demo") -> S.Entry:
+        return S.Entry(f"{name}/{v}-abc", name, v, seq, "0" * 64, 1, "model.tflite")
+
+    old, new, other = e("1", 5), e("2", 3), e("9", 9, "cats")
+    s = S.rebuild([(old, 100.0), (new, 200.0), (other, 150.0)])
+    assert s.active == new and s.previous == old  # created wins over seq; same name only
+    assert S.raise_seq(s, [(old, 0.0), (other, 0.0)]).highest_seq == {"demo": 5, "cats": 9}
+    assert S.rebuild([]) == S.StoreState()
