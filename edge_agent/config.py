@@ -234,8 +234,8 @@ class BridgeConfig(_Section):
         default=10.0,
         gt=0,
         le=3600,
-        description="The pipeline counts as stalled (watchdog no longer kicked) when its "
-        "processed count has not moved for this long",
+        description="The agent counts as stalled (watchdog no longer kicked) when it has "
+        "processed no frame, and has not been waiting for its camera, for this long",
     )
     telemetry_interval_s: float = Field(default=2.0, gt=0, le=3600)
     trigger_pin: int | None = Field(default=None, ge=0, le=254)
