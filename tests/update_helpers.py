@@ -205,16 +205,18 @@ class TrickleServer:
     """A real threaded HTTP server over ``root`` that sends slowly: files whose name ends with
     one of ``slow`` go out at ``rate`` bytes/s (``None``: full speed; ``0``: headers, then
     nothing) and, with ``stall_after``, nothing more after that many bytes of a response (the
-    connection stays open); other files at full speed. ``Range: bytes=N-`` is answered with
+    connection stays open); other files at full speed. ``header_rate``: the status line and
+    headers of every response go out at that many bytes/s. ``Range: bytes=N-`` is answered with
     206. ``served`` counts the body bytes written per path, ``ranges`` the Range header of
     each request (None: none)."""
 
     def __init__(self, root: Path, *, rate: int | None = 1, slow: tuple[str, ...] = (".tflite",),
-                 stall_after: int | None = None) -> None:
+                 stall_after: int | None = None, header_rate: int | None = None) -> None:
         import http.server
         import threading
 
         self.root, self.rate, self.slow, self.stall_after = root, rate, slow, stall_after
+        self.header_rate = header_rate
         self.served: dict[str, int] = {}
         self.ranges: list[tuple[str, str | None]] = []
         self.closing = threading.Event()
@@ -260,7 +262,20 @@ class TrickleServer:
         if rng:
             h.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
         h.send_header("Content-Length", str(len(body)))
-        h.end_headers()
+        if self.header_rate:
+            h.send_header("X-Pad", "p" * 200)
+            head = b"".join(h._headers_buffer) + b"\r\n"
+            h._headers_buffer = []
+            try:
+                for i in range(len(head)):
+                    if self.closing.wait(1 / self.header_rate):
+                        return
+                    h.wfile.write(head[i:i + 1])
+                    h.wfile.flush()
+            except OSError:
+                return  # the client went away
+        else:
+            h.end_headers()
         slow = rel.endswith(self.slow)
         sent = 0
         try:

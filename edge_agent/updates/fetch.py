@@ -16,10 +16,13 @@ from another thread at once (its sockets are shut down under the blocked read).
 from __future__ import annotations
 
 import errno
+import functools
 import hashlib
+import http.client
 import os
 import socket
 import ssl
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -27,7 +30,7 @@ import urllib.request
 from collections.abc import Callable
 from http.client import HTTPException
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from .cancel import Cancel, describe
 from .errors import (
@@ -54,13 +57,25 @@ def join_url(base: str, *parts: str) -> str:
 
 
 class _Deadline:
-    """The overall deadline of one call, and the cancel token that may end it sooner."""
+    """The overall deadline of one call, and the cancel token that may end it sooner.
+
+    Every socket the call opens is registered as soon as it is connected: at the deadline a
+    timer shuts them down (``expiry``), as a cancel does, so not even a server that trickles
+    its *headers* one byte at a time outlives it.
+    """
 
     def __init__(self, url: str, seconds: float | None, cancel: Cancel | None) -> None:
         self.url = url
         self.seconds = seconds
         self.at = None if seconds is None else time.monotonic() + seconds
         self.cancel = cancel
+        self.expiry = Cancel()
+        self.socks: list[socket.socket] = []
+        self._timer: threading.Timer | None = None
+        if seconds is not None:
+            self._timer = threading.Timer(max(seconds, 0.0), self.expiry.cancel, ("deadline",))
+            self._timer.daemon = True
+            self._timer.start()
 
     def left(self) -> float | None:
         return None if self.at is None else self.at - time.monotonic()
@@ -69,13 +84,27 @@ class _Deadline:
         left = self.left()
         return per_read if left is None else max(min(per_read, left), 0.001)
 
+    def register(self, sock: socket.socket) -> None:
+        self.socks.append(sock)
+        self.expiry.register(sock)
+        if self.cancel is not None:
+            self.cancel.register(sock)
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        for sock in self.socks:
+            self.expiry.unregister(sock)
+            if self.cancel is not None:
+                self.cancel.unregister(sock)
+
     def check(self, done: int | None = None) -> None:
         """Raise if cancelled or past the deadline (``done``: bytes received so far)."""
         c = self.cancel
         if c is not None and c.is_set():
             raise DownloadCancelled(f"{self.url}: download {describe(c.reason)}", why=c.reason)
         left = self.left()
-        if left is not None and left <= 0:
+        if self.expiry.is_set() or (left is not None and left <= 0):
             got = "" if done is None else f" ({done} bytes received)"
             raise DownloadTimeout(
                 f"{self.url}: not finished within its {self.seconds:g} s deadline{got}; the "
@@ -84,23 +113,58 @@ class _Deadline:
             )
 
 
-def _socket_of(stream: object) -> socket.socket | None:
-    """The socket under an ``http.client`` response (CPython: ``resp.fp.raw._sock``)."""
-    raw = getattr(getattr(stream, "fp", None), "raw", None)
-    sock = getattr(raw, "_sock", None)
-    return sock if isinstance(sock, socket.socket) else None
+class _Conn(http.client.HTTPConnection):
+    """An HTTP connection that hands its socket to ``on_sock`` once connected."""
+
+    def __init__(self, *args: Any, on_sock: Callable[[socket.socket], None], **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self._on_sock = on_sock
+
+    def connect(self) -> None:
+        super().connect()
+        self._on_sock(self.sock)
+
+
+class _TLSConn(http.client.HTTPSConnection):
+    def __init__(self, *args: Any, on_sock: Callable[[socket.socket], None], **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self._on_sock = on_sock
+
+    def connect(self) -> None:
+        super().connect()
+        self._on_sock(self.sock)
+
+
+class _Handler(urllib.request.HTTPHandler):
+    def __init__(self, on_sock: Callable[[socket.socket], None]) -> None:
+        super().__init__()
+        self.on_sock = on_sock
+
+    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        conn = functools.partial(_Conn, on_sock=self.on_sock)
+        return self.do_open(conn, req)
+
+
+class _TLSHandler(urllib.request.HTTPSHandler):
+    def __init__(self, context: ssl.SSLContext, on_sock: Callable[[socket.socket], None]) -> None:
+        super().__init__(context=context)
+        self.context = context
+        self.on_sock = on_sock
+
+    def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        conn = functools.partial(_TLSConn, on_sock=self.on_sock)
+        return self.do_open(conn, req, context=self.context)
 
 
 class _Stream:
     """An open registry response: reads what has arrived, each read bounded by the deadline."""
 
-    def __init__(self, raw: BinaryIO, dl: _Deadline, per_read: float) -> None:
+    def __init__(self, raw: BinaryIO, dl: _Deadline, per_read: float,
+                 sock: socket.socket | None = None) -> None:
         self.raw = raw
         self.dl = dl
         self.per_read = per_read
-        self.sock = _socket_of(raw)
-        if self.sock is not None and dl.cancel is not None:
-            dl.cancel.register(self.sock)
+        self.sock = sock
 
     def read(self, n: int, done: int) -> bytes:
         """Up to ``n`` bytes (b"" at the end); DownloadError on a cut, Timeout, Cancelled."""
@@ -122,8 +186,6 @@ class _Stream:
         return chunk
 
     def close(self) -> None:
-        if self.sock is not None and self.dl.cancel is not None:
-            self.dl.cancel.unregister(self.sock)
         self.raw.close()
 
 
@@ -167,10 +229,11 @@ class Fetcher:
             raise DownloadError(f"{url}: unsupported scheme {scheme!r} (http, https, file)")
         headers = {"Range": f"bytes={offset}-"} if offset else {}
         req = urllib.request.Request(url, headers=headers)
+        opener = urllib.request.build_opener(
+            _Handler(dl.register), _TLSHandler(self._ssl, dl.register)
+        )
         try:
-            resp = urllib.request.urlopen(
-                req, timeout=dl.read_timeout(self.timeout_s), context=self._ssl
-            )
+            resp = opener.open(req, timeout=dl.read_timeout(self.timeout_s))
         except urllib.error.HTTPError as exc:
             if exc.code == 404:
                 raise NotFound(f"{url}: not found (HTTP 404)") from None
@@ -194,7 +257,8 @@ class Fetcher:
         else:
             length = resp.headers.get("Content-Length")
             total = int(length) if length and length.isdigit() else None
-        return _Stream(resp, dl, self.timeout_s), start, total
+        sock = dl.socks[-1] if dl.socks else None
+        return _Stream(resp, dl, self.timeout_s, sock), start, total
 
     # -- small files ----------------------------------------------------------------------
     def get_bytes(
@@ -202,17 +266,20 @@ class Fetcher:
     ) -> bytes:
         """The body of ``url``, at most ``cap + 1`` bytes (the caller checks the cap)."""
         dl = _Deadline(url, deadline_s, cancel)
-        stream, _, _ = self._open(url, dl)
         try:
-            buf = bytearray()
-            while len(buf) < cap + 1:
-                chunk = stream.read(min(CHUNK, cap + 1 - len(buf)), len(buf))
-                if not chunk:
-                    break
-                buf += chunk
-            return bytes(buf)
+            stream, _, _ = self._open(url, dl)
+            try:
+                buf = bytearray()
+                while len(buf) < cap + 1:
+                    chunk = stream.read(min(CHUNK, cap + 1 - len(buf)), len(buf))
+                    if not chunk:
+                        break
+                    buf += chunk
+                return bytes(buf)
+            finally:
+                stream.close()
         finally:
-            stream.close()
+            dl.close()
 
     def get_optional(
         self, url: str, cap: int, *, deadline_s: float | None = None, cancel: Cancel | None = None
@@ -242,24 +309,10 @@ class Fetcher:
         a full disk is :class:`DiskFull`. What was received stays in ``part`` either way.
         """
         dl = _Deadline(url, deadline_s, cancel)
-        attempt = 0
-        while True:
-            try:
-                digest, have = self._download_once(url, part, size, progress, dl)
-                break
-            except DownloadError as exc:
-                final = isinstance(
-                    exc, (FileTooLarge, WrongSize, NotFound, DownloadTimeout, DownloadCancelled)
-                )
-                if final or attempt >= self.retries:
-                    raise
-                attempt += 1
-                pause = self.backoff_s * attempt
-                left = dl.left()
-                if cancel is not None:
-                    cancel.wait(pause if left is None else min(pause, left))
-                else:
-                    time.sleep(pause if left is None else max(min(pause, left), 0.0))
+        try:
+            digest, have = self._download_retrying(url, part, size, progress, dl)
+        finally:
+            dl.close()
         if have != size:
             raise WrongSize(
                 f"{url}: got {have} bytes, the manifest declares {size}; "
@@ -270,6 +323,25 @@ class Fetcher:
                 f"{url}: sha256 {digest[:16]}... does not match the manifest's "
                 f"{sha256[:16]}...; the file was altered or corrupted"
             )
+
+    def _download_retrying(
+        self, url: str, part: Path, size: int, progress: Progress | None, dl: _Deadline
+    ) -> tuple[str, int]:
+        attempt = 0
+        while True:
+            try:
+                return self._download_once(url, part, size, progress, dl)
+            except DownloadError as exc:
+                final = isinstance(
+                    exc, (FileTooLarge, WrongSize, NotFound, DownloadTimeout, DownloadCancelled)
+                )
+                if final or attempt >= self.retries:
+                    raise
+                attempt += 1
+                left = dl.left()
+                pause = self.backoff_s * attempt
+                if (dl.cancel or dl.expiry).wait(pause if left is None else min(pause, left)):
+                    dl.check()
 
     def _download_once(
         self, url: str, part: Path, size: int, progress: Progress | None, dl: _Deadline

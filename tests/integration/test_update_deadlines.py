@@ -91,6 +91,36 @@ def test_manifest_deadline(www: Path) -> None:
             Fetcher().get_bytes(f"{srv.url}/manifest.json", 10_000, deadline_s=0.5)
 
 
+def test_headers_trickled_byte_by_byte_end_at_the_deadline(www: Path) -> None:
+    """Each header byte arrives well within the 30 s read timeout; the deadline still holds."""
+    with TrickleServer(www, rate=None, header_rate=5) as srv:
+        with pytest.raises(E.DownloadTimeout, match="deadline"):
+            Fetcher().get_bytes(f"{srv.url}/manifest.json", 10_000, deadline_s=1.0)
+
+
+def test_cancel_during_trickled_headers(www: Path, tmp_path: Path) -> None:
+    tok = Cancel()
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            Fetcher().download(f"{srv.url}/blob.tflite", tmp_path / "p", size=len(BLOB),
+                               sha256=sha(BLOB), cancel=tok)
+        except BaseException as exc:
+            errors.append(exc)
+
+    with TrickleServer(www, rate=None, header_rate=5) as srv:
+        t = threading.Thread(target=run)
+        t.start()
+        while not srv.ranges:
+            t.join(0.05)
+        tok.cancel("shutdown")
+        t.join(20)  # a hang guard: the headers alone would take a minute
+        assert not t.is_alive()
+    assert len(errors) == 1 and isinstance(errors[0], E.DownloadCancelled), errors
+    assert errors[0].why == "shutdown"
+
+
 def test_cancel_from_another_thread_ends_a_stalled_read_at_once(www: Path,
                                                                 tmp_path: Path) -> None:
     part = tmp_path / "blob.part"
