@@ -298,8 +298,8 @@ class UpdateComponent(Component):
         """End the update in progress: ``{"cancelled": ID, "state": S, "outcome": O}``
         (``cancelled`` before the swap, ``rolled_back`` during the trial); ``cancelled`` is
         null when no update runs."""
-        r = self._rollout
-        if not self._busy.locked() or (r is not None and r.final):
+        r, c = self._rollout, self._cancel
+        if c is None or (r is not None and r.final):  # (a registry poll is not an update)
             return {"cancelled": None, "detail": "no update in progress"}
         did = r.deployment.id if r is not None else None
         state = r.state if r is not None else R.RECEIVED
@@ -392,6 +392,7 @@ class UpdateComponent(Component):
                 self._abort(exc)
             finally:
                 self._rollout = None
+                self._cancel = None
                 self._busy.release()
 
         self._worker = threading.Thread(target=run, name="updates", daemon=True)
@@ -579,6 +580,9 @@ class UpdateComponent(Component):
         )
 
     def _spawn_trial(self, d: Deployment, entry: Entry) -> None:
+        self._cancel = Cancel()  # nothing to download: marks "an update runs" for cancel
+        self._abort_trial = None
+
         def run() -> None:
             try:
                 assert self.updater is not None
@@ -597,6 +601,7 @@ class UpdateComponent(Component):
                 log.exception("trial of %s failed unexpectedly", d.id)
             finally:
                 self._rollout = None
+                self._cancel = None
                 self._busy.release()
 
         self._worker = threading.Thread(target=run, name="updates-trial", daemon=True)

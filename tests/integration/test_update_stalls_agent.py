@@ -115,6 +115,11 @@ def test_sigterm_during_a_trickle_stops_within_budget_then_resumes_and_cancel_en
         a.command("update", {"model": "digits", "version": "2.0", "deployment": "fast1"})
         assert a.wait_final("fast1")["state"] == "committed", a.tail()
 
+        cid = a.command("cancel", {})  # nothing runs now: says so, changes nothing
+        assert wait_until(lambda: bool(replies(a, "cancel", cid)))
+        assert replies(a, "cancel", cid)[-1]["result"] == {
+            "cancelled": None, "detail": "no update in progress"}
+
 
 def test_rollback_cancels_a_trickling_update_and_goes_back(
     world: World, tmp_path: Path, agents: list[Agent]
