@@ -25,6 +25,7 @@ PURE_CORES = (
     # inference maths and descriptions (numpy only)
     "edge_agent.inference.tensors",
     "edge_agent.inference.transform",
+    "edge_agent.inference.agreement",
     "edge_agent.inference.nms",
     "edge_agent.inference.result",
     "edge_agent.inference.description",
