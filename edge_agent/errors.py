@@ -56,6 +56,10 @@ class ExitCode(enum.IntEnum):
     OUTBOX = 53
     COMMAND = 54
     COMMAND_TIMEOUT = 55
+    QUANTIZE = 60
+    UNQUANTIZABLE_OP = 61
+    NOT_COMPARABLE = 62
+    TRUTH = 63
     INTERRUPTED = 130  # Ctrl-C / a second SIGINT (128 + 2, the shell's convention)
 
 
@@ -175,3 +179,30 @@ class ControlError(EdgeAgentError):
     """The control socket cannot be served or answered garbage (another agent owns it?)."""
 
     exit_code = ExitCode.CONTROL
+
+
+class QuantizeError(EdgeAgentError):
+    """``models quantize`` failed (the quantizer is missing, refused the model, or its result
+    does not load)."""
+
+    exit_code = ExitCode.QUANTIZE
+
+
+class UnquantizableOpError(QuantizeError):
+    """An operator cannot be quantised in the chosen mode (the message names it and a mode
+    that keeps it in float)."""
+
+    exit_code = ExitCode.UNQUANTIZABLE_OP
+
+
+class NotComparableError(EdgeAgentError):
+    """``models compare`` refuses two models that do not take the same input or do not read
+    their outputs with the same decoder."""
+
+    exit_code = ExitCode.NOT_COMPARABLE
+
+
+class TruthError(EdgeAgentError):
+    """Ground truth (a folder per class, COCO JSON) cannot be read or does not fit the data."""
+
+    exit_code = ExitCode.TRUTH

@@ -131,3 +131,35 @@ def build_fake_delegate(folder: Path) -> Path:
         timeout=60,
     )
     return lib
+
+
+def exp_model(src: Path, out: Path) -> Path:
+    """``src`` (a float classifier ending in SOFTMAX) with EXP in its place: it runs in float,
+    but ai-edge-quantizer has no integer rule for EXP."""
+    m = fu.read_model(str(src))
+    code = schema.OperatorCodeT()
+    code.builtinCode = code.deprecatedBuiltinCode = schema.BuiltinOperator.EXP
+    code.version = 1
+    m.operatorCodes.append(code)
+    for op in m.subgraphs[0].operators:
+        if m.operatorCodes[op.opcodeIndex].builtinCode == schema.BuiltinOperator.SOFTMAX:
+            op.opcodeIndex = len(m.operatorCodes) - 1
+            op.builtinOptions = None
+            op.builtinOptionsType = 0
+    fu.write_model(m, str(out))
+    return out
+
+
+def digits_folders(root: Path, start: int = 0, stop: int | None = None) -> Path:
+    """Held-out digits ``[start:stop]`` as PNGs in a folder per class (``root/<label>/n.png``):
+    the ground-truth layout ``models compare --truth`` reads."""
+    import cv2
+    import numpy as np
+
+    data = np.load(DATA / "digits_test.npz")
+    for n, (img, label) in enumerate(zip(data["images"][start:stop], data["labels"][start:stop],
+                                         strict=True)):
+        folder = root / str(int(label))
+        folder.mkdir(parents=True, exist_ok=True)
+        assert cv2.imwrite(str(folder / f"{start + n:03d}.png"), img)
+    return root

@@ -194,3 +194,9 @@ def gc_cmd(
     else:
         typer.echo(f"removed {len(removed)} version(s)" + (": " + ", ".join(removed)
                                                            if removed else ""))
+
+
+# -- quantize / compare (issue 14) ------------------------------------------------------------
+from . import modelops_cmds  # noqa: E402 - registers on this app
+
+modelops_cmds.register(app)

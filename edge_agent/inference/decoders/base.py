@@ -59,6 +59,13 @@ class Decoder:
     def decode(self, outputs: list[np.ndarray], transform: Transform) -> Result:
         raise NotImplementedError
 
+    def output_ranges(self) -> dict[int, tuple[float, float]]:
+        """Output index -> the real range ``(low, high)`` in which a value can still change a
+        decision. ``models quantize`` gives those outputs (and the tensors that only reshape or
+        join into them) this range instead of the calibrated one: values outside saturate and
+        no decision changes. Empty: calibrate every output."""
+        return {}
+
 
 D = TypeVar("D", bound=type[Decoder])
 

@@ -81,6 +81,14 @@ class BlazeFaceDecoder(Decoder):
         self.scale_x = float(self.option("scale", self.input_w))
         self.scale_y = float(self.option("scale", self.input_h))
 
+    def output_ranges(self) -> dict[int, tuple[float, float]]:
+        """Logits beyond +-16 are sigmoid 1e-7 from 0 or 1; box offsets, sizes and keypoints
+        of a face inside the input lie within [-scale/2, scale]. Calibrated ranges are far
+        wider (anchors on black letterbox padding give logits down to -16000), which left one
+        int8 step of 63 logits and the int8 model found nothing."""
+        scale = max(self.scale_x, self.scale_y)
+        return {self.cls_i: (-16.0, 16.0), self.reg_i: (-scale / 2.0, scale)}
+
     def decode(self, outputs: list[np.ndarray], transform: Transform) -> Result:
         logits = self.real(outputs, self.cls_i).reshape(-1).astype(np.float64)
         scores = 1.0 / (1.0 + np.exp(-np.clip(logits, -100.0, 100.0)))
