@@ -60,6 +60,10 @@ class ExitCode(enum.IntEnum):
     UNQUANTIZABLE_OP = 61
     NOT_COMPARABLE = 62
     TRUTH = 63
+    FLEET = 70  # edge_agent.fleet.errors
+    FLEET_STORE = 71
+    ROLLOUT = 72
+    FLEET_SERVER = 73
     INTERRUPTED = 130  # Ctrl-C / a second SIGINT (128 + 2, the shell's convention)
 
 

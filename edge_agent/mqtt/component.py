@@ -302,6 +302,8 @@ class MqttComponent(Component):
             "started_at": round(self.started_at, 3),
             "ts": round(time.time(), 3),
         }
+        if self.config is not None:
+            body["groups"] = list(self.config.device.groups)  # rollouts by group (fleet serve)
         if not online:
             body["reason"] = reason
         else:

@@ -4,7 +4,10 @@
 and keeps one :class:`DeviceRow` per device; :class:`SeqTracker` finds missing and duplicate
 ``seq`` numbers per stream (late arrivals fill their gap). A *gap record* from the device
 (``{"seq": n, "gap": {"from", "to", "count", "reason"}}``: records it could not store, e.g. on a
-full disk) turns the seqs it covers from unexplained gaps into reported losses.
+full disk) turns the seqs it covers from unexplained gaps into reported losses. A record whose
+seq is not above the last one but which was made *after* it (its ``ts``) starts the stream over
+(the device lost its outbox): counted in ``resets``, never as duplicates. ``state()`` /
+``from_state()`` let ``fleet serve`` keep all of it in its database.
 """
 
 from __future__ import annotations
@@ -34,7 +37,36 @@ class SeqTracker:
         self.untracked = 0
         self.duplicates = 0
         self.received = 0
+        self.resets = 0
+        self.last_ts: float | None = None  # ``ts`` of the record with the highest seq
         self.reported: collections.Counter[str] = collections.Counter()  # reason -> seqs
+
+    def state(self) -> dict[str, Any]:
+        """Everything, as JSON (missing seqs as ``[first, last]`` ranges)."""
+        ranges: list[list[int]] = []
+        for s in sorted(self.missing):
+            if ranges and ranges[-1][1] == s - 1:
+                ranges[-1][1] = s
+            else:
+                ranges.append([s, s])
+        return {"first": self.first, "last": self.last, "missing": ranges,
+                "untracked": self.untracked, "duplicates": self.duplicates,
+                "received": self.received, "resets": self.resets, "last_ts": self.last_ts,
+                "reported": dict(self.reported), "max_missing": self.max_missing}
+
+    @classmethod
+    def from_state(cls, d: dict[str, Any]) -> SeqTracker:
+        t = cls(int(d.get("max_missing", 10_000)))
+        t.first, t.last = d.get("first"), d.get("last")
+        for a, b in d.get("missing", ()):
+            t.missing.update(range(int(a), int(b) + 1))
+        t.untracked = int(d.get("untracked", 0))
+        t.duplicates = int(d.get("duplicates", 0))
+        t.received = int(d.get("received", 0))
+        t.resets = int(d.get("resets", 0))
+        t.last_ts = d.get("last_ts")
+        t.reported.update({str(k): int(v) for k, v in d.get("reported", {}).items()})
+        return t
 
     def add_gap(self, first: int, last: int, reason: str) -> int:
         """The device reports ``first..last`` as lost (after :meth:`add` of the gap record's
@@ -56,13 +88,24 @@ class SeqTracker:
         self.reported[reason] += explained
         return explained
 
-    def add(self, seq: int) -> str:
-        """Record one ``seq``: returns ``new``, ``late`` (filled a gap) or ``duplicate``."""
+    def add(self, seq: int, ts: float | None = None) -> str:
+        """Record one ``seq``: returns ``new``, ``late`` (filled a gap), ``duplicate``, or
+        ``reset`` (with ``ts``: not above the last seq but made after it, a new stream)."""
         self.received += 1
         if self.first is None or self.last is None:
             self.first = self.last = seq
+            self.last_ts = ts
             return "new"
+        if ts is not None and self.last_ts is not None and seq <= self.last and \
+                ts > self.last_ts and seq not in self.missing:
+            self.untracked += len(self.missing)  # the old stream's gaps stay counted
+            self.missing.clear()
+            self.first = self.last = seq
+            self.last_ts = ts
+            self.resets += 1
+            return "reset"
         if seq > self.last:
+            self.last_ts = ts if ts is not None else self.last_ts
             room = self.max_missing - len(self.missing)
             span = seq - self.last - 1
             self.missing.update(range(self.last + 1, self.last + 1 + min(span, max(room, 0))))
@@ -98,6 +141,7 @@ class SeqTracker:
             "missing": self.gaps,
             "reported_lost": dict(sorted(self.reported.items())),
             "duplicates": self.duplicates,
+            "resets": self.resets,
         }
 
 
@@ -133,7 +177,31 @@ class DeviceRow:
     temperature_c: float | None = None
     last_seen: float | None = None
     update: str | None = None
+    agent_version: str | None = None
+    active: str | None = None  # "name version" of the active model (models.active)
+    groups: tuple[str, ...] = ()
+    first_seen: float | None = None
     seqs: dict[str, SeqTracker] = field(default_factory=dict)
+
+    SUMMARY = ("fps", "p95_ms", "cpu_percent", "temperature_c", "update", "reason", "backend")
+
+    def state(self) -> dict[str, Any]:
+        """The row for a database (``from_state`` reads it back), trackers apart."""
+        return {"device": self.device, "online": self.online, "model": self.model,
+                "version": self.version, "active": self.active, "groups": list(self.groups),
+                "agent_version": self.agent_version, "first_seen": self.first_seen,
+                "last_seen": self.last_seen,
+                "summary": {k: getattr(self, k) for k in self.SUMMARY}}
+
+    @classmethod
+    def from_state(cls, d: dict[str, Any], seqs: dict[str, SeqTracker]) -> DeviceRow:
+        row = cls(d["device"], online=d.get("online"), model=d.get("model"),
+                  version=d.get("version"), active=d.get("active"),
+                  groups=tuple(d.get("groups") or ()), agent_version=d.get("agent_version"),
+                  first_seen=d.get("first_seen"), last_seen=d.get("last_seen"), seqs=seqs)
+        for k in cls.SUMMARY:
+            setattr(row, k, (d.get("summary") or {}).get(k))
+        return row
 
     @property
     def gaps(self) -> int:
@@ -161,6 +229,9 @@ class DeviceRow:
             "temperature_c": self.temperature_c,
             "last_seen": self.last_seen,
             "update": self.update,
+            "agent_version": self.agent_version,
+            "active": self.active,
+            "groups": list(self.groups),
             "gaps": self.gaps,
             "lost": self.lost,
             "duplicates": self.duplicates,
@@ -168,16 +239,39 @@ class DeviceRow:
         }
 
 
+@dataclass
+class Ingested:
+    """What one message did: the row, the stream, its seq (if any) and what the seq was
+    (``new``, ``late``, ``duplicate``, ``reset``; ``""`` without seq). A duplicate changes
+    nothing but its counter."""
+
+    row: DeviceRow
+    stream: str
+    seq: int | None
+    kind: str
+    data: dict[str, Any]
+
+    @property
+    def applied(self) -> bool:
+        return self.kind != "duplicate"
+
+
 class FleetState:
     """Every device seen under ``root`` (default ``edge``)."""
 
-    def __init__(self, root: str = "edge") -> None:
+    def __init__(self, root: str = "edge", max_devices: int = MAX_DEVICES) -> None:
         self.root = root
+        self.max_devices = max_devices
         self.devices: dict[str, DeviceRow] = {}
         self.ignored = 0
 
     def ingest(self, topic: str, payload: bytes, now: float) -> DeviceRow | None:
         """Apply one message; returns the row it changed, or None if it was not ours/valid."""
+        got = self.ingest_record(topic, payload, now)
+        return got.row if got is not None else None
+
+    def ingest_record(self, topic: str, payload: bytes, now: float) -> Ingested | None:
+        """Like :meth:`ingest`, saying what the message was."""
         where = device_of(topic, self.root)
         if where is None:
             return None
@@ -192,21 +286,27 @@ class FleetState:
             return None
         row = self.devices.get(device)
         if row is None:
-            if len(self.devices) >= MAX_DEVICES:
+            if len(self.devices) >= self.max_devices:
                 self.ignored += 1
                 return None
-            row = self.devices[device] = DeviceRow(device)
+            row = self.devices[device] = DeviceRow(device, first_seen=now)
         seq = data.get("seq")
+        kind = ""
         if isinstance(seq, int) and not isinstance(seq, bool):
             tracker = row.seqs.setdefault(stream, SeqTracker())
-            tracker.add(seq)
+            ts = _num(data.get("ts"))
+            kind = tracker.add(seq, ts)
+            if kind == "duplicate":
+                return Ingested(row, stream, seq, kind, data)
             gap = data.get("gap")
             if isinstance(gap, dict):
                 a, b = gap.get("from"), gap.get("to")
                 if isinstance(a, int) and isinstance(b, int) and 0 < a <= b < seq:
                     tracker.add_gap(a, b, str(gap.get("reason") or "unknown")[:32])
                 row.last_seen = now
-                return row  # a gap record carries no data
+                return Ingested(row, stream, seq, kind, data)  # a gap record carries no data
+        else:
+            seq = None
         if stream == "status":
             self._status(row, data)
         elif stream == "metrics":
@@ -216,7 +316,7 @@ class FleetState:
             row.update = f"{data.get('version', '?')} {state}" if state else row.update
         if stream != "status" or data.get("online"):
             row.last_seen = now
-        return row
+        return Ingested(row, stream, seq, kind, data)
 
     @staticmethod
     def _status(row: DeviceRow, data: dict[str, Any]) -> None:
@@ -231,6 +331,12 @@ class FleetState:
                 v = active.rsplit(" ", 1)[1]
             row.version = str(v) if v is not None else row.version
             row.backend = _pick(data, "backend.name", "backend", "model.backend") or row.backend
+            row.agent_version = _pick(data, "agent_version") or row.agent_version
+            row.active = active if isinstance(active, str) else (
+                f"{row.model} {row.version}" if row.model and row.version else row.active)
+            groups = data.get("groups")
+            if isinstance(groups, list):
+                row.groups = tuple(str(g)[:64] for g in groups[:32])
 
     @staticmethod
     def _metrics(row: DeviceRow, d: dict[str, Any]) -> None:

@@ -105,3 +105,25 @@ def test_fleet_row_reports_gap_records_apart_from_gaps() -> None:
     bad = {"from": 20, "to": 30}  # a range not before the record's own seq: ignored
     f.ingest("edge/a/metrics", msg(seq=11, gap=bad), 4.0)
     assert row.lost == 5
+
+
+def test_a_stream_that_starts_over_is_a_reset_not_duplicates() -> None:
+    t = SeqTracker()
+    for s in (1, 2, 4):
+        assert t.add(s, float(s)) == "new"
+    assert t.add(2, 2.0) == "duplicate"  # the same record again (same ts)
+    assert t.add(3, 3.0) == "late"  # made before the last one: fills its gap
+    assert t.add(1, 100.0) == "reset"  # seq 1 made after everything: the outbox started over
+    assert t.resets == 1 and t.first == t.last == 1 and t.duplicates == 1
+    assert t.add(2, 101.0) == "new"
+    back = SeqTracker.from_state(json.loads(json.dumps(t.state())))
+    assert back.state() == t.state()
+
+
+def test_a_duplicate_record_changes_nothing_but_its_counter() -> None:
+    f = FleetState()
+    f.ingest("edge/a/metrics", msg(seq=1, ts=1.0, fps={"processed": 5.0}), 1.0)
+    f.ingest("edge/a/metrics", msg(seq=2, ts=2.0, fps={"processed": 7.0}), 2.0)
+    got = f.ingest_record("edge/a/metrics", msg(seq=1, ts=1.0, fps={"processed": 5.0}), 3.0)
+    assert got is not None and not got.applied and got.kind == "duplicate"
+    assert got.row.fps == 7.0 and got.row.last_seen == 2.0 and got.row.duplicates == 1

@@ -48,6 +48,12 @@ PURE_CORES = (
     "edge_agent.updates.rollout",
     "edge_agent.updates.trial",
     "edge_agent.updates.errors",
+    # the central service's cores (no broker, database or web framework)
+    "edge_agent.fleet.spec",
+    "edge_agent.fleet.rollout",
+    "edge_agent.fleet.store",
+    "edge_agent.fleet.views",
+    "edge_agent.fleet.errors",
     # operations
     "edge_agent.reload",
     "edge_agent.status",
