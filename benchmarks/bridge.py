@@ -5,7 +5,7 @@
 Side by side in one run (medians): the pure codec (encode + deframe, no I/O), a ping over TCP
 (socat TCP-LISTEN -> simulator, pyserial socket://) and a ping over the pty (socat PTY ->
 simulator), then throughput with one and with four requesting threads.
-Needs make, a C compiler and socat (see .ci/run).
+Needs make, a C compiler and socat (scripts/test installs them).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ real pseudo-terminal. ``kill()`` / ``start()`` make the port disappear and come 
 ``SimPort(..., restartable=True)`` runs the simulator under a shell loop instead, so that
 ``restart_board()`` kills the simulator and starts a new one behind the same pty: a board
 power-cycled behind a USB-serial adapter that stays.
-Needs make, a C compiler and socat (``.ci/run`` installs them).
+Needs make, a C compiler and socat (``scripts/test`` installs them).
 """
 
 from __future__ import annotations
