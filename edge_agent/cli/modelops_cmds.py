@@ -94,5 +94,94 @@ def quantize_cmd(
             typer.echo(f"{label}    {s['name']} {s['dtype']} {s['shape']}{qtext}")
 
 
+def compare_cmd(
+    model_a: Path = typer.Argument(..., help="Reference model A (e.g. the float model)"),
+    model_b: Path = typer.Argument(..., help="Candidate model B (e.g. its int8 version)"),
+    data: str | None = typer.Option(None, "--data", help=f"Frames: {SOURCE_HELP}"),
+    truth: Path | None = typer.Option(
+        None, "--truth", help="Ground truth: a folder per class, or COCO JSON (images in --data)"
+    ),
+    frames: int | None = typer.Option(
+        None, "--frames", min=1, max=100_000,
+        help="Frames to compare [default: 100 of a source, every image of --truth]",
+    ),
+    threads: int = typer.Option(1, "--threads", min=1, max=64, help="Interpreter threads"),
+    runs: int = typer.Option(200, "--runs", min=1, max=100_000, help="Timed invokes per model"),
+    html: Path | None = typer.Option(None, "--html", help="Write an offline HTML report here"),
+    report: Path | None = typer.Option(None, "--report", help="Write the JSON report here"),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as one JSON object"),
+) -> None:
+    """A/B on the same frames: size, load, latency (interleaved), peak RSS, agreement of B with
+    A (tensors and decoded results), accuracy against ground truth, and the owner's line."""
+    from ..atomicfile import write_json_atomic
+    from ..modelops.compare import CompareOptions, compare_models
+
+    opts = CompareOptions(frames=frames, threads=threads, runs=runs)
+    with progress_bar("comparing", not as_json) as update:
+        cmp = compare_models(model_a, model_b, source=data, truth_path=truth, options=opts,
+                             progress=update)
+    doc = cmp.to_json()
+    if report is not None:
+        write_json_atomic(report, {"compare": doc})
+    if html is not None:
+        from ..modelops.report_html import write_html
+
+        write_html(cmp, html)
+    if as_json:
+        print_json(doc)
+        return
+    for line in render_comparison(doc):
+        typer.echo(line)
+    if html is not None:
+        typer.echo(f"report    {html}")
+
+
+def _fmt(v: object, unit: str = "") -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.3g}{unit}" if abs(v) < 1000 else f"{v:.0f}{unit}"
+    return f"{v}{unit}"
+
+
+def render_comparison(doc: dict) -> list[str]:
+    a, b, r = doc["a"], doc["b"], doc["ratios"]
+    rows = [
+        ("size", _fmt(a["size"], " B"), _fmt(b["size"], " B"), r["size"]),
+        ("load", _fmt(a["load_ms"], " ms"), _fmt(b["load_ms"], " ms"), r["load"]),
+        ("invoke p50", _fmt(a["invoke_p50_ms"], " ms"), _fmt(b["invoke_p50_ms"], " ms"),
+         r["speed_p50"]),
+        ("invoke p95", _fmt(a["invoke_p95_ms"], " ms"), _fmt(b["invoke_p95_ms"], " ms"),
+         r["speed_p95"]),
+        ("model RSS", _fmt(a["model_rss_kb"], " KiB"), _fmt(b["model_rss_kb"], " KiB"),
+         r["model_rss"]),
+    ]
+    w = max(len(a["name"]), len(b["name"]), 14) + 4
+    lines = [f"{'':<12}{'A ' + a['name']:<{w}}{'B ' + b['name']:<{w}}A/B"]
+    for label, va, vb, ratio in rows:
+        lines.append(f"{label:<12}{va:<{w}}{vb:<{w}}{_fmt(ratio, 'x')}")
+    g = doc["agreement"]
+    if g["kind"] == "detection":
+        lines.append(
+            f"agreement {g['frames']} frames: B found {g['matched']} of A's {g['detections_a']} "
+            f"detections (recall {g['recall']:.3f}), {g['detections_b']} in all (precision "
+            f"{g['precision']:.3f}), IoU >= {g['iou_match']}; mean IoU {_fmt(g['mean_iou'])}, "
+            f"score shift {_fmt(g['score_shift_mean'])}")
+    elif g["kind"] == "classification":
+        lines.append(f"agreement {g['frames']} frames: top-1 {100 * g['top1_agreement']:.1f} %, "
+                     f"top-5 {100 * g['top5_agreement']:.1f} %")
+    for t in doc["tensors"]:
+        lines.append(f"tensor    {t['name']}: cosine {_fmt(t['cosine_mean'])} (min "
+                     f"{_fmt(t['cosine_min'])}), max abs error {_fmt(t['max_abs_error'])}")
+    acc = doc["accuracy"]
+    if acc is not None:
+        key = "top1" if acc["metric"] == "top-1" else "map50"
+        lines.append(f"truth     {acc['metric']}: A {acc['a'][key]:.2f} %, B {acc['b'][key]:.2f} %"
+                     f" ({acc['delta_points']:+.2f} points) on {acc['a']['images']} images")
+    lines.append(doc["summary"])
+    return lines
+
+
 def register(app: typer.Typer) -> None:
     app.command("quantize")(handle_errors(quantize_cmd))
+    app.command("compare")(handle_errors(compare_cmd))

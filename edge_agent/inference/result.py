@@ -65,6 +65,20 @@ class Result:
             ]
         }
 
+    def scaled(self, s: float) -> Result:
+        """The same result for the frame scaled by ``s`` (boxes and keypoints scaled)."""
+        dets = [
+            Detection(
+                box=(d.box[0] * s, d.box[1] * s, d.box[2] * s, d.box[3] * s),
+                score=d.score,
+                label=d.label,
+                class_id=d.class_id,
+                keypoints=tuple((x * s, y * s) for x, y in d.keypoints),
+            )
+            for d in self.detections
+        ]
+        return Result(self.kind, dets, list(self.classes), list(self.raw), list(self.raw_names))
+
     def summary(self) -> str:
         """One short human line: ``2 detections: face 0.93, face 0.61``."""
         if self.kind == "detection":
