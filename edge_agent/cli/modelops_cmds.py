@@ -38,6 +38,22 @@ def progress_bar(label: str, enabled: bool) -> Iterator[Callable[[int, int], Non
         yield update
 
 
+def write_report(path: Path, key: str, doc: dict) -> None:
+    """Put ``doc`` under ``key`` in the report file, keeping the other command's part (quantize
+    and compare may share one file; `registry publish --report` reads both)."""
+    import json
+
+    from ..atomicfile import write_json_atomic
+
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError):
+        old = {}
+    merged = old if isinstance(old, dict) else {}
+    merged[key] = doc
+    write_json_atomic(path, merged)
+
+
 def quantize_cmd(
     model: Path = typer.Argument(..., help="Float model (.tflite) to quantise"),
     calibrate: str | None = typer.Option(
@@ -62,7 +78,6 @@ def quantize_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print the report as one JSON object"),
 ) -> None:
     """Quantise a float model, calibrated on frames through the agent's own preprocessing."""
-    from ..atomicfile import write_json_atomic
     from ..inference.description import read_description
     from ..modelops.quantize import QuantizeOptions, quantize_model
 
@@ -73,7 +88,7 @@ def quantize_cmd(
         result = quantize_model(model, out, calibrate, opts, description=desc, progress=update)
     data = result.to_json()
     if report is not None:
-        write_json_atomic(report, {"quantize": data})
+        write_report(report, "quantize", data)
     if as_json:
         print_json(data)
         return
@@ -113,7 +128,6 @@ def compare_cmd(
 ) -> None:
     """A/B on the same frames: size, load, latency (interleaved), peak RSS, agreement of B with
     A (tensors and decoded results), accuracy against ground truth, and the owner's line."""
-    from ..atomicfile import write_json_atomic
     from ..modelops.compare import CompareOptions, compare_models
 
     opts = CompareOptions(frames=frames, threads=threads, runs=runs)
@@ -122,7 +136,7 @@ def compare_cmd(
                              progress=update)
     doc = cmp.to_json()
     if report is not None:
-        write_json_atomic(report, {"compare": doc})
+        write_report(report, "compare", doc)
     if html is not None:
         from ..modelops.report_html import write_html
 

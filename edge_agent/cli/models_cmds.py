@@ -29,9 +29,13 @@ def inspect_cmd(
 
     opts = runtime_options(config, threads, backend, delegate)
     m = Model(model, threads=opts.threads, backend=opts.backend, delegates=opts.delegates)
+    from ..updates.store import read_evaluation
+
     info = m.summary()
     desc = load_description(model, model=m)
     info["description"] = desc.to_json()
+    evaluation = read_evaluation(model.parent, model.name, m.sha256)
+    info["evaluation"] = evaluation
     if as_json:
         print_json(info)
         return
@@ -51,6 +55,8 @@ def inspect_cmd(
         f"decoder   {d.name} (threshold {d.threshold}, resize {desc.resize}, "
         f"normalize {desc.normalize}, color {desc.color})"
     )
+    if evaluation is not None:
+        typer.echo(f"evaluated {evaluation['summary']}")
 
 
 # -- the on-device model store (issue 5) ------------------------------------------------------
@@ -68,6 +74,7 @@ def _store(config: Path | None) -> Any:
 
 def _rows(store: Any) -> list[dict[str, Any]]:
     from ..updates.errors import CorruptModel
+    from ..updates.store import read_evaluation
 
     s = store.load()
     roles = {}
@@ -93,6 +100,7 @@ def _rows(store: Any) -> list[dict[str, Any]]:
                 "size": e.size,
                 "role": roles.get(e.id, "bad" if e.id in s.bad else ""),
                 "verified": ok,
+                "evaluation": read_evaluation(store.dir_of(e)),
             }
         )
     return rows
@@ -118,6 +126,8 @@ def list_cmd(
         flag = "" if r["verified"] else "  SHA256 MISMATCH"
         typer.echo(f"{r['name']:<16} {r['version']:<12} seq {r['seq']:<8} "
                    f"{r['sha256'][:12]}  {r['role']}{flag}")
+        if r["evaluation"]:
+            typer.echo(f"    evaluated: {r['evaluation']['summary']}")
     if dep is not None:
         typer.echo(f"last update {dep.id}: {dep.model} {dep.version} {dep.state}"
                    + (f" ({dep.reason}: {dep.detail})" if dep.reason else ""))

@@ -51,12 +51,17 @@ def publish(
     min_agent: str | None = typer.Option(
         None, "--min-agent", help="Oldest edge-agent version that may install it"
     ),
+    report: Path | None = typer.Option(
+        None, "--report", help="`models compare --report` file about this model: its summary "
+        "goes into the signed manifest (evaluation)"
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON"),
 ) -> None:
     """Write NAME/VERSION/manifest.json, its signature and the files into DIR."""
-    from ..updates.publish import describe
+    from ..updates.publish import describe, evaluation_from_report
     from ..updates.publish import publish as do_publish
 
+    evaluation = evaluation_from_report(report, model) if report is not None else None
     desc = None
     if description is not None:
         try:
@@ -90,11 +95,15 @@ def publish(
         trial_seconds=trial_seconds,
         expires_days=expires_days,
         min_agent=min_agent,
+        evaluation=evaluation,
     )
     m = rel.manifest
     if as_json:
         print_json({"dir": str(rel.directory), "name": m.name, "version": m.version,
-                    "seq": m.seq, "keyid": rel.keyid, "files": [f.name for f in m.files]})
+                    "seq": m.seq, "keyid": rel.keyid, "files": [f.name for f in m.files],
+                    "evaluation": m.evaluation.summary if m.evaluation else None})
     else:
         typer.echo(f"published {m.name} {m.version} (seq {m.seq}, key {rel.keyid}) "
                    f"to {rel.directory}")
+        if m.evaluation is not None:
+            typer.echo(f"evaluation {m.evaluation.summary}")

@@ -207,6 +207,12 @@ class ReleaseExists(PublishRefused):
     reason = "release_exists"
 
 
+class ReportMismatch(PublishRefused):
+    """``--report`` is not a ``models compare`` report about the model being published."""
+
+    reason = "report_mismatch"
+
+
 class UpdateBusy(UpdateError):
     """Another update is running on this device."""
 

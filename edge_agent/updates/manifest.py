@@ -97,6 +97,22 @@ class Health(_Strict):
     max_latency_ratio: float = Field(default=2.0, gt=1.0, description="trial p95 / old p95")
 
 
+class Evaluation(BaseModel):
+    """What ``models compare`` found before the release (``registry publish --report``):
+    the owner's line and the figures behind it. Informational: no check reads it; kept as
+    given (extra keys allowed) so newer publishers can add figures."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    summary: str = Field(min_length=1, max_length=400)
+    reference: dict[str, Any] = Field(default_factory=dict, description="model A: name, sha256")
+    frames: int | None = Field(default=None, ge=0)
+    source: str | None = None
+    agreement: dict[str, Any] = Field(default_factory=dict)
+    accuracy: dict[str, Any] | None = None
+    ratios: dict[str, Any] = Field(default_factory=dict)
+
+
 class Manifest(_Strict):
     schema_: Literal[1] = Field(alias="schema")
     name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
@@ -109,6 +125,7 @@ class Manifest(_Strict):
     postprocessing: dict[str, Any] = Field(description="The model description JSON")
     compatibility: Compatibility = Field(default_factory=Compatibility)
     health: Health = Field(default_factory=Health)
+    evaluation: Evaluation | None = None
 
     @field_validator("name", "version")
     @classmethod

@@ -21,7 +21,7 @@ from .. import names
 from ..atomicfile import atomic_write_bytes as write_atomic
 from ..atomicfile import fsync_dir
 from ..errors import ConfigError, ModelError
-from .errors import ReleaseExists, UnsafeReleaseName
+from .errors import ReleaseExists, ReportMismatch, UnsafeReleaseName
 from .keys import load_private, sign
 from .manifest import (
     MANIFEST_NAME,
@@ -136,6 +136,7 @@ def publish(
     now: datetime | None = None,
     extra_files: list[Path] | None = None,
     min_agent: str | None = None,
+    evaluation: dict[str, Any] | None = None,
 ) -> Release:
     """Write one signed release; returns where and what.
 
@@ -188,6 +189,8 @@ def publish(
     }
     if min_agent is not None:
         doc["compatibility"] = {"min_agent": min_agent}
+    if evaluation is not None:
+        doc["evaluation"] = evaluation
     raw = (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode()
     manifest = parse_manifest(raw, str(out / MANIFEST_NAME))
     write_atomic(out / MANIFEST_NAME, raw)
@@ -196,6 +199,54 @@ def publish(
     fsync_dir(out)
     _point_latest(to / name, version, manifest.seq)
     return Release(out, manifest, json.loads(sig)["keyid"])
+
+
+MAX_REPORT_BYTES = 16 * 1024 * 1024
+
+
+def evaluation_from_report(report: Path, model_path: Path) -> dict[str, Any]:
+    """The manifest's ``evaluation`` from a ``models compare --report`` file (and its
+    ``models quantize`` part when the same file has one). Refused unless the report's model B
+    is the file being published (same sha256)."""
+    try:
+        if report.stat().st_size > MAX_REPORT_BYTES:
+            raise ConfigError(f"{report}: report larger than {MAX_REPORT_BYTES >> 20} MiB")
+        doc = json.loads(report.read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{report}: cannot read the report JSON: {exc}") from None
+    cmp = doc.get("compare") if isinstance(doc, dict) else None
+    if not isinstance(cmp, dict) or not isinstance(cmp.get("b"), dict):
+        raise ReportMismatch(
+            f"{report}: not a `models compare --report` file (no 'compare' section); nothing "
+            "was written"
+        )
+    sha = file_entry(model_path)["sha256"]
+    if cmp["b"].get("sha256") != sha:
+        raise ReportMismatch(
+            f"{report}: the comparison is about {cmp['b'].get('name', '?')} (sha256 "
+            f"{str(cmp['b'].get('sha256'))[:12]}), not {model_path.name} ({sha[:12]}); compare "
+            "the file you publish. Nothing was written"
+        )
+    a, b = cmp.get("a") or {}, cmp["b"]
+    out: dict[str, Any] = {
+        "summary": str(cmp.get("summary", ""))[:400],
+        "reference": {"name": a.get("name"), "sha256": a.get("sha256"), "size": a.get("size")},
+        "frames": cmp.get("frames"),
+        "source": cmp.get("source"),
+        "agreement": cmp.get("agreement") or {},
+        "accuracy": cmp.get("accuracy"),
+        "ratios": cmp.get("ratios") or {},
+        "latency_ms": {"a_p50": a.get("invoke_p50_ms"), "b_p50": b.get("invoke_p50_ms"),
+                       "a_p95": a.get("invoke_p95_ms"), "b_p95": b.get("invoke_p95_ms")},
+        "backend": b.get("backend"),
+    }
+    q = doc.get("quantize")
+    if isinstance(q, dict) and q.get("size") == b.get("size"):  # the quantize run made B
+        out["quantize"] = {k: q.get(k) for k in ("mode", "quantizer", "calibration_frames",
+                                                  "source")}
+        out["quantize"]["steps"] = [s.get("step") for s in q.get("steps") or []
+                                    if isinstance(s, dict)]
+    return out
 
 
 LATEST_NAME = "latest.json"

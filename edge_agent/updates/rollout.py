@@ -131,5 +131,7 @@ def record(d: Deployment, progress: float | None = None, **extra: Any) -> dict[s
         out["reason"] = d.reason
     if d.detail:
         out["detail"] = d.detail
+    if d.evaluation:
+        out["evaluation"] = d.evaluation
     out.update(extra)
     return out

@@ -57,6 +57,7 @@ class Deployment:
     restarts: int = 0
     baseline_ms: float | None = None  # the old model's p95 invoke, measured before the swap
     baseline_p50_ms: float | None = None  # and its median
+    evaluation: str = ""  # the manifest's evaluation summary (models compare before release)
 
 
 @dataclass(frozen=True)

@@ -419,3 +419,21 @@ def read_entry(vdir: Path, eid: str) -> Entry | None:
         )
     except (OSError, ValueError, KeyError, StopIteration, TypeError):
         return None
+
+
+def read_evaluation(vdir: Path, model_file: str | None = None, sha256: str | None = None
+                    ) -> dict[str, Any] | None:
+    """The ``evaluation`` of the manifest in ``vdir`` (what ``models compare`` found before the
+    release), or None. With ``model_file``/``sha256``: only if the manifest is about that file."""
+    try:
+        m = json.loads((vdir / "manifest.json").read_bytes())
+        if model_file is not None and m["model"]["file"] != model_file:
+            return None
+        if sha256 is not None:
+            mf = next(f for f in m["files"] if f["name"] == m["model"]["file"])
+            if mf["sha256"] != sha256:
+                return None
+        ev = m.get("evaluation")
+    except (OSError, ValueError, KeyError, StopIteration, TypeError):
+        return None
+    return ev if isinstance(ev, dict) and isinstance(ev.get("summary"), str) else None

@@ -194,6 +194,8 @@ class Updater:
         base = join_url(d.registry, d.model, d.version)
         try:
             manifest = self._manifest(base, d, input_shape, runtime, cancel)
+            if manifest.evaluation is not None:  # every record from here on carries it
+                r.deployment = replace(r.deployment, evaluation=manifest.evaluation.summary)
             self.advance(r, "accepted")
             entry, staging = self._download(r, base, manifest, cancel)
             self.advance(r, "downloaded")
