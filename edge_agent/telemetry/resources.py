@@ -1,17 +1,31 @@
-"""Resource sampler on psutil + sysfs: CPU, memory, load, disk, temperature, frequency.
+"""Resource sampler on psutil + sysfs + cgroup v2: CPU, memory, load, disk, temperature, frequency.
 
 Every reading that a board does not expose is ``None`` rather than an error: a Raspberry Pi
 has thermal zones and cpufreq, a container often has neither.
+
+The process's CPU time comes from the kernel's per-process clock (``time.process_time``, the
+``clock_gettime`` system call), not from ``/proc/self/stat``: under qemu-user (an ARM build
+checked on x86) that file reads 0 while the system call reports what the process really costs.
+A clock that never moved (0 s since the process started, which a Python process that loaded
+numpy never is) cannot be measured: the percentage is then ``None`` ("unknown"), never 0.
+
+In a container or a unit with limits, cgroup v2 caps what the agent may use
+(``cgroup.py``): ``cpu.percent_of_available`` is then of the CPU quota, and ``memory`` is of the
+memory limit, so 100 % means the agent is at its limit, not the machine.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import psutil
+
+from . import cgroup
 
 MB = 1024 * 1024
 
@@ -23,39 +37,70 @@ class ResourceSampler:
     directory whose free space is reported (the state directory).
     """
 
-    def __init__(self, disk_path: Path, *, sysfs: Path = Path("/sys")) -> None:
+    def __init__(
+        self,
+        disk_path: Path,
+        *,
+        sysfs: Path = Path("/sys"),
+        proc: Path = Path("/proc"),
+        cpu_clock: Callable[[], float] = time.process_time,
+        wall_clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.disk_path = disk_path
         self.sysfs = sysfs
+        self.proc = proc
+        self._cpu_clock = cpu_clock
+        self._wall_clock = wall_clock
         self._proc = psutil.Process()
-        self._proc.cpu_percent(None)  # prime: the first call always returns 0.0
+        self._last = (cpu_clock(), wall_clock())  # prime: percentages are since the last call
 
     def sample(self) -> dict[str, Any]:
         mem = psutil.virtual_memory()
         with self._proc.oneshot():
-            cpu = self._proc.cpu_percent(None)
             rss = self._proc.memory_info().rss
             threads = self._proc.num_threads()
         try:
             load = os.getloadavg()
         except OSError:  # pragma: no cover - not on Linux
             load = (0.0, 0.0, 0.0)
+        limits = cgroup.read(self.proc)
+        cores = psutil.cpu_count() or 1
+        available = self._available_cores(cores, limits.cpu_cores)
+        cpu = self._process_percent()
         return {
             "cpu": {
-                "process_percent": round(cpu, 1),
-                "cores": psutil.cpu_count() or 1,
+                "process_percent": None if cpu is None else round(cpu, 1),
+                "percent_of_available": None if cpu is None else round(cpu / available, 1),
+                "cores": cores,
+                "available_cores": round(available, 2),
+                "limit_cores": None if limits.cpu_cores is None else round(limits.cpu_cores, 2),
                 "load": [round(x, 2) for x in load],
                 **self._cpufreq(),
             },
             "rss_mb": round(rss / MB, 1),
             "threads": threads,
-            "memory": {
-                "total_mb": round(mem.total / MB, 1),
-                "available_mb": round(mem.available / MB, 1),
-                "percent": mem.percent,
-            },
+            "memory": _memory(mem.total, mem.available, limits),
             "temperature": self._temperature(),
             "disk": self._disk(),
         }
+
+    def _process_percent(self) -> float | None:
+        """This process's CPU since the last sample, % of one core; None if not measurable."""
+        cpu, wall = self._cpu_clock(), self._wall_clock()
+        (cpu0, wall0), self._last = self._last, (cpu, wall)
+        if cpu <= 0.0:  # the clock never moved: not reported here (not idle)
+            return None
+        if wall <= wall0:
+            return 0.0
+        return max(0.0, 100.0 * (cpu - cpu0) / (wall - wall0))
+
+    def _available_cores(self, cores: int, limit: float | None) -> float:
+        """Logical CPUs this process may run on (affinity), capped by the cgroup CPU quota."""
+        try:
+            usable = float(len(os.sched_getaffinity(0)) or cores)
+        except (AttributeError, OSError):  # pragma: no cover - not on Linux
+            usable = float(cores)
+        return min(usable, limit) if limit is not None else usable
 
     def _disk(self) -> dict[str, Any]:
         path = self.disk_path
@@ -116,6 +161,22 @@ class ResourceSampler:
             "max_freq_mhz": None if top is None else round(top / 1000.0),
             "throttled": throttled,
         }
+
+
+def _memory(total: int, available: int, limits: cgroup.Limits) -> dict[str, Any]:
+    """Memory the agent may use: the machine's, or the cgroup v2 limit when that is lower."""
+    limit = limits.memory_bytes
+    if limit is not None and limit < total:
+        used = limits.memory_used_bytes
+        free = max(0, limit - used) if used is not None else limit
+        total, available = limit, min(available, free)
+    return {
+        "total_mb": round(total / MB, 1),
+        "available_mb": round(available / MB, 1),
+        "percent": round(100.0 * (total - available) / total, 1) if total else None,
+        "limit_mb": None if limit is None else round(limit / MB, 1),
+        "cgroup": limits.path,
+    }
 
 
 def _read(path: Path) -> str | None:

@@ -73,9 +73,14 @@ def summary_line(snap: dict[str, Any]) -> str:
     health = cam.get("health", "?")
     return (
         f"fps in {fps['captured']:.1f} out {fps['processed']:.1f} drop {fps['dropped']:.1f} | "
-        f"ms p50/p95 {stages} | cpu {snap['cpu']['process_percent']:.0f}% "
+        f"ms p50/p95 {stages} | cpu {_percent(snap['cpu'].get('process_percent'))} "
         f"rss {snap['rss_mb']:.0f}MB | camera {health}"
     )
+
+
+def _percent(value: Any) -> str:
+    """``25%``, or ``unknown`` when the process's CPU time could not be measured."""
+    return f"{value:.0f}%" if isinstance(value, (int, float)) else "unknown"
 
 
 def final_summary(totals: dict[str, Any], counters: dict[str, Any], seconds: float) -> str:

@@ -35,6 +35,7 @@ PURE_CORES = (
     "edge_agent.camera.frame",
     "edge_agent.telemetry.histogram",
     "edge_agent.telemetry.latency",
+    "edge_agent.telemetry.cgroup",
     "edge_agent.telemetry.snapshot",
     # MQTT without paho
     "edge_agent.mqtt.topics",
