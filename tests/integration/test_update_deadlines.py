@@ -137,13 +137,24 @@ def test_cancel_from_another_thread_ends_a_stalled_read_at_once(www: Path,
     with TrickleServer(www, rate=None, stall_after=1234) as srv:
         t = threading.Thread(target=run)
         t.start()
-        while srv.served.get("blob.tflite", 0) < 1234:
+        # stalled = the server sent its 1234 bytes and the reader wrote them all (os.write, no
+        # buffer): cancelling earlier could drop bytes still in the socket's receive buffer,
+        # which the resume fetches again but this test's check would miss
+        while srv.served.get("blob.tflite", 0) < 1234 or _size(part) < 1234:
+            assert t.is_alive(), errors
             t.join(0.05)
         tok.cancel("cancel", "operator cancel")
         t.join(20)  # a hang guard: without the socket shutdown it blocks 30 s per read x 6
         assert not t.is_alive()
     assert len(errors) == 1 and isinstance(errors[0], E.DownloadCancelled), errors
     assert errors[0].why == "cancel" and part.read_bytes() == BLOB[:1234]
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
 
 
 # -- whole rollouts through the Updater ----------------------------------------------------------
