@@ -1,6 +1,6 @@
 """What a flood of hostile command payloads costs the agent, side by side with valid ones.
 
-A local mosquitto and the MQTT test agent (tests/integration/mqtt/harness.py) run as real
+A local mosquitto and the MQTT test agent (tests/support/mqtt_harness.py) run as real
 processes. A sender publishes, as fast as it can, N payloads of one kind on the agent's
 command topic and waits for the N replies; we read the agent's CPU time (/proc/<pid>/stat)
 before and after. Kinds, in one run: valid ``ping`` commands, payloads nested 60,000 deep
@@ -72,7 +72,7 @@ def main() -> None:
                        f"port = {broker.port}\ncommand_queue = 1000\n")
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         agent = subprocess.Popen(
-            [sys.executable, str(ROOT / "tests/integration/mqtt/harness.py"), str(cfg)],
+            [sys.executable, str(ROOT / "tests/support/mqtt_harness.py"), str(cfg)],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
         got = [0]
         cond = threading.Condition()

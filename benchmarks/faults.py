@@ -138,7 +138,7 @@ class Device:
     def __init__(self, work: Path, broker_port: int, name: str, *, state: Path | None = None,
                  extra: str = "", camera: str | None = None) -> None:
         from edge_agent.mqtt.testing import Recorder
-        from tests.integration.mqtt.agentproc import write_config
+        from tests.support.mqtt_agent import write_config
 
         self.id = f"f-{name}-{uuid.uuid4().hex[:6]}"
         self.dir = work / name
@@ -166,7 +166,7 @@ class Device:
         return self.state / "agent.sock"
 
     def start(self) -> Device:
-        from tests.integration.mqtt.agentproc import AgentProc
+        from tests.support.mqtt_agent import AgentProc
 
         self.agent = AgentProc(self.config, real=True)
         return self
@@ -312,7 +312,7 @@ def sigkill_loop(w: World) -> Row:
 def full_disk(w: World) -> Row:
     import pytest
 
-    from tests.smalldisk import SmallDisk
+    from tests.support.smalldisk import SmallDisk
 
     disk = SmallDisk(w.work / "disk", "2m")
     try:
@@ -336,12 +336,12 @@ def full_disk(w: World) -> Row:
 
 def trickling_update(w: World) -> Row:
     try:
-        from tests.update_helpers import TrickleServer, new_key, seed_store
+        from tests.support.updates import TrickleServer, new_key, seed_store
     except ImportError as exc:
-        raise NotRun(f"needs tests.update_helpers.TrickleServer ({exc})") from None
+        raise NotRun(f"needs tests.support.updates.TrickleServer ({exc})") from None
     from edge_agent.updates.publish import publish
     from edge_agent.updates.store import Store
-    from tests.helpers import MODELS
+    from tests.support.helpers import MODELS
 
     base = w.work / "update"
     base.mkdir()
@@ -387,8 +387,8 @@ def _served(srv: Any) -> int:
 
 
 def slow_control_clients(w: World) -> Row:
-    from tests.helpers import run_cli
-    from tests.slow_clients import SlowLoris
+    from tests.support.helpers import run_cli
+    from tests.support.slow_clients import SlowLoris
 
     d = w.device("loris").start()
     d.wait_records(3)
@@ -410,10 +410,10 @@ def slow_control_clients(w: World) -> Row:
 def late_camera(w: World) -> Row:
     import inspect
 
-    from tests.ops_helpers import MjpegCamera, free_port
+    from tests.support.ops import MjpegCamera, free_port
 
     if "port" not in inspect.signature(MjpegCamera).parameters:
-        raise NotRun("needs tests.ops_helpers.MjpegCamera(port=...)")
+        raise NotRun("needs tests.support.ops.MjpegCamera(port=...)")
     port = free_port()
     d = w.device("camera", camera=f"http://127.0.0.1:{port}/stream.mjpg").start()
     waiting = ("reconnecting", "failed")

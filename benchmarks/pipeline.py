@@ -27,8 +27,8 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from edge_agent.bench_pipeline import bench_pipeline  # noqa: E402
 from edge_agent.camera.clips import pan_zoom_frames, synthetic_frames, write_clip  # noqa: E402
+from edge_agent.tools.bench_pipeline import bench_pipeline  # noqa: E402
 
 
 def make_clip(path: Path, n: int) -> str:

@@ -30,16 +30,16 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from edge_agent.agent.lifecycle import Agent, default_components
 from edge_agent.config import parse_config
 from edge_agent.mqtt.link import LinkSettings
 from edge_agent.mqtt.testing import Mosquitto
-from edge_agent.service import Agent, default_components
 from edge_agent.updates.fetch import Fetcher
 from edge_agent.updates.manifest import parse_manifest
 from edge_agent.updates.preflight import run_preflight
 from edge_agent.updates.publish import publish
 from edge_agent.updates.push import push_update
-from tests.update_helpers import new_key, nginx, seed_store
+from tests.support.updates import new_key, nginx, seed_store
 
 MODEL = Path(__file__).resolve().parents[1] / "models" / "mobilenet_v2_int8.tflite"
 

@@ -1,6 +1,6 @@
 """The Component base class every part of the agent plugs in with; imports no subsystem.
 
-The Agent (:mod:`edge_agent.service`) starts, ticks and stops components; MQTT, updates, the
+The Agent (:mod:`edge_agent.agent.lifecycle`) starts, ticks and stops components; MQTT, updates, the
 bridge and the operations parts subclass :class:`Component`, so they depend on this small module
 and not on the Agent that runs them.
 """
@@ -35,7 +35,7 @@ class Component:
     def on_result(self, result: Any) -> None:
         """Called for each inference result from the worker thread; must not block.
 
-        ``result`` is a :class:`edge_agent.pipeline.FrameResult` (``.result`` the inference
+        ``result`` is a :class:`edge_agent.agent.pipeline.FrameResult` (``.result`` the inference
         Result, ``.timings``, ``.ok`` / ``.error`` for a frame whose stage failed).
         """
 

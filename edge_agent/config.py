@@ -32,7 +32,7 @@ from pydantic import (
     model_validator,
 )
 
-from . import names
+from .common import names
 from .errors import ConfigError
 
 if sys.version_info >= (3, 11):

@@ -1,7 +1,7 @@
-"""The camera reader's backoff lives in :mod:`edge_agent.backoff` (shared with MQTT)."""
+"""The camera reader's backoff lives in :mod:`edge_agent.common.backoff` (shared with MQTT)."""
 
 from __future__ import annotations
 
-from ..backoff import Backoff
+from ..common.backoff import Backoff
 
 __all__ = ["Backoff"]

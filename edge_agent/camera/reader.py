@@ -5,7 +5,7 @@ exponential backoff with jitter; ``health`` says ``ok``, ``reconnecting`` or ``f
 retrying, at the maximum delay, after ``failed_after`` failures in a row). A bad single frame is
 skipped and counted. A finite source that ends (a video file without loop) sets :attr:`ended`.
 Repeated warnings (the same bad file every pass, the same open error every retry) are throttled
-per cause (:mod:`edge_agent.throttle`): the first line, then a count per ``log_interval_s``.
+per cause (:mod:`edge_agent.common.throttle`): the first line, then a count per ``log_interval_s``.
 
 :meth:`CameraReader.waiting` tells the watchdogs (sd_notify, the board's) that no frame comes
 because the reader is legitimately waiting for its source: opening it or backing off, each step
@@ -21,8 +21,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from ..common.throttle import DEFAULT_INTERVAL_S, ThrottledLog
 from ..errors import FrameError, SourceError
-from ..throttle import DEFAULT_INTERVAL_S, ThrottledLog
 from .backoff import Backoff
 from .frame import Frame, LatestFrameSlot
 from .sources import STREAM_TIMEOUT_MS, FrameSource

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 
 def _setup_logging(cfg: Config) -> None:
-    from .. import logging_setup
+    from ..ops import logging_setup
 
     logging_setup.apply_config(cfg)
     for line in cfg.warnings:
@@ -28,7 +28,7 @@ def run_agent(config: Path | None, duration: float | None, frames: int | None) -
 
     Summary lines go to stdout, or to stderr when results are printed as JSON lines on stdout.
     """
-    from ..stderr_relay import StderrRelay
+    from ..ops.stderr_relay import StderrRelay
 
     cfg = load(config)
     _setup_logging(cfg)
@@ -39,8 +39,8 @@ def run_agent(config: Path | None, duration: float | None, frames: int | None) -
 def _run_agent(
     cfg: Config, config: Path | None, duration: float | None, frames: int | None
 ) -> dict[str, Any]:
-    from ..console import ConsoleReporter
-    from ..service import Agent, default_components
+    from ..agent.console import ConsoleReporter
+    from ..agent.lifecycle import Agent, default_components
     from ..telemetry import final_summary
 
     out = sys.stderr if cfg.pipeline.stdout_jsonl else sys.stdout
@@ -105,9 +105,9 @@ def status(
 
     Exit 0 when the agent answers, 30 when it is not running.
     """
-    from ..control import read_persisted, request
     from ..errors import AgentNotRunning, ControlError
-    from ..status import render
+    from ..ops.control import read_persisted, request
+    from ..ops.status import render
 
     cfg = load(resolve_config(config))
     try:
@@ -145,7 +145,7 @@ def doctor(
 
     Each check prints PASS / WARN / FAIL / SKIP with a one-line fix; exit 1 if any FAILs.
     """
-    from .. import doctor as doc
+    from ..tools import doctor as doc
 
     results = doc.run(resolve_config(config))
     if as_json:

@@ -3,7 +3,7 @@
 Without ``--source``: the invoke benchmark (edge-agent's Model vs a bare interpreter loop,
 :mod:`edge_agent.inference.bench`). With ``--source``: the same model on the same frames three
 ways — bare invoke loop, naive sequential loop, the agent's pipeline
-(:mod:`edge_agent.bench_pipeline`).
+(:mod:`edge_agent.tools.bench_pipeline`).
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def _bench(
 def _bench_pipeline(
     model: Path, source: str, threads: int, frames: int, backend: str, as_json: bool
 ) -> None:
-    from ..bench_pipeline import bench_pipeline
+    from ..tools.bench_pipeline import bench_pipeline
 
     report = bench_pipeline(str(model), source, threads=threads, frames=frames, backend=backend)
     j = report.to_json()

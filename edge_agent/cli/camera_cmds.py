@@ -23,7 +23,7 @@ def snapshot(
     as_json: bool = typer.Option(False, "--json", help="Print what was taken as JSON."),
 ) -> None:
     """Write one camera frame as JPEG (from the running agent if there is one)."""
-    from ..snapshot import take
+    from ..tools.snapshot import take
 
     info = take(load(resolve_config(config)), out, annotated=annotate)
     if as_json:

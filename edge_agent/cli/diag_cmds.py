@@ -22,7 +22,7 @@ def bundle(
 ) -> None:
     """Write a support bundle: redacted config, versions, status, metrics, model store, logs,
     doctor output. Secrets from the config never enter it."""
-    from ..diag import write_bundle
+    from ..tools.diag import write_bundle
 
     names = write_bundle(resolve_config(config), out)
     typer.echo(f"wrote {out} ({len(names)} files: {', '.join(names)})")

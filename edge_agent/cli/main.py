@@ -52,7 +52,7 @@ def _root(
     ),
 ) -> None:
     """edge-agent: inference, telemetry, updates and diagnostics for edge devices."""
-    from .. import logging_setup  # here, not at import: --help and --version stay light
+    from ..ops import logging_setup  # here, not at import: --help and --version stay light
 
     try:
         logging_setup.set_cli_overrides(log_format, log_level)

@@ -43,7 +43,7 @@ def write_report(path: Path, key: str, doc: dict) -> None:
     and compare may share one file; `registry publish --report` reads both)."""
     import json
 
-    from ..atomicfile import write_json_atomic
+    from ..common.atomicfile import write_json_atomic
 
     try:
         old = json.loads(path.read_text())

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from ..atomicfile import atomic_write_bytes, write_json_atomic
+from ..common.atomicfile import atomic_write_bytes, write_json_atomic
 from ..errors import ModelError, QuantizeError, UnquantizableOpError
 from ..inference.description import ModelDescription, description_path, normalize_lut
 from ..inference.native import quiet_native_stderr

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from ..atomicfile import atomic_write_bytes
+from ..common.atomicfile import atomic_write_bytes
 from .compare import Comparison, KeptFrame
 
 COLOR_A = (60, 200, 0)  # BGR: green
@@ -44,7 +44,7 @@ def frame_picture(k: KeptFrame) -> bytes:
     """The frame with A's result (green) and B's (magenta) drawn on it, as JPEG."""
     import cv2
 
-    from ..annotate import annotate, encode_jpeg
+    from ..inference.annotate import annotate, encode_jpeg
 
     img = k.image if k.image.ndim == 3 else cv2.cvtColor(k.image, cv2.COLOR_GRAY2BGR)
     a, b = k.a, k.b

@@ -61,7 +61,7 @@ class BuiltinCommands:
 
     def reload(self, params: dict[str, Any]) -> dict[str, Any]:
         """Re-read the config file; apply what can change live, name what needs a restart."""
-        from ..reload import plan_reload
+        from ..ops.reload import plan_reload
 
         c = self.comp
         agent = c.agent

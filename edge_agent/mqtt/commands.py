@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .. import strict_json
+from ..common import strict_json
 from .errors import CommandError
 
 Handler = Callable[[dict[str, Any]], dict[str, Any]]

@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
+from ..common.throttle import ThrottledLog, cause_of
+from ..component import Component
 from ..config import Config
 from ..errors import EdgeAgentError
-from ..service import Component
-from ..throttle import ThrottledLog, cause_of
 from . import commands as cmds
 from .builtin import BuiltinCommands
 from .dispatch import CommandDispatcher

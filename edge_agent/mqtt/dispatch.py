@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ..throttle import ThrottledLog
+from ..common.throttle import ThrottledLog
 from . import commands as cmds
 from .errors import CommandError, OutboxError
 from .events import TokenBucket
@@ -199,7 +199,7 @@ class CommandDispatcher:
 
 class RefusalLog:
     """One WARNING per refusal code, then at most one per ``every_s`` with how many it covers
-    (:class:`edge_agent.throttle.ThrottledLog`, the cause being the code)."""
+    (:class:`edge_agent.common.throttle.ThrottledLog`, the cause being the code)."""
 
     def __init__(self, clock: Callable[[], float], every_s: float = REFUSAL_LOG_EVERY_S) -> None:
         self._log = ThrottledLog(log, every_s, clock=clock)

@@ -2,7 +2,7 @@
 
 Nothing else in edge-agent imports paho. :class:`Link` owns one paho client with its network
 thread (``loop_start``); paho reconnects by itself and re-sends QoS 1 messages it was handed.
-The delay before each retry is ours (:class:`~edge_agent.backoff.HeldBackoff`: exponential,
+The delay before each retry is ours (:class:`~edge_agent.common.backoff.HeldBackoff`: exponential,
 with jitter, reset only once a connection held ``reconnect_hold_s``), handed to paho through
 ``reconnect_delay_set`` from the disconnect / connect-failure callbacks. Callbacks only put
 events on queues or call short functions passed in; no paho lock is held while our code
@@ -29,7 +29,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from ..backoff import Backoff, HeldBackoff
+from ..common.backoff import Backoff, HeldBackoff
 from ..config import Config, MQTTConfig
 from .errors import BrokerError, CredentialsError
 

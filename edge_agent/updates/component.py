@@ -29,10 +29,10 @@ from typing import Any
 
 import numpy as np
 
-from .. import names
+from ..common import names
+from ..component import Component
 from ..config import Config
 from ..errors import EdgeAgentError
-from ..service import Component
 from . import rollout as R
 from .cancel import Cancel
 from .errors import NoPreviousVersion, UpdateBusy, UpdateError
@@ -135,7 +135,7 @@ class UpdateComponent(Component):
         cfg: Config = self.config or agent.config
         self.config = cfg
         if self.load_runner is None:
-            from ..runner_loader import RunnerLoader
+            from ..agent.runner_loader import RunnerLoader
 
             self.load_runner = RunnerLoader(cfg)
         try:

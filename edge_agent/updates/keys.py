@@ -20,7 +20,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from ..atomicfile import atomic_write_bytes as write_atomic
+from ..common.atomicfile import atomic_write_bytes as write_atomic
 from ..errors import ConfigError
 
 SIG_ALG = "ed25519"

@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from .. import names
+from ..common import names
 from .errors import (
     BadFileName,
     BadSignature,
@@ -161,7 +161,7 @@ class Manifest(_Strict):
 
 
 def check_file_name(name: str) -> None:
-    """A file name in a manifest must be one plain path component (:mod:`edge_agent.names`)
+    """A file name in a manifest must be one plain path component (:mod:`edge_agent.common.names`)
     other than the manifest's own names."""
     bad = names.problem(name)
     if bad is None and name in (MANIFEST_NAME, SIGNATURE_NAME):

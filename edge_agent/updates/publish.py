@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from .. import names
-from ..atomicfile import atomic_write_bytes as write_atomic
-from ..atomicfile import fsync_dir
+from ..common import names
+from ..common.atomicfile import atomic_write_bytes as write_atomic
+from ..common.atomicfile import fsync_dir
 from ..errors import ConfigError, ModelError
 from .errors import ReleaseExists, ReportMismatch, UnsafeReleaseName
 from .keys import load_private, sign

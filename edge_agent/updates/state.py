@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from .. import names
+from ..common import names
 
 STATE_SCHEMA = 1
 MAX_BAD = 50

@@ -31,7 +31,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..atomicfile import fsync_dir, fsync_file, write_json_atomic
+from ..common.atomicfile import fsync_dir, fsync_file, write_json_atomic
 from .errors import CorruptModel, OutsideStore, SymlinkInStore, VersionNotFound
 from .fetch import sha256_file
 from .state import Entry, Recovery, StateInvalid, StoreState, raise_seq, rebuild

@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from ..atomicfile import atomic_write_bytes as write_atomic
-from ..atomicfile import fsync_dir
+from ..common.atomicfile import atomic_write_bytes as write_atomic
+from ..common.atomicfile import fsync_dir
 from ..config import UpdatesConfig
 from . import rollout as R
 from .cancel import Cancel, describe

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
+from edge_agent.agent.lifecycle import Agent, Component
+from edge_agent.agent.pipeline import FrameResult
 from edge_agent.config import parse_config
 from edge_agent.errors import ConfigError
-from edge_agent.pipeline import FrameResult
-from edge_agent.service import Agent, Component
-from tests.helpers import MODELS
+from tests.support.helpers import MODELS
 
 
 def config(tmp_path: Path, **camera: Any) -> Any:

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import MODELS, ROOT, cli_env, run_cli
-from tests.ops_helpers import MjpegCamera
+from tests.support.helpers import MODELS, ROOT, cli_env, run_cli
+from tests.support.ops import MjpegCamera
 
 MODEL = MODELS / "digits_int8.tflite"
 
@@ -324,7 +324,7 @@ def test_sigterm_publishes_offline_and_keeps_the_outbox(
 ) -> None:
     import sqlite3
 
-    from tests.ops_helpers import mosquitto
+    from tests.support.ops import mosquitto
 
     with mosquitto(tmp_path) as (_proc, port):
         cfg = write_config(tmp_path, "synthetic", f"[mqtt]\nenabled = true\nport = {port}\n")
@@ -362,7 +362,7 @@ def test_journald_stream_gets_priorities_and_no_timestamps(tmp_path: Path) -> No
         lines = err.read().splitlines()
     assert proc.wait(60) == 0
     logged = [ln for ln in lines if ln.startswith("<")]
-    assert any(ln.startswith("<6>INFO edge_agent.control: control socket on") for ln in logged)
+    assert any(ln.startswith("<6>INFO edge_agent.ops.control: control socket on") for ln in logged)
     assert not any(ln[:4].isdigit() for ln in lines)  # journald adds the time, we do not
 
 
@@ -389,7 +389,7 @@ def test_status_answers_while_slow_clients_hold_the_control_socket(
     """Issue #10: one client sending a byte every 1.5 s made ``edge-agent status`` (the
     container's health check) fail. Now 1 and then 24 such clients (more than the 16 slots;
     each reconnects when dropped) are connected while ``status`` keeps answering."""
-    from tests.slow_clients import SlowLoris
+    from tests.support.slow_clients import SlowLoris
 
     cfg = write_config(tmp_path, "synthetic")
     agent = AgentProcess(cfg)

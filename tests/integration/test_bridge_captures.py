@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from edge_agent.bridge import BridgeComponent
+from edge_agent.bridge.component import BridgeComponent
 from edge_agent.config import parse_config
 from firmware_bridge import BridgeClient
 from firmware_bridge.testing import SimPort, wait_for
-from tests.smalldisk import SmallDisk
+from tests.support.smalldisk import SmallDisk
 
 PIN = 10
 
@@ -32,7 +32,7 @@ def sim(tmp_path: Path) -> Iterator[SimPort]:
 def running_agent(
     sim: SimPort, state_dir: Path, captures: dict[str, Any]
 ) -> Iterator[tuple[Any, BridgeComponent, BridgeClient]]:
-    from edge_agent.service import Agent
+    from edge_agent.agent.lifecycle import Agent
 
     cfg = parse_config({
         "device": {"id": "capture-test", "state_dir": str(state_dir)},

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from firmware_bridge.testing import SimPort
-from tests.helpers import run_cli
+from tests.support.helpers import run_cli
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from edge_agent.bridge import (
+from edge_agent.bridge.component import (
     UPTIME_WRAP_S,
     BridgeComponent,
     OutputRules,
@@ -293,7 +293,7 @@ def test_check_bridge(sim: SimPort, tmp_path: Path) -> None:
 
 
 def test_default_components_include_the_bridge_when_enabled() -> None:
-    from edge_agent.service import default_components
+    from edge_agent.agent.lifecycle import default_components
 
     on = parse_config({"bridge": {"enabled": True, "port": "loop://"}})
     assert any(isinstance(c, BridgeComponent) for c in default_components(on))
@@ -305,7 +305,7 @@ def test_real_agent_kicks_from_pipeline_progress_and_captures_on_trigger(
 ) -> None:
     """The real Agent (shipped model, synthetic camera): the watchdog is kicked from the
     pipeline's processed count, telemetry lands in the snapshot, a trigger saves a frame."""
-    from edge_agent.service import Agent
+    from edge_agent.agent.lifecycle import Agent
 
     cfg = parse_config(
         {

@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import run_cli
 from tests.integration.test_agent_ops import AgentProcess, NotifyListener, _wait, write_config
-from tests.ops_helpers import MjpegCamera, free_port, mosquitto
+from tests.support.helpers import run_cli
+from tests.support.ops import MjpegCamera, free_port, mosquitto
 
 WAITING = ("reconnecting", "failed")
 

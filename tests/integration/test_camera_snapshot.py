@@ -8,7 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from tests.helpers import DATA, run_cli
+from tests.support.helpers import DATA, run_cli
 
 
 def _config(tmp_path: Path, source: str) -> Path:

@@ -6,8 +6,8 @@ import json
 import tarfile
 from pathlib import Path
 
-from tests.helpers import run_cli
-from tests.ops_helpers import free_port
+from tests.support.helpers import run_cli
+from tests.support.ops import free_port
 
 PASSWORD = "hunter2-very-secret"
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import MODELS, cli_env, run_cli
-from tests.ops_helpers import free_port, mosquitto
+from tests.support.helpers import MODELS, cli_env, run_cli
+from tests.support.ops import free_port, mosquitto
 
 MODEL = f'[model]\npath = "{MODELS / "digits_int8.tflite"}"\n'
 
@@ -179,7 +179,7 @@ def test_registry_unreachable(tmp_path: Path) -> None:
 
 
 def test_registry_over_https_needs_its_ca(tmp_path: Path) -> None:
-    from tests.update_helpers import make_ca, nginx
+    from tests.support.updates import make_ca, nginx
 
     (tmp_path / "registry").mkdir()
     ca = make_ca(tmp_path / "ca")

@@ -15,8 +15,8 @@ from edge_agent.errors import (
     ModelTruncatedError,
     UnsupportedOpError,
 )
-from tests.helpers import run_cli
-from tests.inference_support import (
+from tests.support.helpers import run_cli
+from tests.support.inference import (
     blazeface_float,
     build_fake_delegate,
     custom_op_model,
@@ -155,8 +155,8 @@ def test_infer_classifiers_json(tmp_path, astronaut):
     import cv2
     import numpy as np
 
-    from tests.helpers import DATA
-    from tests.inference_support import model_path
+    from tests.support.helpers import DATA
+    from tests.support.inference import model_path
 
     data = np.load(DATA / "digits_test.npz")
     paths = []

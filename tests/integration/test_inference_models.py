@@ -8,7 +8,7 @@ import pytest
 from edge_agent.errors import BackendError, ModelIOError
 from edge_agent.inference import Model, Runner, read_image, select_backend
 from edge_agent.inference.nms import iou
-from tests.inference_support import astronaut_face, blazeface_float, model_path, photo
+from tests.support.inference import astronaut_face, blazeface_float, model_path, photo
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +62,7 @@ def _accuracy(runner, images, labels):
 
 
 def test_digits_int8_within_one_point_of_float():
-    from tests.helpers import DATA
+    from tests.support.helpers import DATA
 
     npz = DATA / "digits_test.npz"
     data = np.load(npz)
@@ -121,7 +121,7 @@ def test_model_specs_zero_copy_threads_and_clone(photos):
 
 
 def test_runner_refuses_a_two_input_model(tmp_path):
-    from tests.inference_support import two_input_model
+    from tests.support.inference import two_input_model
 
     two = two_input_model(blazeface_float(), tmp_path / "two.tflite")
     with pytest.raises(ModelIOError, match="2 inputs"):
@@ -130,7 +130,7 @@ def test_runner_refuses_a_two_input_model(tmp_path):
 
 def test_an_op_version_the_runtime_lacks_is_named(tmp_path):
     from edge_agent.errors import UnsupportedOpError
-    from tests.inference_support import op_version_model
+    from tests.support.inference import op_version_model
 
     src = model_path("blazeface_int8.tflite")
     bad = op_version_model(src, tmp_path / "newer.tflite", 99)

@@ -8,7 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from tests.helpers import MODELS, run_cli
+from tests.support.helpers import MODELS, run_cli
 
 
 def test_folder_with_non_images_warns_once_per_cause(tmp_path: Path) -> None:

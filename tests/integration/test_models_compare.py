@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from edge_agent.errors import ExitCode
-from tests.helpers import run_cli
-from tests.inference_support import astronaut_face, digits_folders, model_path, photo
+from tests.support.helpers import run_cli
+from tests.support.inference import astronaut_face, digits_folders, model_path, photo
 
 
 def compare(*args: str, timeout: float = 300):

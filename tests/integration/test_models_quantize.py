@@ -21,8 +21,8 @@ from edge_agent.errors import ExitCode
 from edge_agent.inference import Runner
 from edge_agent.inference.agreement import box_iou
 from edge_agent.modelops import graph
-from tests.helpers import DATA, cli_env, run_cli
-from tests.inference_support import astronaut_face, exp_model, model_path, photo
+from tests.support.helpers import DATA, cli_env, run_cli
+from tests.support.inference import astronaut_face, exp_model, model_path, photo
 
 DIGITS = np.load(DATA / "digits_test.npz")
 

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from edge_agent.errors import ExitCode
-from tests.helpers import run_cli
-from tests.inference_support import digits_folders, model_path
-from tests.update_helpers import new_key
+from tests.support.helpers import run_cli
+from tests.support.inference import digits_folders, model_path
+from tests.support.updates import new_key
 
 
 def install(state_dir: Path, registry: Path, pub: Path, name: str, version: str) -> list[dict]:

@@ -10,12 +10,12 @@ from typing import Any
 import numpy as np
 import pytest
 
+from edge_agent.agent.pipeline import FrameResult, JsonLinesSink, Pipeline
 from edge_agent.camera import Backoff, CameraReader, LatestFrameSlot, SyntheticSource
 from edge_agent.camera.clips import synthetic_frames, write_clip
 from edge_agent.camera.sources import OpenCVSource
 from edge_agent.inference import Runner
-from edge_agent.pipeline import FrameResult, JsonLinesSink, Pipeline
-from tests.helpers import MODELS
+from tests.support.helpers import MODELS
 
 DIGITS = MODELS / "digits_int8.tflite"
 MOBILENET = MODELS / "mobilenet_v2_int8.tflite"

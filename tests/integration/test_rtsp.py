@@ -18,10 +18,10 @@ from typing import Any
 
 import pytest
 
-from edge_agent.control import request
-from tests.helpers import run_cli
+from edge_agent.ops.control import request
 from tests.integration.test_agent_ops import AgentProcess, write_config
-from tests.ops_helpers import RtspCamera
+from tests.support.helpers import run_cli
+from tests.support.ops import RtspCamera
 
 WAITING = ("reconnecting", "failed")
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import MODELS, ROOT, cli_env, run_cli
+from tests.support.helpers import MODELS, ROOT, cli_env, run_cli
 
 
 def write_config(tmp_path: Path, body: str) -> Path:

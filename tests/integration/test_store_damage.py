@@ -18,9 +18,9 @@ from edge_agent.mqtt.testing import Mosquitto, Recorder
 from edge_agent.updates import rollout as R
 from edge_agent.updates.publish import publish
 from edge_agent.updates.store import Store
-from tests.helpers import MODELS, run_cli
 from tests.integration.test_update_agent import Agent, World
-from tests.update_helpers import Nginx, new_key, seed_store
+from tests.support.helpers import MODELS, run_cli
+from tests.support.updates import Nginx, new_key, seed_store
 
 DIGITS = MODELS / "digits_int8.tflite"
 SHAPE = [1, 8, 8, 1]

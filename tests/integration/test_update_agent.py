@@ -24,9 +24,9 @@ from edge_agent.mqtt.testing import Mosquitto, Recorder
 from edge_agent.updates import rollout as R
 from edge_agent.updates.publish import publish
 from edge_agent.updates.store import Store
-from tests.crafted_models import nan_model, slower_copy
-from tests.helpers import MODELS, cli_env, run_cli
-from tests.update_helpers import Nginx, new_key, nginx, seed_store
+from tests.support.crafted_models import nan_model, slower_copy
+from tests.support.helpers import MODELS, cli_env, run_cli
+from tests.support.updates import Nginx, new_key, nginx, seed_store
 
 DIGITS = MODELS / "digits_int8.tflite"
 DIGITS_F = MODELS / "digits_float32.tflite"

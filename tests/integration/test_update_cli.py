@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from edge_agent.updates.publish import publish
-from tests.helpers import MODELS, run_cli
-from tests.update_helpers import new_key, seed_store
+from tests.support.helpers import MODELS, run_cli
+from tests.support.updates import new_key, seed_store
 
 DIGITS = MODELS / "digits_int8.tflite"
 

@@ -20,7 +20,7 @@ from edge_agent.updates.fetch import Fetcher
 from edge_agent.updates.keys import TrustStore
 from edge_agent.updates.store import Store
 from edge_agent.updates.updater import Updater, new_deployment
-from tests.update_helpers import (
+from tests.support.updates import (
     TrickleServer,
     fill_disk,
     manifest_doc,

@@ -14,7 +14,7 @@ import pytest
 
 from edge_agent.updates import errors as E
 from edge_agent.updates.fetch import Fetcher, NotFound
-from tests.update_helpers import CertAuthority, Nginx, make_ca, nginx, sha
+from tests.support.updates import CertAuthority, Nginx, make_ca, nginx, sha
 
 BLOB = os.urandom(300_000)
 

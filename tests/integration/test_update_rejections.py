@@ -23,9 +23,9 @@ from edge_agent.updates.publish import publish
 from edge_agent.updates.state import commit_trial
 from edge_agent.updates.store import Store
 from edge_agent.updates.updater import Updater, new_deployment
-from tests.crafted_models import crashing_model
-from tests.helpers import MODELS
-from tests.update_helpers import CertAuthority, Nginx, make_ca, new_key, nginx, sha
+from tests.support.crafted_models import crashing_model
+from tests.support.helpers import MODELS
+from tests.support.updates import CertAuthority, Nginx, make_ca, new_key, nginx, sha
 
 DIGITS = MODELS / "digits_int8.tflite"
 MOBILENET = MODELS / "mobilenet_v2_int8.tflite"

@@ -20,10 +20,10 @@ import pytest
 from edge_agent.mqtt.testing import Mosquitto
 from edge_agent.updates.publish import publish
 from edge_agent.updates.store import Store
-from tests.helpers import MODELS, wait_until
 from tests.integration.test_update_agent import Agent, World
 from tests.integration.test_update_deadlines import tmpfs  # noqa: F401  (fixture)
-from tests.update_helpers import TrickleServer, fill_disk, new_key, nginx, seed_store
+from tests.support.helpers import MODELS, wait_until
+from tests.support.updates import TrickleServer, fill_disk, new_key, nginx, seed_store
 
 DIGITS = MODELS / "digits_int8.tflite"
 MODEL_PATH = "digits/2.0/digits_int8.tflite"

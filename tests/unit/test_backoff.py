@@ -9,9 +9,9 @@ from hypothesis import strategies as st
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.reasoncodes import ReasonCode
 
-from edge_agent.backoff import Backoff, HeldBackoff
+from edge_agent.common.backoff import Backoff, HeldBackoff
 from edge_agent.mqtt.link import RECONNECT_JITTER, Link, LinkSettings
-from edge_agent.testing import FakeClock
+from tests.support.fakes import FakeClock
 
 
 @given(st.integers(min_value=0, max_value=2**32), st.floats(0.0, 0.9))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from edge_agent.bridge import BridgeComponent, telemetry_fields
+from edge_agent.bridge.component import BridgeComponent, telemetry_fields
 from edge_agent.config import parse_config
 from firmware_bridge.messages import parse_telemetry
 

@@ -28,7 +28,7 @@ from edge_agent.camera.clips import synthetic_frames, write_clip
 from edge_agent.camera.sources import FrameSource
 from edge_agent.config import CameraConfig
 from edge_agent.errors import FrameError, SourceError
-from edge_agent.testing import FakeClock
+from tests.support.fakes import FakeClock
 
 
 def _frame(i: int) -> Frame:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from edge_agent.captures import CaptureLimits, CaptureStore
-from edge_agent.testing import FakeClock
+from edge_agent.bridge.captures import CaptureLimits, CaptureStore
+from tests.support.fakes import FakeClock
 
 
 def capture(store: CaptureStore, count: int, size: int) -> Path:

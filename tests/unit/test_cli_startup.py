@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from tests.helpers import cli_env
+from tests.support.helpers import cli_env
 
 HEAVY = ("numpy", "cv2", "pydantic", "paho", "serial", "psutil", "rich", "cryptography",
          "ai_edge_litert", "tflite_runtime", "tensorflow", "sqlite3")

@@ -10,8 +10,8 @@ from types import SimpleNamespace
 import pytest
 
 from edge_agent.config import parse_config
-from edge_agent.control import ControlServer, read_persisted, request
 from edge_agent.errors import AgentNotRunning, ControlError
+from edge_agent.ops.control import ControlServer, read_persisted, request
 
 
 class _Pipeline:

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from edge_agent.lineserver import Limits, LineServer
+from edge_agent.ops.lineserver import Limits, LineServer
 from firmware_bridge.testing import wait_for
-from tests.slow_clients import SlowLoris
+from tests.support.slow_clients import SlowLoris
 
 LIMITS = Limits(deadline_s=0.4, max_request=64, max_clients=4)
 

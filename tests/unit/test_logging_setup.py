@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from edge_agent import logging_setup
 from edge_agent.config import parse_config
-from edge_agent.logging_setup import configure, under_journald
+from edge_agent.ops import logging_setup
+from edge_agent.ops.logging_setup import configure, under_journald
 
 
 @pytest.fixture(autouse=True)

@@ -7,7 +7,7 @@ import pytest
 from ai_edge_litert.interpreter import Interpreter
 
 from edge_agent.modelops import graph
-from tests.inference_support import model_path
+from tests.support.inference import model_path
 
 
 def outputs(data: bytes, x: np.ndarray) -> list[np.ndarray]:

@@ -11,7 +11,7 @@ import pytest
 from edge_agent.mqtt.errors import OutboxError, RecordNotStored
 from edge_agent.mqtt.outbox import Outbox
 from edge_agent.mqtt.seqledger import SLOT, LedgerState, SeqLedger
-from tests.smalldisk import SmallDisk
+from tests.support.smalldisk import SmallDisk
 
 
 def rec(seq: int) -> bytes:

@@ -1,4 +1,4 @@
-"""Identifiers that reach the filesystem: the shared rule (:mod:`edge_agent.names`) and every
+"""Identifiers that reach the filesystem: the shared rule (:mod:`edge_agent.common.names`) and every
 place a path is built from input, driven with hostile identifiers (hypothesis)."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from edge_agent import names
+from edge_agent.common import names
 from edge_agent.config import parse_config
 from edge_agent.errors import ConfigError
 from edge_agent.mqtt.errors import CommandError
@@ -22,7 +22,7 @@ from edge_agent.updates.component import UpdateComponent
 from edge_agent.updates.manifest import check_file_name, parse_manifest
 from edge_agent.updates.publish import release_dir
 from edge_agent.updates.store import Store
-from tests.update_helpers import manifest_doc
+from tests.support.updates import manifest_doc
 
 HOSTILE_FIXED = [
     ".", "..", "/", "\\", "../x", "..\\x", "x/..", "a/b", "a\\b", "/etc/passwd", "\\\\srv\\s",

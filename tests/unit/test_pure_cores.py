@@ -8,7 +8,7 @@ import subprocess
 import sys
 import textwrap
 
-from tests.helpers import cli_env
+from tests.support.helpers import cli_env
 
 BLOCKED = ("paho", "psutil", "serial", "cv2", "ai_edge_litert", "tflite_runtime", "tensorflow")
 
@@ -17,10 +17,10 @@ PURE_CORES = (
     "edge_agent.errors",
     "edge_agent.config",
     "edge_agent.component",
-    "edge_agent.atomicfile",
-    "edge_agent.backoff",
-    "edge_agent.strict_json",
-    "edge_agent.throttle",
+    "edge_agent.common.atomicfile",
+    "edge_agent.common.backoff",
+    "edge_agent.common.strict_json",
+    "edge_agent.common.throttle",
     "edge_agent.resources",
     # inference maths and descriptions (numpy only)
     "edge_agent.inference.tensors",
@@ -56,9 +56,9 @@ PURE_CORES = (
     "edge_agent.fleet.views",
     "edge_agent.fleet.errors",
     # operations
-    "edge_agent.reload",
-    "edge_agent.status",
-    "edge_agent.sdnotify",
+    "edge_agent.ops.reload",
+    "edge_agent.ops.status",
+    "edge_agent.ops.sdnotify",
     # the bridge's protocol, without pyserial
     "firmware_bridge.crc",
     "firmware_bridge.cobs",

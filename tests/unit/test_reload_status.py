@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from edge_agent.config import parse_config
-from edge_agent.reload import plan_reload
-from edge_agent.status import render, summarize
+from edge_agent.ops.reload import plan_reload
+from edge_agent.ops.status import render, summarize
 
 
 class TestReloadPlan:
@@ -72,8 +72,8 @@ class TestStatus:
 
 
 def test_broker_and_last_update_in_status(tmp_path: Path) -> None:
-    from edge_agent.agent_view import store_facts
     from edge_agent.config import parse_config
+    from edge_agent.ops.agent_view import store_facts
     from edge_agent.updates.state import Deployment, StoreState
     from edge_agent.updates.store import Store
 

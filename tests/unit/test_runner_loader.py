@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from edge_agent.agent.runner_loader import RunnerLoader
 from edge_agent.config import parse_config
 from edge_agent.errors import ConfigError
-from edge_agent.runner_loader import RunnerLoader
-from tests.helpers import MODELS
+from tests.support.helpers import MODELS
 
 DIGITS = MODELS / "digits_int8.tflite"
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from edge_agent.sdnotify import (
+from edge_agent.ops.sdnotify import (
     Notifier,
     NotifyPlan,
     status_line,

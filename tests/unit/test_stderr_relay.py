@@ -10,9 +10,9 @@ import textwrap
 
 import pytest
 
-from edge_agent.stderr_relay import classify, native_why
-from edge_agent.throttle import cause_of
-from tests.helpers import ROOT, cli_env
+from edge_agent.common.throttle import cause_of
+from edge_agent.ops.stderr_relay import classify, native_why
+from tests.support.helpers import ROOT, cli_env
 
 
 @pytest.mark.parametrize(
@@ -47,8 +47,8 @@ def test_blank_and_causes() -> None:
 CHILD = textwrap.dedent(
     """
     import os, sys
-    from edge_agent import logging_setup
-    from edge_agent.stderr_relay import StderrRelay
+    from edge_agent.ops import logging_setup
+    from edge_agent.ops.stderr_relay import StderrRelay
     logging_setup.configure("json", "INFO")
     relay = StderrRelay()
     assert relay.start()

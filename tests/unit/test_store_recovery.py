@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from edge_agent.updates import state as S
 from edge_agent.updates.keys import TrustStore, load_private, sign
 from edge_agent.updates.store import Store
-from tests.update_helpers import manifest_doc, new_key, sha
+from tests.support.updates import manifest_doc, new_key, sha
 
 DAMAGE = {
     "empty": b"",

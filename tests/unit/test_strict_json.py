@@ -1,4 +1,4 @@
-"""Bounded JSON decoding of payloads from outside (edge_agent.strict_json)."""
+"""Bounded JSON decoding of payloads from outside (edge_agent.common.strict_json)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge_agent import strict_json
-from edge_agent.strict_json import JSONRefused, depth_exceeds
+from edge_agent.common import strict_json
+from edge_agent.common.strict_json import JSONRefused, depth_exceeds
 
 
 @pytest.mark.parametrize(

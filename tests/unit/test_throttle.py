@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from edge_agent.throttle import Throttle, ThrottledLog
+from edge_agent.common.throttle import Throttle, ThrottledLog
 
 
 class TestThrottle:

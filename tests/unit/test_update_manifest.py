@@ -13,7 +13,7 @@ import pytest
 from edge_agent.updates import errors as E
 from edge_agent.updates.keys import TrustStore, key_id, load_private, load_public, sign
 from edge_agent.updates.manifest import Manifest, check_file_name, verify_manifest
-from tests.update_helpers import manifest_doc, new_key
+from tests.support.updates import manifest_doc, new_key
 
 NOW = datetime.now(timezone.utc)
 

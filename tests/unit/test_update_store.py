@@ -13,7 +13,7 @@ from edge_agent.updates import errors as E
 from edge_agent.updates import rollout as R
 from edge_agent.updates import state as S
 from edge_agent.updates.store import Store
-from tests.update_helpers import manifest_doc, sha
+from tests.support.updates import manifest_doc, sha
 
 
 def entry(version: str, seq: int, data: bytes = b"m") -> S.Entry:

@@ -11,7 +11,7 @@ from edge_agent.updates import state as S
 from edge_agent.updates.boot import choose_model
 from edge_agent.updates.store import Store
 from edge_agent.updates.trial import TrialMonitor, TrialPolicy
-from tests.update_helpers import manifest_doc, sha
+from tests.support.updates import manifest_doc, sha
 
 
 def test_trial_healthy_after_n_inferences() -> None:

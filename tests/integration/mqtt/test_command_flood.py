@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from edge_agent.mqtt.testing import Mosquitto, Recorder
-
-from .agentproc import AgentProc, write_config
+from tests.support.mqtt_agent import AgentProc, write_config
 
 DEEP = b"[" * 60_000
 ODD = [b'{"id": "nan", "params": {"x": NaN}}', b'{"id": "big", "params": {"n": ' + b"9" * 5000

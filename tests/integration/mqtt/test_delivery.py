@@ -14,9 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from edge_agent.mqtt.testing import Mosquitto, Recorder
-from tests.helpers import run_cli
-
-from .agentproc import AgentProc, write_config
+from tests.support.helpers import run_cli
+from tests.support.mqtt_agent import AgentProc, write_config
 
 MakeBroker = Callable[..., Mosquitto]
 

@@ -12,10 +12,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from edge_agent.mqtt.testing import Mosquitto, Recorder
-from tests.helpers import run_cli
-from tests.smalldisk import SmallDisk
+from tests.support.helpers import run_cli
+from tests.support.mqtt_agent import AgentProc, write_config
+from tests.support.smalldisk import SmallDisk
 
-from .agentproc import AgentProc, write_config
 from .test_delivery import outbox_state
 
 METRICS = "edge/dev1/metrics"

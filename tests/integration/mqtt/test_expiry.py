@@ -16,9 +16,8 @@ from typing import Any
 
 from edge_agent.errors import ExitCode
 from edge_agent.mqtt.testing import Mosquitto, Recorder
-from tests.helpers import ROOT, cli_env
-
-from .agentproc import AgentProc, write_config
+from tests.support.helpers import ROOT, cli_env
+from tests.support.mqtt_agent import AgentProc, write_config
 
 
 def _fleet(port: int, *args: str) -> subprocess.Popen[str]:

@@ -12,8 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from edge_agent.mqtt.testing import Mosquitto, Recorder
-
-from .agentproc import AgentProc, write_config
+from tests.support.mqtt_agent import AgentProc, write_config
 
 MAX_CMD = 4096
 

@@ -14,9 +14,8 @@ import pytest
 from edge_agent.mqtt.errors import CommandTimeout, CredentialsError
 from edge_agent.mqtt.fleet import SeqTracker
 from edge_agent.mqtt.testing import Mosquitto, Recorder
-from tests.helpers import cli_env, run_cli
-
-from .agentproc import AgentProc, write_config
+from tests.support.helpers import cli_env, run_cli
+from tests.support.mqtt_agent import AgentProc, write_config
 
 
 @pytest.fixture

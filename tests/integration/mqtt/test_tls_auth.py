@@ -13,9 +13,8 @@ from edge_agent.config import parse_config
 from edge_agent.mqtt import BrokerError, check_broker
 from edge_agent.mqtt.link import LinkSettings, TLSFiles
 from edge_agent.mqtt.testing import Mosquitto, Recorder, make_tls, tls_listener
-from tests.helpers import run_cli
-
-from .agentproc import AgentProc, write_config
+from tests.support.helpers import run_cli
+from tests.support.mqtt_agent import AgentProc, write_config
 
 MakeBroker = Callable[..., Mosquitto]
 

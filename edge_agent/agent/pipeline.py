@@ -1,0 +1,524 @@
+"""capture -> preprocess -> invoke -> postprocess -> sinks, with the stages overlapping.
+
+Threads (one pipeline = one inference worker = one interpreter):
+
+* ``camera-reader`` (:class:`~edge_agent.camera.CameraReader`) decodes frames into the
+  :class:`~edge_agent.camera.LatestFrameSlot`.
+* ``pipeline-prep`` takes a frame and preprocesses it into a staging buffer shaped like the
+  model input, *while the previous frame is being invoked*. It starts "just in time": when the
+  worker begins an invoke, prep waits until ``invoke estimate - preprocess estimate - margin``
+  has passed, so the next input is ready when the invoke ends and the frame it comes from is as
+  fresh as possible (low end-to-end latency at full throughput).
+* ``pipeline-infer`` copies the staging buffer into the interpreter's input (one memcpy),
+  invokes (the interpreter releases the GIL, so the other threads run meanwhile) and copies the
+  outputs out.
+* ``pipeline-post`` decodes the outputs into a Result and hands a :class:`FrameResult` to every
+  sink (JSON lines, snapshot ring, the Agent's components).
+
+Counters: ``captured`` = frames the reader handed to the slot; ``processed`` = frames that
+went through every stage; ``dropped`` = frames discarded (``stale``: replaced in the slot under
+policy ``latest``; ``error``: a stage raised; ``swap``: lost to a model swap; ``shutdown``: in
+flight at stop). ``captured == processed + dropped + in_flight`` at every moment and
+``in_flight == 0`` after :meth:`Pipeline.stop`.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from ..camera import CameraReader, Frame, LatestFrameSlot
+from ..common.throttle import ThrottledLog, cause_of
+from ..errors import PipelineError
+from ..telemetry.latency import StageLatencies
+from .sinks import FrameResult, JsonLinesSink, Sink, SnapshotRing
+
+log = logging.getLogger("edge_agent.pipeline")
+
+JIT_MARGIN_S = 0.0008  # lower bound of the adaptive margin (see _Estimate.margin_s)
+JIT_MARGIN_MAX_S = 0.02
+DROP_REASONS = ("stale", "error", "swap", "shutdown")
+
+__all__ = ["FrameResult", "JsonLinesSink", "Pipeline", "Sink", "SnapshotRing", "tune_process"]
+
+
+class RunnerLike(Protocol):
+    """What the pipeline needs from :class:`edge_agent.inference.Runner`."""
+
+    model: Any
+    preprocessor: Any
+    decoder: Any
+
+
+
+
+@dataclass
+class _Staged:
+    frame: Frame
+    runner: Any
+    buffer: np.ndarray
+    transform: Any
+    t_pick: float
+    pre_s: float
+    t_woke: float = 0.0  # when prep woke from its just-in-time wait (0: it did not wait)
+
+
+@dataclass
+class _Invoked:
+    frame: Frame
+    runner: Any
+    transform: Any
+    outputs: list[np.ndarray]
+    times: dict[str, float]
+
+
+@dataclass
+class _Estimate:
+    """Moving averages used to start preprocessing just in time, and a self-tuning margin.
+
+    When the infer thread had to wait for its next input (prep started too late: the machine
+    is busier than the averages say), the margin grows by that wait; otherwise it decays
+    slowly back towards ``JIT_MARGIN_S``. So under load the pipeline trades a little latency
+    for never starving the interpreter.
+    """
+
+    pre_s: float = 0.0
+    invoke_s: float = 0.0
+    margin_s: float = JIT_MARGIN_S
+    samples: int = 0
+
+    def update(self, pre_s: float, invoke_s: float, late_s: float) -> None:
+        a = 0.2 if self.samples else 1.0
+        self.pre_s += a * (pre_s - self.pre_s)
+        self.invoke_s += a * (invoke_s - self.invoke_s)
+        if late_s > 0.0001:
+            self.margin_s = min(JIT_MARGIN_MAX_S, self.margin_s + late_s)
+        else:
+            self.margin_s = max(JIT_MARGIN_S, self.margin_s * 0.97)
+        self.samples += 1
+
+
+@dataclass
+class Counters:
+    captured: int = 0
+    processed: int = 0
+    dropped: int = 0
+    errors: int = 0
+    in_flight: int = 0
+    dropped_by: dict[str, int] = field(default_factory=lambda: dict.fromkeys(DROP_REASONS, 0))
+    swaps: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "captured": self.captured,
+            "processed": self.processed,
+            "dropped": self.dropped,
+            "errors": self.errors,
+            "in_flight": self.in_flight,
+            "dropped_by": dict(self.dropped_by),
+            "swaps": self.swaps,
+        }
+
+
+class Pipeline:
+    """One worker: a reader, a prep thread, an infer thread and a post thread (see module doc).
+
+    ``runner_factory()`` builds the Runner (one interpreter) this pipeline uses;
+    :meth:`swap` replaces it between two frames. ``limit``: stop taking frames after that
+    many (``--frames N``); :attr:`done` is set when they are all processed, when a finite
+    source ended and everything taken was processed, or at :meth:`stop`.
+    """
+
+    def __init__(
+        self,
+        runner_factory: Callable[[], Any],
+        reader: CameraReader,
+        *,
+        sinks: Sequence[Sink] = (),
+        limit: int | None = None,
+        model_name: str = "",
+        clock: Callable[[], float] = time.monotonic,
+        just_in_time: bool = True,
+        keep_images: bool = True,
+        snapshot_ring: int = 0,
+    ) -> None:
+        self.reader = reader
+        self.slot: LatestFrameSlot = reader.slot
+        self.sinks: list[Sink] = list(sinks)
+        self.snapshots = SnapshotRing(snapshot_ring)
+        if snapshot_ring and keep_images:
+            self.sinks.insert(0, self.snapshots)
+        self.limit = limit
+        self.model_name = model_name
+        self.clock = clock
+        self.just_in_time = just_in_time
+        self.keep_images = keep_images
+        self.latencies = StageLatencies()
+        self.done = threading.Event()
+        self._runner = runner_factory()
+        self._buffers: dict[int, list[np.ndarray]] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._staged: queue.Queue[_Staged] = queue.Queue(maxsize=1)
+        self._invoked: queue.Queue[_Invoked | None] = queue.Queue(maxsize=2)
+        self._taken_event = threading.Event()  # infer took the staged item (an invoke begins)
+        self._t_invoke_start = 0.0
+        self._estimate = _Estimate()
+        self._picked = 0
+        self._prep_finished = threading.Event()
+        self._infer_finished = threading.Event()
+        self._c = Counters()
+        self._threads: list[threading.Thread] = []
+        self._sink_errors = 0
+        self._log = ThrottledLog(log)  # a stage or sink failing on every frame
+        self._first_invoke = 0.0
+        self._last_invoke_end = 0.0
+        self._invoke_total = 0.0
+        self._starved_total = 0.0
+
+    # -- public API --------------------------------------------------------------------------
+    @property
+    def runner(self) -> Any:
+        return self._runner
+
+    def add_sink(self, sink: Sink) -> None:
+        self.sinks.append(sink)
+
+    def start(self) -> None:
+        if self._threads:
+            raise RuntimeError("pipeline already started")
+        for name, target in (
+            ("pipeline-post", self._post_loop),
+            ("pipeline-infer", self._infer_loop),
+            ("pipeline-prep", self._prep_loop),
+        ):
+            t = threading.Thread(target=target, name=name, daemon=True)
+            self._threads.append(t)
+            t.start()
+        self.reader.start()
+
+    def stop(self, timeout: float = 1.5) -> bool:
+        """Stop everything; True if every thread ended within ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        self._stop.set()
+        self.slot.close()
+        ok = self.reader.stop(timeout=max(0.05, (deadline - time.monotonic()) / 2))
+        for t in self._threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+            ok = ok and not t.is_alive()
+        self.slot.discard()  # a frame nobody took: the slot counts it as a stale drop
+        self.done.set()
+        self._log.flush(final=True)
+        return ok
+
+    def swap(self, runner: Any) -> Any:
+        """Use ``runner`` from the next frame on; returns the previous runner.
+
+        A frame already preprocessed for the old model is preprocessed again for the new one
+        (never dropped); :meth:`counters` ``swaps`` counts swaps, ``dropped_by["swap"]`` any
+        frame that could not be carried over.
+        """
+        if runner is None:
+            raise PipelineError("swap needs a runner")
+        with self._lock:
+            old, self._runner = self._runner, runner
+            self._c.swaps += 1
+            self._estimate = _Estimate()
+        log.info("model swapped in between two frames")
+        return old
+
+    def invoke_busy(self) -> float:
+        """Share of the time since the first invoke that the interpreter spent invoking (1.0:
+        the pipeline kept it busy all the time)."""
+        with self._lock:
+            first, last, busy = self._first_invoke, self._last_invoke_end, self._invoke_total
+        return busy / (last - first) if last > first else 0.0
+
+    def invoke_starved(self) -> float:
+        """Share of that time the infer thread waited for its next input (prep/camera too
+        slow or late). ``1 - busy - starved`` is handover overhead (copies, GIL, scheduling)."""
+        with self._lock:
+            first, last, starved = self._first_invoke, self._last_invoke_end, self._starved_total
+        return starved / (last - first) if last > first else 0.0
+
+    def latest_snapshot(self) -> bytes | None:
+        """JPEG of the latest annotated frame (None: ring off or no frame yet)."""
+        return self.snapshots.latest_jpeg()
+
+    def save_snapshots(self, directory: Path, last: int | None = None) -> list[Path]:
+        """Write the ring's frames, annotated, as JPEGs into ``directory``."""
+        return self.snapshots.save(directory, last=last)
+
+    def counters(self) -> dict[str, Any]:
+        with self._lock:
+            c = self._c
+            c.captured = self.slot.put_count
+            c.dropped_by["stale"] = self.slot.dropped
+            c.dropped = sum(c.dropped_by.values())
+            c.in_flight = c.captured - c.processed - c.dropped
+            return c.as_dict()
+
+    def stats(self) -> dict[str, Any]:
+        """Counters, camera state and the estimates the prep thread schedules with."""
+        return {
+            "counters": self.counters(),
+            "camera": self.reader.stats(),
+            "invoke_busy": round(self.invoke_busy(), 4),
+            "invoke_starved": round(self.invoke_starved(), 4),
+            "sink_errors": self._sink_errors,
+            "estimate_ms": {
+                "preprocess": round(self._estimate.pre_s * 1000, 3),
+                "invoke": round(self._estimate.invoke_s * 1000, 3),
+            },
+        }
+
+    # -- helpers -----------------------------------------------------------------------------
+    def _drop(self, reason: str, error: bool = False) -> None:
+        with self._lock:
+            self._c.dropped_by[reason] += 1
+            if error:
+                self._c.errors += 1
+
+    def _buffer(self, runner: Any) -> np.ndarray:
+        with self._lock:
+            pool = self._buffers.get(id(runner))
+            if pool is None:
+                if len(self._buffers) > 4:  # old runners' buffers: keep memory bounded
+                    self._buffers.clear()
+                spec = runner.model.inputs[0]
+                pool = [np.zeros(tuple(spec.shape), dtype=spec.dtype) for _ in range(2)]
+                self._buffers[id(runner)] = pool
+        # two buffers: one being filled by prep, one waiting in the staged queue
+        buf = pool.pop(0)
+        pool.append(buf)
+        return buf
+
+    def _report_error(self, frame: Frame, stage: str, exc: BaseException, model: str) -> None:
+        message = f"frame {frame.seq}: {stage} failed: {exc}"
+        self._log.warn(f"{stage} failed: {cause_of(str(exc))}", message)
+        fr = FrameResult(
+            seq=frame.seq, wall_time=frame.wall_time, t_capture=frame.t_capture, result=None,
+            timings={}, model=model, image=None, error=message,
+        )
+        self._emit(fr)
+
+    def _emit(self, fr: FrameResult) -> None:
+        for sink in list(self.sinks):
+            try:
+                sink(fr)
+            except Exception as exc:  # a sink must never stop the pipeline
+                self._sink_errors += 1
+                self._log.warn(f"sink {sink!r}", f"result sink {sink!r} failed: {exc!r}")
+
+    # -- prep --------------------------------------------------------------------------------
+    def _wait_until_due(self) -> float:
+        """Wait for the moment to pick the next frame (just in time for the running invoke);
+        returns when the wait ended, or 0.0 when there was nothing to wait for."""
+        if not self.just_in_time or self._estimate.samples < 3:
+            return 0.0
+        lead = self._estimate.pre_s + self._estimate.margin_s
+        if self.slot.on_demand:
+            lead += self.reader.read_s
+        due = self._t_invoke_start + self._estimate.invoke_s - lead
+        delay = due - self.clock()
+        if delay <= 0:
+            return 0.0
+        self._stop.wait(delay)
+        return self.clock()
+
+    def _prep_loop(self) -> None:
+        try:
+            while not self._stop.is_set():
+                if self.limit is not None and self._picked >= self.limit:
+                    break
+                t_woke = self._wait_until_due()
+                self.slot.request()
+                frame = self.slot.get(timeout=0.05)
+                if frame is None:
+                    if self.reader.ended.is_set() and self.slot.pending == 0:
+                        break
+                    continue
+                self._picked += 1
+                t_pick = self.clock()
+                runner = self._runner
+                try:
+                    buf = self._buffer(runner)
+                    transform = runner.preprocessor.run(frame.image, buf)
+                except Exception as exc:
+                    self._drop("error", error=True)
+                    self._report_error(frame, "preprocess", exc, self.model_name)
+                    continue
+                staged = _Staged(
+                    frame, runner, buf, transform, t_pick, self.clock() - t_pick, t_woke
+                )
+                self._taken_event.clear()
+                if not self._put(self._staged, staged):
+                    self._drop("shutdown")
+                    break
+                # wait until infer takes it (its invoke starts) before preparing the next one
+                while not self._taken_event.wait(0.1):
+                    if self._stop.is_set():
+                        return
+        finally:
+            self._prep_finished.set()
+
+    def _put(self, q: queue.Queue[Any], item: Any) -> bool:
+        while not self._stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    # -- infer -------------------------------------------------------------------------------
+    def _infer_loop(self) -> None:
+        try:
+            while True:
+                t_wait = self.clock()
+                try:
+                    st = self._staged.get(timeout=0.05)
+                except queue.Empty:
+                    if self._stop.is_set() or self._prep_finished.is_set():
+                        if self._staged.empty():
+                            break
+                    continue
+                if self._stop.is_set():
+                    self._drop("shutdown")
+                    self._taken_event.set()
+                    continue
+                t_got = self.clock()
+                if self._first_invoke:
+                    with self._lock:
+                        self._starved_total += t_got - t_wait
+                # the interpreter waited while prep was still holding back: prep was late
+                late = max(0.0, st.t_woke - t_wait) if st.t_woke else 0.0
+                self._invoke_one(st, late)
+        finally:
+            self._infer_finished.set()
+            try:
+                self._invoked.put(None, timeout=0.5)
+            except queue.Full:
+                pass
+
+    def _invoke_one(self, st: _Staged, late: float) -> None:
+        runner = self._runner
+        frame = st.frame
+        pre_s = st.pre_s
+        try:
+            if runner is not st.runner:  # swapped since prep: prepare again for the new model
+                t0 = self.clock()
+                buf = self._buffer(runner)
+                transform = runner.preprocessor.run(frame.image, buf)
+                st = _Staged(frame, runner, buf, transform, st.t_pick, self.clock() - t0)
+                pre_s += st.pre_s
+        except Exception as exc:
+            self._taken_event.set()
+            self._drop("swap", error=True)
+            self._report_error(frame, "preprocess after swap", exc, self.model_name)
+            return
+        model = runner.model
+        try:
+            np.copyto(model.input_view(0), st.buffer)
+            self._t_invoke_start = self.clock()
+            self._taken_event.set()
+            model.invoke()
+            t1 = self.clock()
+            outputs = model.outputs_all()
+        except Exception as exc:
+            self._taken_event.set()
+            self._drop("error", error=True)
+            self._report_error(frame, "invoke", exc, self.model_name)
+            return
+        invoke_s = t1 - self._t_invoke_start
+        with self._lock:
+            if not self._first_invoke:
+                self._first_invoke = self._t_invoke_start
+            self._last_invoke_end = t1
+            self._invoke_total += invoke_s
+        self._estimate.update(st.pre_s, invoke_s, late)
+        times = {"age": st.t_pick - frame.t_capture, "preprocess": pre_s, "invoke": invoke_s}
+        if not self._put(self._invoked, _Invoked(frame, runner, st.transform, outputs, times)):
+            self._drop("shutdown")
+
+    # -- post --------------------------------------------------------------------------------
+    def _post_loop(self) -> None:
+        try:
+            while True:
+                try:
+                    item = self._invoked.get(timeout=0.05)
+                except queue.Empty:
+                    if self._infer_finished.is_set() and self._invoked.empty():
+                        break
+                    continue
+                if item is None:
+                    break
+                self._post_one(item)
+        finally:
+            while True:  # anything left behind at a forced stop
+                try:
+                    left = self._invoked.get_nowait()
+                except queue.Empty:
+                    break
+                if left is not None:
+                    self._drop("shutdown")
+            self.done.set()
+
+    def _post_one(self, item: _Invoked) -> None:
+        t0 = self.clock()
+        try:
+            result = item.runner.decoder.decode(item.outputs, item.transform)
+        except Exception as exc:
+            self._drop("error", error=True)
+            self._report_error(item.frame, "postprocess", exc, self.model_name)
+            return
+        t1 = self.clock()
+        times = dict(item.times)
+        times["postprocess"] = t1 - t0
+        times["e2e"] = t1 - item.frame.t_capture
+        self.latencies.record_many(times)
+        with self._lock:
+            self._c.processed += 1
+            processed = self._c.processed
+        fr = FrameResult(
+            seq=item.frame.seq,
+            wall_time=item.frame.wall_time,
+            t_capture=item.frame.t_capture,
+            result=result,
+            timings=times,
+            model=self.model_name,
+            image=item.frame.image if self.keep_images else None,
+        )
+        self._emit(fr)
+        if self.limit is not None and processed >= self.limit:
+            self.done.set()
+
+
+def tune_process() -> Callable[[], None]:
+    """Process settings the pipeline is built for; returns a function restoring the old ones.
+
+    * ``cv2.setNumThreads(1)``: decode and preprocessing run on their own threads beside the
+      interpreter's; OpenCV's worker pool would put extra work on the interpreter's core.
+    * ``sys.setswitchinterval(1 ms)``: when ``invoke()`` returns, the infer thread waits for the
+      GIL at most this long (default 5 ms) before the prep/reader threads must hand it over.
+    """
+    import cv2
+
+    threads, interval = cv2.getNumThreads(), sys.getswitchinterval()
+    cv2.setNumThreads(1)
+    sys.setswitchinterval(0.001)
+
+    def restore() -> None:
+        cv2.setNumThreads(threads)
+        sys.setswitchinterval(interval)
+
+    return restore

@@ -1,0 +1,1 @@
+"""Firmware bridge against the C simulator (pty, TCP) and the C firmware tests."""

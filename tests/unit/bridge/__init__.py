@@ -1,0 +1,1 @@
+"""Firmware bridge protocol: pure tests."""
