@@ -79,6 +79,7 @@ def drain_once(workdir: Path, records: int) -> dict[str, float]:
     comp = MqttComponent()
     agent = BenchAgent(config_for(workdir / "state", port))
     comp.start(agent)  # broker not there yet: everything waits in the outbox
+    comp.on_started()
     assert comp.outbox is not None and comp.link is not None
     t0 = time.perf_counter()
     for i in range(records):
@@ -130,6 +131,7 @@ def cpu_share(seconds: float, mode: str, workdir: Path, port: int) -> float:
     if mode == "mqtt":
         comp = MqttComponent()
         comp.start(BenchAgent(config_for(workdir / f"state-{time.time_ns()}", port)))
+        comp.on_started()
         assert comp.link is not None
         comp.link.connected.wait(10)
     c0, t0 = time.process_time(), time.perf_counter()

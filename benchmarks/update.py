@@ -30,7 +30,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from edge_agent.agent.lifecycle import Agent, default_components
+from edge_agent.app import build_agent
 from edge_agent.config import parse_config
 from edge_agent.mqtt.link import LinkSettings
 from edge_agent.mqtt.testing import Mosquitto
@@ -78,8 +78,9 @@ def bench(a: Any, tmp: Path, pub: Path, url: str, port: int, reg: Path) -> None:
         "updates": {"trusted_keys": [str(pub)], "registry": url, "trial_inferences": 30,
                     "trial_seconds": 30},
     })
-    agent = Agent(cfg, components=default_components(cfg))
-    pipeline = agent.build()
+    agent = build_agent(cfg)
+    pipeline = agent.pipeline
+    assert pipeline is not None
     results: list[float] = []
     swaps: list[float] = []
     pipeline.add_sink(lambda fr: results.append(time.monotonic()))

@@ -1,15 +1,18 @@
 """The Agent: builds the parts from Config, runs them, stops them in a fixed order.
 
-Owned by the pipeline issue (#3); other parts (MQTT #4, updates #5, bridge #6, ops #7) plug in
-as :class:`Component` objects so that each lives in its own module and service.py stays small.
+Other parts (MQTT, updates, bridge, ops) plug in as :class:`~edge_agent.component.Component`
+objects; :mod:`edge_agent.app` (the composition root) builds and wires them, so this module
+imports none of them.
 
 Lifecycle of :meth:`Agent.run` (reads top to bottom, like uvicorn's ``Server._serve``):
 
-1. build: boot model (``updates.boot.choose_model``) -> Runner; camera source (a malformed
-   source, or a local file or folder without a readable frame, is a :class:`ConfigError` naming
-   ``camera.source``; a live camera that does not answer yet is not: the reader keeps
-   reconnecting and the camera's health says ``reconnecting``); Pipeline.
-2. start: every component's ``start(agent)`` in order, then the pipeline.
+1. build: boot model (``updates.boot.choose_model``) -> Runner (through ``loader``, the one
+   RunnerLoader); camera source (a malformed source, or a local file or folder without a
+   readable frame, is a :class:`ConfigError` naming ``camera.source``; a live camera that does
+   not answer yet is not: the reader keeps reconnecting and the camera's health says
+   ``reconnecting``); Pipeline.
+2. start: every component's ``start(agent)`` in order, then every ``on_started()`` (MQTT
+   connects: every command is registered by then), then the pipeline.
 3. main loop: the heartbeat every ``metrics.interval_s``: build the snapshot, every component's
    ``contribute(snapshot)``, then every component's ``on_tick(snapshot)``. Ends on
    :meth:`Agent.request_stop` (SIGTERM/SIGINT, a component, ``--duration``), when ``--frames``
@@ -110,36 +113,12 @@ def _check_source(source: Any, tries: int = 16) -> None:
         raise ConfigError(f"camera.source: {exc}") from None
 
 
-def default_components(config: Config) -> list[Component]:
-    """The components ``edge-agent run`` starts, in start order (stop is the reverse):
-    SIGHUP reload and control socket (ops), MQTT when ``mqtt.enabled`` (before the parts that
-    register commands on it), updates (resumes or rolls back a trial even without a broker),
-    the firmware bridge when ``bridge.enabled``, and sd_notify last (READY once all started;
-    STOPPING first at shutdown, the control socket's final status last)."""
-    from ..ops import components as ops
-    from ..updates.component import UpdateComponent
-
-    reload, control, sdnotify = ops.components(config)
-    out: list[Component] = [reload, control]
-    if config.mqtt.enabled:
-        from ..mqtt.component import MqttComponent
-
-        out.append(MqttComponent(config))
-    out.append(UpdateComponent(config, load_runner=RunnerLoader(config)))
-    if config.bridge.enabled:
-        from ..bridge.component import BridgeComponent
-
-        out.append(BridgeComponent(config))
-    out.append(sdnotify)
-    return out
-
-
 class Agent:
     """Builds the pipeline from ``config``, runs the heartbeat and the components.
 
     Attributes other parts use: ``config``, ``config_path`` (the file it came from, or None),
     ``pipeline`` (after build), ``components``,
-    ``mqtt`` (set by the MQTT component, else None), ``boot`` (which model and why),
+    ``loader`` (the RunnerLoader), ``boot`` (which model and why),
     ``last_snapshot``; :meth:`add_component` before :meth:`run`, :meth:`request_stop` any time.
     """
 
@@ -149,6 +128,7 @@ class Agent:
         *,
         config_path: Path | None = None,
         components: Iterable[Component] = (),
+        loader: RunnerLoader | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
     ) -> None:
@@ -156,7 +136,7 @@ class Agent:
         self.config_path = config_path
         self.components: list[Component] = list(components)
         self.pipeline: Pipeline | None = None
-        self.mqtt: Any = None
+        self.loader = loader if loader is not None else RunnerLoader(config)
         self.boot: Any = None
         self.model_info: dict[str, Any] = {}
         self.last_snapshot: dict[str, Any] | None = None
@@ -212,7 +192,7 @@ class Agent:
 
         cfg = self.config
         boot = self.boot = choose_model(cfg)
-        runner_factory = RunnerLoader(cfg).factory(boot.path, boot.description)
+        runner_factory = self.loader.factory(boot.path, boot.description)
 
         source = open_source(cfg.camera)
         _check_source(source)
@@ -313,6 +293,13 @@ class Agent:
                 except EdgeAgentError:
                     raise
                 except Exception as exc:  # one line for the technician, not a traceback
+                    raise ComponentError(f"component {c.name} failed to start: {exc}") from exc
+            for c in self._running:  # every part is up: now connect to the outside
+                try:
+                    c.on_started()
+                except EdgeAgentError:
+                    raise
+                except Exception as exc:
                     raise ComponentError(f"component {c.name} failed to start: {exc}") from exc
             self._window_start = self.clock()
             pipeline.start()

@@ -165,12 +165,15 @@ class BridgeComponent(Component):
         config: Config | BridgeConfig,
         *,
         progress: Progress | None = None,
+        publish: Callable[[str, dict[str, Any]], int] | None = None,
         client: BridgeClient | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """``config``: the agent's Config (its ``bridge`` section is used) or a BridgeConfig.
         ``progress``: a callable returning a counter that moves while the agent works
-        (default: the pipeline's processed count)."""
+        (default: the pipeline's processed count). ``publish(stream, payload)``: where a
+        trigger's capture is announced (MQTT's publish, wired by :mod:`edge_agent.app`)."""
+        self.publish = publish
         if isinstance(config, Config):
             config = config.bridge
         self.config = config
@@ -480,10 +483,9 @@ class BridgeComponent(Component):
                     )
                     return
         self.stats["captures"] += 1
-        mqtt = getattr(agent, "mqtt", None)
-        if mqtt is not None:
+        if self.publish is not None:
             try:
-                mqtt.publish("events", {"kind": "trigger", "reason": reason, "files": saved})
+                self.publish("events", {"kind": "trigger", "reason": reason, "files": saved})
             except EdgeAgentError:
                 pass  # disk full: counted by the MQTT component, the loss becomes a gap record
         log.info("bridge: capture requested (%s) %s", reason, " ".join(saved))

@@ -40,15 +40,11 @@ def _run_agent(
     cfg: Config, config: Path | None, duration: float | None, frames: int | None
 ) -> dict[str, Any]:
     from ..agent.console import ConsoleReporter
-    from ..agent.lifecycle import Agent, default_components
+    from ..app import build_agent
     from ..telemetry import final_summary
 
     out = sys.stderr if cfg.pipeline.stdout_jsonl else sys.stdout
-    agent = Agent(cfg, config_path=config)
-    agent.build(frames=frames)
-    agent.add_component(ConsoleReporter(out))
-    for component in default_components(cfg):  # ops (#7), MQTT, updates, bridge
-        agent.add_component(component)
+    agent = build_agent(cfg, config_path=config, frames=frames, first=[ConsoleReporter(out)])
     summary = agent.run(duration=duration, frames=frames)
     first = summary["first_result_s"]
     out.write(

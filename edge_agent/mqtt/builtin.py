@@ -78,10 +78,9 @@ class BuiltinCommands:
                 "invalid_config", f"{exc}; still running on the old config"
             ) from None
         plan = plan_reload(agent.config, new)
-        # the ops reload component applies [logging]; we apply the MQTT settings we own
-        for other in getattr(agent, "components", []):
-            if getattr(other, "name", "") == "reload" and hasattr(other, "reload"):
-                other.reload()
+        # the ops reload (wired in by the app) applies [logging]; we apply the MQTT settings
+        if c.reload_hook is not None:
+            c.reload_hook()
         live = [k for k in plan.restart if k.removeprefix("mqtt.") in MQTT_LIVE]
         for key in live:
             attr = key.removeprefix("mqtt.")

@@ -14,6 +14,7 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -55,9 +56,14 @@ class MqttComponent(Component):
 
     name = "mqtt"
 
-    def __init__(self, config: Config | None = None) -> None:
+    def __init__(
+        self, config: Config | None = None, *, reload: Callable[[], Any] | None = None
+    ) -> None:
+        """``reload()``: what the ``reload`` command runs besides the MQTT settings (the ops
+        reload component's, which applies ``[logging]``); wired by :mod:`edge_agent.app`."""
         self.config = config
         self._log = ThrottledLog(log)  # per message / per drain-loop warnings
+        self.reload_hook = reload
         self.status_fields: dict[str, Any] = {}
         self.agent: Any = None
         self.topics: Topics | None = None
@@ -175,7 +181,6 @@ class MqttComponent(Component):
         )
         self.bucket = TokenBucket(m.events_per_s)
         self.started_at = time.time()
-        agent.mqtt = self
         model = getattr(agent, "model_info", None)
         if isinstance(model, dict) and model:
             self.status_fields.setdefault("model", dict(model))
@@ -196,6 +201,10 @@ class MqttComponent(Component):
         for t in self._threads:
             t.start()
         self._dispatcher.start()
+
+    def on_started(self) -> None:
+        """Every component has started, so every command is registered: connect."""
+        assert self.link is not None and self.topics is not None and self.outbox is not None
         self.link.start()
         log.info(
             "MQTT: %s as %s, prefix %s, %d records waiting in the outbox",
@@ -209,8 +218,6 @@ class MqttComponent(Component):
         snapshot["mqtt"] = self.stats()
 
     def on_tick(self, snapshot: dict[str, Any]) -> None:
-        if self._dispatcher is not None:
-            self._dispatcher.ready.set()  # the heartbeat runs: every component has started
         try:
             self.publish("metrics", snapshot)
         except RecordNotStored:

@@ -30,9 +30,6 @@ log = logging.getLogger("edge_agent.mqtt")
 Reply = Callable[[Incoming, str, dict[str, Any]], None]
 NOT_RUN = ("invalid_params", "unknown_command")  # refused before the handler: not remembered
 REFUSAL_LOG_EVERY_S = 60.0
-STARTUP_GRACE_S = 10.0
-"""At start, components after MQTT register their commands (``update``...) a moment after the
-link is up; a command for a name not registered yet waits up to this long for :attr:`ready`."""
 
 
 class CommandDispatcher:
@@ -63,7 +60,6 @@ class CommandDispatcher:
         self.limits = dict(limits or {})
         self.clock = clock
         self.refusals = RefusalLog(clock)
-        self.ready = threading.Event()  # set once every component has started
         self._queue: queue.Queue[Incoming] = queue.Queue(maxsize=queue_size)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -165,8 +161,6 @@ class CommandDispatcher:
             self.counters["commands_repeated"] += 1
             self.reply(msg, name, {**cached, "repeat": True})
             return
-        if name not in self.registry.names() and not self.ready.is_set():
-            self.ready.wait(STARTUP_GRACE_S)
         bucket = self.limits.get(name)
         if bucket is not None and not bucket.allow(self.clock()):
             self.counters["commands_rate_limited"] += 1

@@ -1,7 +1,8 @@
 """UpdateComponent: the ``update``, ``cancel`` and ``rollback`` commands, hot swap, trial,
 commit/rollback.
 
-Plugs into the Agent (``service.Component``). Commands arrive through ``agent.mqtt``; the work
+A :class:`~edge_agent.component.Component`; commands arrive through the ``messaging`` it is
+given (MQTT, wired by :mod:`edge_agent.app`); the work
 runs in one worker thread (one update at a time). After preflight (see :mod:`.updater`) the new
 model is loaded and warmed *beside* the running one and handed to ``agent.pipeline.swap`` to
 take over between two frames. During the trial every invoke of the new model is timed and its
@@ -30,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from ..common import names
-from ..component import Component
+from ..component import Component, Messaging
 from ..config import Config
 from ..errors import EdgeAgentError
 from . import rollout as R
@@ -105,13 +106,20 @@ class UpdateComponent(Component):
     name = "updates"
 
     def __init__(
-        self, config: Config | None = None, *, load_runner: Callable[..., Any] | None = None
+        self,
+        config: Config | None = None,
+        *,
+        load_runner: Callable[..., Any] | None = None,
+        messaging: Messaging | None = None,
     ) -> None:
         """``load_runner(path, warmup=N) -> Runner`` loads a new or previous model the way the
         boot model was loaded (``RunnerLoader``: the ``[model]`` overrides apply to every model);
-        without one, a RunnerLoader of the config is made at start."""
+        without one, a RunnerLoader of the config is made at start. ``messaging``: where the
+        ``update``/``rollback`` commands are registered and progress is published (MQTT;
+        None: no commands, progress only logged). Both are wired by :mod:`edge_agent.app`."""
         self.config = config
         self.load_runner = load_runner
+        self.messaging = messaging
         self.agent: Any = None
         self.store: Store | None = None
         self.updater: Updater | None = None
@@ -171,15 +179,8 @@ class UpdateComponent(Component):
             w.join(STOP_WAIT_S)
 
     # -- adapters ----------------------------------------------------------------------------
-    def _mqtt(self) -> Any:
-        if self.agent is None:
-            return None
-        if getattr(self.agent, "mqtt", None) is not None:
-            return self.agent.mqtt
-        for c in getattr(self.agent, "components", []):
-            if hasattr(c, "add_command") and hasattr(c, "publish"):
-                return c
-        return None
+    def _mqtt(self) -> Messaging | None:
+        return self.messaging
 
     def _publish(self, record: dict[str, Any]) -> None:
         if record.get("progress") is None or record.get("progress") == 1.0:

@@ -41,6 +41,9 @@ class Recorder(Component):
         assert agent.pipeline is not None and agent.config.device.id == "t1"
         self.log.append(f"start {self.name}")
 
+    def on_started(self) -> None:
+        self.log.append(f"started {self.name}")
+
     def contribute(self, snapshot: dict[str, Any]) -> None:
         snapshot[self.name] = {"results": self.results}
         self.log.append(f"contribute {self.name}")
@@ -65,10 +68,11 @@ class TestComponents:
         a, b = Recorder("a", log), Recorder("b", log, stop_after_results=40)
         agent = Agent(config(tmp_path), components=[a])
         agent.add_component(b)
-        assert agent.mqtt is None and agent.components == [a, b]
+        assert agent.components == [a, b]
         summary = agent.run(duration=30)
         assert summary["reason"] == "b asked"
-        assert log[:2] == ["start a", "start b"] and log[-2:] == ["stop b", "stop a"]
+        assert log[:4] == ["start a", "start b", "started a", "started b"]
+        assert log[-2:] == ["stop b", "stop a"]
         ticks = [e for e in log if not e.startswith(("start", "stop"))]
         assert ticks and len(ticks) % 4 == 0
         for i in range(0, len(ticks), 4):  # every component contributes before any ticks

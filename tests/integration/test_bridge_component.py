@@ -87,12 +87,11 @@ class TestOutputRules:
 
 
 class FakeAgent:
-    """What BridgeComponent reads from the Agent: config, the capture hook, mqtt."""
+    """What BridgeComponent reads from the Agent: config, the capture hook."""
 
     def __init__(self) -> None:
         self.config = parse_config({})
         self.captures: list[str] = []
-        self.mqtt = None
         self.pipeline = None
 
     def request_capture(self, reason: str) -> None:
@@ -293,11 +292,13 @@ def test_check_bridge(sim: SimPort, tmp_path: Path) -> None:
 
 
 def test_default_components_include_the_bridge_when_enabled() -> None:
-    from edge_agent.agent.lifecycle import default_components
+    from edge_agent.agent.runner_loader import RunnerLoader
+    from edge_agent.app import components
 
     on = parse_config({"bridge": {"enabled": True, "port": "loop://"}})
-    assert any(isinstance(c, BridgeComponent) for c in default_components(on))
-    assert not any(isinstance(c, BridgeComponent) for c in default_components(parse_config({})))
+    assert any(isinstance(c, BridgeComponent) for c in components(on, RunnerLoader(on)))
+    off = parse_config({})
+    assert not any(isinstance(c, BridgeComponent) for c in components(off, RunnerLoader(off)))
 
 
 def test_real_agent_kicks_from_pipeline_progress_and_captures_on_trigger(

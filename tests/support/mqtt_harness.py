@@ -36,7 +36,6 @@ class HarnessAgent:
         self.config_path = path
         self.config = load_config(path)
         self.pipeline: Any = FakePipeline() if snapshot else None
-        self.mqtt: MqttComponent | None = None
 
 
 def main() -> None:
@@ -46,6 +45,7 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *a: stop.set())
     signal.signal(signal.SIGINT, lambda *a: stop.set())
     comp.start(agent)
+    comp.on_started()
     comp.status_fields.update({"model": {"name": "blazeface", "version": "1"}, "backend": "litert"})
     assert comp.link is not None
     comp.link.wait_ready(10)  # subscribed to commands (if the broker is there)

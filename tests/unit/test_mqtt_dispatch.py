@@ -70,7 +70,6 @@ def test_repeat_is_answered_from_disk_after_restart(tmp_path: Path) -> None:
 
 def test_refusals_change_nothing(tmp_path: Path) -> None:
     dev = Device(tmp_path / "o.sqlite")
-    dev.d.ready.set()
     for payload, code in [(b"\x00\x01", "invalid_payload"), (b"[]", "invalid_payload"),
                           (b'{"id": "z", "params": 1}', "invalid_payload"),
                           (b"x" * 600, "too_large")]:
@@ -96,25 +95,17 @@ def test_network_thread_side(tmp_path: Path) -> None:
     assert len(dev.replies) == 2 and dev.calls == []
 
 
-def test_command_for_a_component_still_starting_waits_for_it(tmp_path: Path) -> None:
-    import threading
-
+def test_a_name_not_registered_is_refused_at_once(tmp_path: Path) -> None:
+    """No waiting for late registrations: the app registers every command before MQTT
+    connects (tests/unit/test_app.py), so an unknown name is unknown."""
     dev = Device(tmp_path / "o.sqlite")
-    t = threading.Thread(target=dev.send, args=("edge/dev1/cmd/late", {"id": "l1"}))
-    t.start()
-    t.join(0.3)
-    assert t.is_alive() and dev.replies == []  # waiting: "late" is not registered yet
-    dev.d.registry.add("late", lambda p: {"here": True})
-    dev.d.ready.set()  # the agent's first heartbeat: all components started
-    t.join(5)
-    assert dev.replies[-1][1]["result"] == {"here": True}
-    # once ready, an unknown name is refused at once
     assert dev.send("edge/dev1/cmd/never", {"id": "n1"})["error"]["code"] == "unknown_command"
+    dev.d.registry.add("late", lambda p: {"here": True})
+    assert dev.send("edge/dev1/cmd/late", {"id": "l1"})["result"] == {"here": True}
 
 
 def test_expensive_command_is_rate_limited(tmp_path: Path) -> None:
     dev = Device(tmp_path / "o.sqlite")
-    dev.d.ready.set()
     codes = [dev.send("edge/dev1/cmd/snap", {"id": f"s{i}"}).get("error", {}).get("code")
              for i in range(3)]
     assert codes == [None, None, "rate_limited"]  # a burst of 2, then refused
@@ -131,7 +122,6 @@ def test_expensive_command_is_rate_limited(tmp_path: Path) -> None:
 
 def test_expired_command_is_not_run_and_counted(tmp_path: Path) -> None:
     dev = Device(tmp_path / "o.sqlite")
-    dev.d.ready.set()
     reply = dev.send("edge/dev1/cmd/count", {"id": "late", "expires_at": 1000.0})
     assert reply["error"]["code"] == "expired" and reply["id"] == "late"
     assert dev.calls == [] and dev.d.counters["commands_expired"] == 1
@@ -184,7 +174,6 @@ def test_fuzz_every_payload_gets_exactly_one_reply(tmp_path_factory: pytest.Temp
                                                    payloads: list[bytes], name: str) -> None:
     """Arbitrary JSON and bytes through both threads' entry points: a reply each, no raise."""
     dev = Device(tmp_path_factory.mktemp("fuzz") / "o.sqlite", max_bytes=64 * 1024)
-    dev.d.ready.set()
     for payload in payloads:
         before = len(dev.replies)
         dev.d.on_message(Incoming(f"edge/dev1/cmd/{name}", payload))  # network thread
