@@ -3,25 +3,46 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .. import __version__
-from ..config import load_config
+from ..config import Config, load_config
 from ..errors import EdgeAgentError
-from .commands import NoParams
+from .commands import Handler, NoParams
 from .errors import CommandError
 from .events import TokenBucket
-from .topics import STREAMS
+from .topics import STREAMS, Topics
 
 if TYPE_CHECKING:
-    from .component import MqttComponent
+    from .link import Link
+    from .outbox import Outbox
+
+
+class Host(Protocol):
+    """What the built-in commands use of the MQTT component (which implements it)."""
+
+    agent: Any
+    config: Config | None
+    link: Link | None
+    outbox: Outbox | None
+    topics: Topics | None
+    bucket: TokenBucket
+    started_at: float
+    reload_hook: Callable[[], Any] | None
+
+    def add_command(
+        self, name: str, handler: Handler, params_model: type[Any] | None = None
+    ) -> None: ...
+
+    def command_names(self) -> list[str]: ...
 
 MQTT_LIVE = ("events_per_s", "max_event_bytes", "max_command_bytes")
 """``[mqtt]`` keys ``reload`` applies without a restart."""
 
 
 class BuiltinCommands:
-    def __init__(self, comp: MqttComponent) -> None:
+    def __init__(self, comp: Host) -> None:
         self.comp = comp
 
     def register(self) -> None:
