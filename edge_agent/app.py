@@ -35,7 +35,7 @@ def components(config: Config, loader: RunnerLoader) -> list[Component]:
     if config.mqtt.enabled:
         from .mqtt.component import MqttComponent  # paho only when MQTT is on
 
-        mqtt = MqttComponent(config, reload=reload.reload)
+        mqtt = MqttComponent(config, reload=reload.reload_live)
         out.append(mqtt)
     out.append(UpdateComponent(config, load_runner=loader, messaging=mqtt))
     if config.bridge.enabled:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .. import __version__
+from ..common.changes import changed_keys
 from ..config import Config, load_config
 from ..errors import EdgeAgentError
 from .commands import Handler, NoParams
@@ -29,7 +30,7 @@ class Host(Protocol):
     topics: Topics | None
     bucket: TokenBucket
     started_at: float
-    reload_hook: Callable[[], Any] | None
+    reload_hook: Callable[[], Iterable[str]] | None
 
     def add_command(
         self, name: str, handler: Handler, params_model: type[Any] | None = None
@@ -82,8 +83,6 @@ class BuiltinCommands:
 
     def reload(self, params: dict[str, Any]) -> dict[str, Any]:
         """Re-read the config file; apply what can change live, name what needs a restart."""
-        from ..ops.reload import plan_reload
-
         c = self.comp
         agent = c.agent
         assert c.config is not None
@@ -98,17 +97,17 @@ class BuiltinCommands:
             raise CommandError(
                 "invalid_config", f"{exc}; still running on the old config"
             ) from None
-        plan = plan_reload(agent.config, new)
+        changed = changed_keys(agent.config, new)
         # the ops reload (wired in by the app) applies [logging]; we apply the MQTT settings
-        if c.reload_hook is not None:
-            c.reload_hook()
-        live = [k for k in plan.restart if k.removeprefix("mqtt.") in MQTT_LIVE]
+        applied = list(c.reload_hook()) if c.reload_hook is not None else []
+        live = [k for k in changed if k.removeprefix("mqtt.") in MQTT_LIVE]
         for key in live:
             attr = key.removeprefix("mqtt.")
             setattr(c.config.mqtt, attr, getattr(new.mqtt, attr))
         c.bucket = TokenBucket(c.config.mqtt.events_per_s)
+        done = set(applied + live)
         return {
             "reloaded": str(path),
-            "applied": sorted(plan.live + live),
-            "restart_required": [k for k in plan.restart if k not in live],
+            "applied": sorted(done),
+            "restart_required": [k for k in changed if k not in done],
         }

@@ -14,7 +14,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -57,10 +57,10 @@ class MqttComponent(Component):
     name = "mqtt"
 
     def __init__(
-        self, config: Config | None = None, *, reload: Callable[[], Any] | None = None
+        self, config: Config | None = None, *, reload: Callable[[], Iterable[str]] | None = None
     ) -> None:
-        """``reload()``: what the ``reload`` command runs besides the MQTT settings (the ops
-        reload component's, which applies ``[logging]``); wired by :mod:`edge_agent.app`."""
+        """``reload() -> applied keys``: what the ``reload`` command runs besides the MQTT
+        settings (the ops reload, which applies ``[logging]``); wired by :mod:`edge_agent.app`."""
         self.config = config
         self._log = ThrottledLog(log)  # per message / per drain-loop warnings
         self.reload_hook = reload

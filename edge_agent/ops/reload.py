@@ -15,8 +15,7 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
-from pydantic import SecretStr
-
+from ..common.changes import changed_keys
 from ..component import Component
 from ..config import Config, load_config
 from ..errors import ConfigError
@@ -27,19 +26,6 @@ log = logging.getLogger(__name__)
 LIVE_PREFIXES = ("logging.",)
 
 
-def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(node, dict):
-        out: dict[str, Any] = {}
-        for k, v in node.items():
-            out.update(_flatten(v, f"{prefix}{k}."))
-        return out
-    return {prefix[:-1]: node}
-
-
-def _plain(value: Any) -> Any:
-    return value.get_secret_value() if isinstance(value, SecretStr) else value
-
-
 @dataclass
 class ReloadPlan:
     live: list[str] = field(default_factory=list)
@@ -48,12 +34,9 @@ class ReloadPlan:
 
 def plan_reload(old: Config, new: Config) -> ReloadPlan:
     """Which changed keys apply live, which need a restart (secrets compared, never shown)."""
-    a = _flatten(old.model_dump(mode="python"))
-    b = _flatten(new.model_dump(mode="python"))
     plan = ReloadPlan()
-    for key in sorted(set(a) | set(b)):
-        if _plain(a.get(key)) != _plain(b.get(key)):
-            (plan.live if key.startswith(LIVE_PREFIXES) else plan.restart).append(key)
+    for key in changed_keys(old, new):
+        (plan.live if key.startswith(LIVE_PREFIXES) else plan.restart).append(key)
     return plan
 
 
@@ -92,6 +75,11 @@ class ReloadComponent(Component):
                 self.reload()
             except Exception:  # a reload must never take the agent down
                 log.exception("config reload failed; keeping the running config")
+
+    def reload_live(self) -> list[str]:
+        """Reload the file; the keys applied live (what MQTT's ``reload`` command reports)."""
+        plan = self.reload()
+        return plan.live if plan is not None else []
 
     def reload(self) -> ReloadPlan | None:
         cfg: Config = self._agent.config

@@ -33,7 +33,7 @@ import numpy as np
 from ..common import names
 from ..component import Component, Messaging
 from ..config import Config
-from ..errors import EdgeAgentError
+from ..errors import ComponentError, EdgeAgentError
 from . import rollout as R
 from .cancel import Cancel
 from .errors import NoPreviousVersion, UpdateBusy, UpdateError
@@ -113,8 +113,8 @@ class UpdateComponent(Component):
         messaging: Messaging | None = None,
     ) -> None:
         """``load_runner(path, warmup=N) -> Runner`` loads a new or previous model the way the
-        boot model was loaded (``RunnerLoader``: the ``[model]`` overrides apply to every model);
-        without one, a RunnerLoader of the config is made at start. ``messaging``: where the
+        boot model was loaded (``RunnerLoader``: the ``[model]`` overrides apply to every model).
+        ``messaging``: where the
         ``update``/``rollback`` commands are registered and progress is published (MQTT;
         None: no commands, progress only logged). Both are wired by :mod:`edge_agent.app`."""
         self.config = config
@@ -143,9 +143,7 @@ class UpdateComponent(Component):
         cfg: Config = self.config or agent.config
         self.config = cfg
         if self.load_runner is None:
-            from ..agent.runner_loader import RunnerLoader
-
-            self.load_runner = RunnerLoader(cfg)
+            raise ComponentError("updates: no runner loader wired in (edge_agent.app does it)")
         try:
             trust = TrustStore.from_files(cfg.updates.trusted_keys)
         except EdgeAgentError as exc:  # a bad key file: keep running, refuse every update

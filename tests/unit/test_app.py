@@ -39,7 +39,7 @@ def test_fixed_order_and_explicit_wiring(tmp_path: Path) -> None:
                                        "sdnotify"]
     reload, _control, mqtt, updates, bridge, _sd = parts
     assert isinstance(mqtt, MqttComponent) and isinstance(updates, UpdateComponent)
-    assert mqtt.reload_hook == reload.reload  # type: ignore[attr-defined]
+    assert mqtt.reload_hook == reload.reload_live  # type: ignore[attr-defined]
     assert updates.load_runner is loader and updates.messaging is mqtt
     assert bridge.publish == mqtt.publish  # type: ignore[attr-defined]
     off = components(parse_config({"device": {"state_dir": str(tmp_path)}}), loader)
