@@ -1,14 +1,80 @@
-"""Suite-wide test settings (rootdir conftest: applies to tests/ and firmware_bridge/tests/).
+"""Suite-wide test settings and the fixtures shared across tests/ (helpers: tests/support/).
+
+Markers (added here by folder, so ``pytest -m unit`` is the fast pure run, in seconds):
+``unit`` for tests/unit (in-process: no broker, no simulator, no CLI process) and
+``integration`` for tests/integration (real mosquitto, nginx, pty + C simulator, processes).
 
 Hypothesis: no per-example deadline (CI machines are shared and noisy; speed is measured in
 benchmarks/, never asserted in tests). On CI (CI=true) examples are derived from the test
 itself, so a red run can be reproduced exactly.
 """
 
-import os
+from __future__ import annotations
 
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
 from hypothesis import settings
+
+if TYPE_CHECKING:
+    from edge_agent.mqtt.testing import Mosquitto
+    from firmware_bridge import BridgeClient
+    from firmware_bridge.testing import SimPort
 
 settings.register_profile("default", deadline=None)
 settings.register_profile("ci", deadline=None, derandomize=True, print_blob=True)
 settings.load_profile("ci" if os.environ.get("CI") else "default")
+
+TESTS = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        kind = Path(str(item.fspath)).resolve().relative_to(TESTS).parts[0]
+        if kind in ("unit", "integration"):
+            item.add_marker(getattr(pytest.mark, kind))
+
+
+# -- real processes, always stopped ------------------------------------------------------------
+@pytest.fixture
+def mosquitto_factory(tmp_path: Path) -> Iterator[Callable[..., Mosquitto]]:
+    """``make(name, extra=..., persistence=...)`` -> a started mosquitto on a free port; all
+    stopped at the end."""
+    from edge_agent.mqtt.testing import Mosquitto
+
+    brokers: list[Mosquitto] = []
+
+    def make(name: str = "broker", **kw: Any) -> Mosquitto:
+        b = Mosquitto(tmp_path / name, **kw)
+        brokers.append(b)
+        return b.start()
+
+    yield make
+    for b in brokers:
+        b.stop()
+
+
+@pytest.fixture
+def mosquitto(mosquitto_factory: Callable[..., Mosquitto]) -> Mosquitto:
+    return mosquitto_factory()
+
+
+@pytest.fixture
+def sim(tmp_path: Path) -> Iterator[SimPort]:
+    """The C firmware simulator behind a socat pty (``sim.url`` for pyserial)."""
+    from firmware_bridge.testing import SimPort
+
+    with SimPort(tmp_path) as port:
+        yield port
+
+
+@pytest.fixture
+def client(sim: SimPort) -> Iterator[BridgeClient]:
+    """A BridgeClient connected to :func:`sim`."""
+    from firmware_bridge import BridgeClient
+
+    with BridgeClient(sim.url, timeout_s=0.5, retries=2).open() as c:
+        yield c

@@ -25,6 +25,7 @@ from ..config import Config
 from ..errors import EdgeAgentError
 from . import commands as cmds
 from .builtin import BuiltinCommands
+from .delivery import ACK_FLUSH_S, Delivery
 from .dispatch import CommandDispatcher
 from .errors import MqttError, RecordNotStored
 from .events import TokenBucket, cap_event
@@ -34,8 +35,6 @@ from .topics import STREAMS, Topics
 
 log = logging.getLogger("edge_agent.mqtt")
 
-ACK_FLUSH_S = 0.05
-ACK_FLUSH_BATCH = 200
 EXPIRE_EVERY_S = 10.0
 STOP_DRAIN_S = 0.8
 SNAPSHOT_BURST = 3.0
@@ -78,10 +77,7 @@ class MqttComponent(Component):
         self._status_dirty = False
         self._status_sent = b""
         self._threads: list[threading.Thread] = []
-        self._inflight: dict[int, int] = {}  # paho mid -> outbox row id (drainer thread only)
-        self._last_handed = 0
-        self._acked: list[int] = []  # outbox rows acknowledged, not yet deleted
-        self._acked_since: float | None = None
+        self._delivery = Delivery(0)  # drainer thread only; sized at start
         self.started_at = time.time()
         self.counters: collections.Counter[str] = collections.Counter()
         self._write_failing = False  # records are being lost (logged once per outage)
@@ -196,6 +192,7 @@ class MqttComponent(Component):
             on_state=self._on_link_state,
             on_ack=self._notify,
         )
+        self._delivery = Delivery(self.link.settings.max_inflight)
         self._stopping.clear()
         self._threads = [threading.Thread(target=self._drain_loop, name="mqtt-drain", daemon=True)]
         for t in self._threads:
@@ -381,7 +378,7 @@ class MqttComponent(Component):
         last_expire = 0.0
         while not self._stopping.is_set():
             with self._wake:
-                self._wake.wait(timeout=ACK_FLUSH_S if self._inflight else 0.5)
+                self._wake.wait(timeout=ACK_FLUSH_S if self._delivery.inflight else 0.5)
             try:
                 self._retry_outbox()
                 self._drain_once()
@@ -417,46 +414,31 @@ class MqttComponent(Component):
             self._status_sent = dumps(dict(self.status_fields))
             body = self._status_body(True, "", self.outbox.next_seq("status"))
             self.link.publish(self.topics.status, dumps(body), qos=1, retain=True)
-        room = self.link.settings.max_inflight - len(self._inflight)
-        while room > 0 and not final:
-            rows = self.outbox.fetch(self._last_handed, limit=room)
+        d = self._delivery
+        while d.room() > 0 and not final:
+            rows = self.outbox.fetch(d.last_handed, limit=d.room())
             if not rows:
                 break
             for row in rows:
-                mid = self.link.publish(row.topic, row.payload, qos=1, retain=row.retain)
-                self._inflight[mid] = row.id
-                self._last_handed = row.id
-            room -= len(rows)
+                d.handed(self.link.publish(row.topic, row.payload, qos=1, retain=row.retain),
+                         row.id)
             self._flush_acks()
 
     def _flush_acks(self, force: bool = False) -> None:
         assert self.link is not None and self.outbox is not None
-        done = self._acked
+        d = self._delivery
         while True:
             try:
                 mid, ok = self.link.acks.get_nowait()
             except queue.Empty:
                 break
-            row = self._inflight.pop(mid, None)
-            if row is None:
-                continue  # status, replies: not from the outbox
-            if not ok:
+            if d.ack(mid, time.monotonic()) is not None and not ok:
                 self.counters["rejected_by_broker"] += 1
-            done.append(row)
-        now = time.monotonic()
-        if done and self._acked_since is None:
-            self._acked_since = now
-        since = self._acked_since or now
-        if done and (
-            force
-            or len(done) >= ACK_FLUSH_BATCH
-            or now - since >= ACK_FLUSH_S
-            or not self._inflight
-        ):
+        done = d.due(time.monotonic(), force=force)
+        if done:
             self.outbox.delete(done)
             self.counters["sent"] += len(done)
-            self._acked = []
-            self._acked_since = None
+            d.deleted(done)
 
     def _reply(self, msg: Incoming, name: str, reply: dict[str, Any]) -> None:
         assert self.link is not None and self.topics is not None

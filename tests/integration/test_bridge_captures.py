@@ -22,12 +22,6 @@ from tests.support.smalldisk import SmallDisk
 PIN = 10
 
 
-@pytest.fixture
-def sim(tmp_path: Path) -> Iterator[SimPort]:
-    with SimPort(tmp_path) as port:
-        yield port
-
-
 @contextmanager
 def running_agent(
     sim: SimPort, state_dir: Path, captures: dict[str, Any]

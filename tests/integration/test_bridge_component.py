@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -96,12 +95,6 @@ class FakeAgent:
 
     def request_capture(self, reason: str) -> None:
         self.captures.append(reason)
-
-
-@pytest.fixture
-def sim(tmp_path: Path) -> Iterator[SimPort]:
-    with SimPort(tmp_path) as port:
-        yield port
 
 
 class Progress:

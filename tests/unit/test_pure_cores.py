@@ -43,6 +43,7 @@ PURE_CORES = (
     "edge_agent.mqtt.commands",
     "edge_agent.mqtt.events",
     "edge_agent.mqtt.errors",
+    "edge_agent.mqtt.delivery",
     # updates
     "edge_agent.updates.manifest",
     "edge_agent.updates.state",
