@@ -11,12 +11,11 @@ from typing import Any
 
 import pytest
 
-from edge_agent.bridge.component import (
+from edge_agent.bridge.component import BridgeComponent, check_bridge
+from edge_agent.bridge.rules import (
     UPTIME_WRAP_S,
-    BridgeComponent,
     OutputRules,
     ProgressGate,
-    check_bridge,
     labels_and_scores,
     uptime_went_back,
 )

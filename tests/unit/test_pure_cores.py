@@ -60,7 +60,8 @@ PURE_CORES = (
     "edge_agent.ops.reload",
     "edge_agent.ops.status",
     "edge_agent.ops.sdnotify",
-    # the bridge's protocol, without pyserial
+    # the bridge: the agent side's rules, the protocol without pyserial
+    "edge_agent.bridge.rules",
     "firmware_bridge.crc",
     "firmware_bridge.cobs",
     "firmware_bridge.framing",
