@@ -47,10 +47,11 @@ class NoParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-def _first_error(err: ValidationError) -> str:
+def _first_error(err: ValidationError, whole: str = "payload") -> str:
     e = err.errors()[0]
-    where = ".".join(str(p) for p in e.get("loc", ())) or "payload"
-    return f"{where}: {e.get('msg', 'invalid')}"
+    where = ".".join(str(p) for p in e.get("loc", ())) or whole
+    cause = (e.get("ctx") or {}).get("error") if e.get("type") == "value_error" else None
+    return f"{where}: {cause if cause is not None else e.get('msg', 'invalid')}"
 
 
 def decode_payload(payload: bytes, max_bytes: int) -> Any:
@@ -126,10 +127,13 @@ def request_id_of(payload: bytes, max_bytes: int) -> str | None:
 
 
 def validate_params(model: type[BaseModel], params: dict[str, Any]) -> dict[str, Any]:
+    """``params`` checked by ``model`` (a refusal: ``model.error_code``, default
+    ``invalid_params``, naming the field)."""
     try:
         return model.model_validate(params).model_dump(mode="json")
     except ValidationError as err:
-        raise CommandError("invalid_params", f"invalid params: {_first_error(err)}") from None
+        code = getattr(model, "error_code", "invalid_params")
+        raise CommandError(code, f"invalid params: {_first_error(err, 'params')}") from None
 
 
 def ok_reply(req_id: str, command: str, device: str, result: dict[str, Any]) -> dict[str, Any]:

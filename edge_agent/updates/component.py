@@ -20,7 +20,6 @@ from __future__ import annotations
 import collections
 import json
 import logging
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -30,7 +29,6 @@ from typing import Any
 
 import numpy as np
 
-from ..common import names
 from ..component import Component, Messaging
 from ..config import Config
 from ..errors import ComponentError, EdgeAgentError
@@ -38,6 +36,7 @@ from . import rollout as R
 from .cancel import Cancel
 from .errors import NoPreviousVersion, UpdateBusy, UpdateError
 from .keys import TrustStore
+from .params import UpdateParams
 from .state import (
     Deployment,
     Entry,
@@ -156,7 +155,7 @@ class UpdateComponent(Component):
         )
         mqtt = self._mqtt()
         if mqtt is not None:
-            mqtt.add_command("update", self.cmd_update)
+            mqtt.add_command("update", self.cmd_update, UpdateParams)
             mqtt.add_command("rollback", self.cmd_rollback)
             mqtt.add_command("cancel", self.cmd_cancel)
         if agent.pipeline is not None:
@@ -261,33 +260,17 @@ class UpdateComponent(Component):
 
     # -- commands ----------------------------------------------------------------------------
     def cmd_update(self, params: dict[str, Any]) -> dict[str, Any]:
-        """``{"model": N, "version": V, "registry": URL?, "deployment": ID?}``."""
+        """:class:`.params.UpdateParams` (checked by the dispatcher, and here for direct calls)."""
         assert self.config is not None
-        model, version = params.get("model"), params.get("version")
-        registry = params.get("registry") or self.config.updates.registry
-        if not isinstance(model, str) or not isinstance(version, str) or not model or not version:
-            raise _command_error(
-                "bad_params",
-                "update needs 'model' and 'version' as strings (fleet cmd: 'version=\"2.0\"'; "
-                "or use `edge-agent fleet push-update`)",
-            )
-        if not isinstance(registry, str) or not registry:
+        from ..mqtt.commands import validate_params
+
+        p = UpdateParams.model_validate(validate_params(UpdateParams, params))
+        registry = p.registry or self.config.updates.registry
+        if not registry:
             raise _command_error(
                 "bad_params", "no 'registry' in the command and no [updates] registry configured"
             )
-        did = params.get("deployment") or params.get("id")
-        for what, value in (("model", model), ("version", version), ("deployment", did)):
-            if value is None:
-                continue
-            try:  # each becomes a path component on the device: staging/<deployment>, ...
-                names.check(value, what, max_len=64)
-            except names.UnsafeName as exc:
-                raise _command_error("bad_params", str(exc)) from None
-            if not re.fullmatch(r"[A-Za-z0-9_.+-]{1,64}", value):
-                raise _command_error(
-                    "bad_params", f"{what} {str(value)[:80]!r}: use 1-64 of A-Z a-z 0-9 _ . + -"
-                )
-        d = new_deployment(model, version, registry, str(did) if did else None)
+        d = new_deployment(p.model, p.version, registry, p.deployment)
         if not self._acquire():
             raise _command_error("busy", UpdateBusy("an update is already running").args[0])
         self._spawn(d)

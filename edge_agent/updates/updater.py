@@ -85,6 +85,15 @@ def new_deployment(model: str, version: str, registry: str, did: str | None = No
     return Deployment(did or uuid.uuid4().hex[:12], model, version, registry)
 
 
+@dataclass(frozen=True)
+class Fetched:
+    """A verified manifest with the exact bytes it was verified from (kept in the store)."""
+
+    manifest: Manifest
+    raw: bytes
+    signature: bytes | None
+
+
 @dataclass
 class Prepared:
     manifest: Manifest
@@ -193,14 +202,15 @@ class Updater:
         d = r.deployment
         base = join_url(d.registry, d.model, d.version)
         try:
-            manifest = self._manifest(base, d, input_shape, runtime, cancel)
+            fetched = self._manifest(base, d, input_shape, runtime, cancel)
+            manifest = fetched.manifest
             if manifest.evaluation is not None:  # every record from here on carries it
                 r.deployment = replace(r.deployment, evaluation=manifest.evaluation.summary)
             self.advance(r, "accepted")
-            entry, staging = self._download(r, base, manifest, cancel)
+            entry, staging = self._download(r, base, fetched, cancel)
             self.advance(r, "downloaded")
             _check(cancel)
-            self._verify(staging, manifest, entry)
+            self._verify(staging, fetched.manifest, entry)
             self.advance(r, "verified")
             _check(cancel)
         except DownloadCancelled as exc:
@@ -247,7 +257,7 @@ class Updater:
             # the trial and its first attempt are persisted before the model is loaded
             change=lambda s: consume_attempt(begin_trial(s, entry, attempts, did)),
         )
-        return Prepared(manifest, entry, report)
+        return Prepared(fetched.manifest, entry, report)
 
     def _cancelled(self, r: R.Rollout, exc: DownloadCancelled) -> None:
         if exc.why == "shutdown":  # not an outcome: the update resumes after the restart
@@ -262,7 +272,7 @@ class Updater:
         input_shape: list[int] | None,
         runtime: str | None,
         cancel: Cancel,
-    ) -> Manifest:
+    ) -> Fetched:
         limit = self.cfg.download_timeout_s
         raw = self.fetcher.get_bytes(
             f"{base}/{MANIFEST_NAME}", self.cfg.max_manifest_bytes, deadline_s=limit, cancel=cancel
@@ -272,8 +282,7 @@ class Updater:
             sig = self.fetcher.get_optional(
                 f"{base}/{SIGNATURE_NAME}", MAX_SIGNATURE_BYTES, deadline_s=limit, cancel=cancel
             )
-        self._raw, self._sig = raw, sig
-        return verify_manifest(
+        manifest = verify_manifest(
             raw,
             sig,
             self.trust,
@@ -286,14 +295,16 @@ class Updater:
             agent_version=__version__,
             where=f"{d.model} {d.version}",
         )
+        return Fetched(manifest, raw, sig)
 
     def file_deadline_s(self, size: int) -> float:
         """A file's overall deadline: ``download_timeout_s + size / min_rate_bytes_s``."""
         return self.cfg.download_timeout_s + size / self.cfg.min_rate_bytes_s
 
     def _download(
-        self, r: R.Rollout, base: str, m: Manifest, cancel: Cancel
+        self, r: R.Rollout, base: str, fetched: Fetched, cancel: Cancel
     ) -> tuple[Entry, Path]:
+        m = fetched.manifest
         mf = m.model_file
         entry = Entry(
             id=f"{m.name}/{m.version}-{mf.sha256[:12]}",
@@ -342,9 +353,9 @@ class Updater:
             os.replace(part, final)
             fsync_dir(staging)
             done_before += f.size
-        write_atomic(staging / MANIFEST_NAME, self._raw)
-        if self._sig is not None:
-            write_atomic(staging / SIGNATURE_NAME, self._sig)
+        write_atomic(staging / MANIFEST_NAME, fetched.raw)
+        if fetched.signature is not None:
+            write_atomic(staging / SIGNATURE_NAME, fetched.signature)
         desc_name = Path(mf.name).with_suffix(".json").name
         if desc_name not in {f.name for f in m.files}:
             write_atomic(staging / desc_name, json.dumps(m.postprocessing, indent=1).encode())
