@@ -1,12 +1,10 @@
-"""UpdateComponent: the ``update``, ``cancel`` and ``rollback`` commands, hot swap, trial,
-commit/rollback.
+"""UpdateComponent, the command side of updates: the ``update``, ``cancel`` and ``rollback``
+commands, the registry poll, resuming after a restart, progress and the retained status.
 
 A :class:`~edge_agent.component.Component`; commands arrive through the ``messaging`` it is
-given (MQTT, wired by :mod:`edge_agent.app`); the work
-runs in one worker thread (one update at a time). After preflight (see :mod:`.updater`) the new
-model is loaded and warmed *beside* the running one and handed to ``agent.pipeline.swap`` to
-take over between two frames. During the trial every invoke of the new model is timed and its
-outputs checked for NaN/inf (:class:`WatchedModel`); :class:`.trial.TrialMonitor` decides.
+given (MQTT, wired by :mod:`edge_agent.app`); the work runs in one worker thread (one update at
+a time): :mod:`.updater` takes a deployment through download, verification and preflight, then
+:mod:`.activation` swaps the new model in and runs its trial to commit or rollback.
 
 ``cancel`` (and ``rollback``) end an update in progress: before the swap through the rollout's
 :class:`.cancel.Cancel` token (a blocked download returns at once; the record ends
@@ -17,88 +15,38 @@ resumes at the next start.
 
 from __future__ import annotations
 
-import collections
 import json
 import logging
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from ..component import Component, Messaging
 from ..config import Config
 from ..errors import ComponentError, EdgeAgentError
 from . import rollout as R
+from .activation import Activation, watch
 from .cancel import Cancel
-from .errors import NoPreviousVersion, UpdateBusy, UpdateError
+from .errors import UpdateBusy, UpdateError
 from .keys import TrustStore
 from .params import UpdateParams
 from .state import (
     Deployment,
     Entry,
     abandon_trial,
-    commit_trial,
     recovery_record,
-    rollback,
 )
 from .store import Store
-from .trial import TrialMonitor, TrialPolicy, p50, p95
+from .trial import p50, p95
 from .updater import Updater, new_deployment
 
 log = logging.getLogger("edge_agent.updates")
 
 MAX_RESTARTS = 3
-BASELINE_SAMPLES = 256
 CANCEL_WAIT_S = 5.0  # how long cancel/rollback wait for the worker to end before replying
 STOP_WAIT_S = 1.0
-
-
-class WatchedModel:
-    """A Model proxy: times ``invoke`` (into a bounded ring) and, while a trial monitor is
-    attached, reports each latency and any non-finite output to it. Everything else is the
-    wrapped model's."""
-
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-        self.latencies_ms: collections.deque[float] = collections.deque(maxlen=BASELINE_SAMPLES)
-        self.monitor: TrialMonitor | None = None
-
-    def invoke(self) -> None:
-        t0 = time.perf_counter()
-        try:
-            self.inner.invoke()
-        except Exception as exc:
-            if self.monitor is not None:
-                self.monitor.record_error(str(exc))
-            raise
-        ms = (time.perf_counter() - t0) * 1000
-        self.latencies_ms.append(ms)
-        if self.monitor is not None:
-            self.monitor.record(ms)
-
-    def outputs_all(self) -> list[np.ndarray]:
-        outs: list[np.ndarray] = self.inner.outputs_all()
-        mon = self.monitor
-        if mon is not None:
-            for o in outs:
-                if np.issubdtype(o.dtype, np.floating) and not np.isfinite(o).all():
-                    mon.record_nonfinite()
-                    break
-        return outs
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-
-def watch(runner: Any) -> WatchedModel:
-    if not isinstance(runner.model, WatchedModel):
-        runner.model = WatchedModel(runner.model)
-    model: WatchedModel = runner.model
-    return model
 
 
 class UpdateComponent(Component):
@@ -125,16 +73,10 @@ class UpdateComponent(Component):
         self.trust_error: str | None = None
         self._worker: threading.Thread | None = None
         self._busy = threading.Lock()
-        self._stop = threading.Event()
-        self._abort_trial: str | None = None
+        self.activation: Activation | None = None
         self._rollout: R.Rollout | None = None
         self._cancel: Cancel | None = None
         self._last_poll = time.monotonic()
-
-    def _load(self, path: Path) -> Any:
-        """A warmed Runner of ``path`` with the device's ``[model]`` settings and overrides."""
-        assert self.load_runner is not None
-        return self.load_runner(path, warmup=2)
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self, agent: Any) -> None:
@@ -153,6 +95,11 @@ class UpdateComponent(Component):
         self.updater = Updater(
             cfg.updates, self.store, trust, publish=self._publish, threads=cfg.model.threads
         )
+        assert self.load_runner is not None
+        self.activation = Activation(
+            cfg, self.store, self.updater, agent, load_runner=self.load_runner,
+            on_change=self._status,
+        )
         mqtt = self._mqtt()
         if mqtt is not None:
             mqtt.add_command("update", self.cmd_update, UpdateParams)
@@ -162,12 +109,13 @@ class UpdateComponent(Component):
             watch(agent.pipeline.runner)
             boot: Any = getattr(agent, "boot", None)
             if boot is not None and getattr(boot, "entry", None) is not None:
-                self._set_model_info(boot.entry, boot.source)
+                self.activation.set_model_info(boot.entry, boot.source)
         self._resume()
         self._status()
 
     def stop(self) -> None:
-        self._stop.set()
+        if self.activation is not None:
+            self.activation.stop()
         c = self._cancel
         if c is not None:
             c.cancel("shutdown")
@@ -307,7 +255,8 @@ class UpdateComponent(Component):
     def _end_current(self, why: str, detail: str) -> None:
         r = self._rollout
         if r is not None and r.state in (R.ACTIVATING, R.TRIAL):
-            self._abort_trial = f"operator {why}"
+            assert self.activation is not None
+            self.activation.abort_trial(f"operator {why}")
         c = self._cancel
         if c is not None:
             c.cancel(why, detail)
@@ -327,7 +276,8 @@ class UpdateComponent(Component):
         """Go back to the previous model now (a running trial is rolled back instead; an
         update still before its swap is cancelled first)."""
         if self._rollout is not None and self._rollout.state == R.TRIAL:
-            self._abort_trial = "operator rollback"
+            assert self.activation is not None
+            self.activation.abort_trial("operator rollback")
             return {"rolled_back": "trial", "deployment": self._rollout.deployment.id}
         cancelled = None
         r = self._rollout
@@ -338,7 +288,8 @@ class UpdateComponent(Component):
         if not self._acquire():
             raise _command_error("busy", "an update is running; retry when it has finished")
         try:
-            entry = self.rollback_now()
+            assert self.activation is not None
+            entry = self.activation.rollback_now()
         except UpdateError as exc:
             raise _command_error(exc.reason, str(exc)) from None
         finally:
@@ -348,23 +299,12 @@ class UpdateComponent(Component):
             out["cancelled"] = cancelled
         return out
 
-    def rollback_now(self) -> Entry:
-        assert self.store is not None and self.config is not None
-        s = self.store.load()
-        if s.previous is None:
-            raise NoPreviousVersion("no previous model to roll back to")
-        self.store.verify(s.previous)
-        runner = self._load(self.store.model_path(s.previous))
-        self.store.save(rollback(s))
-        self._swap_in(runner, s.previous, "store:active")
-        self._status()
-        return s.previous
-
     # -- the worker --------------------------------------------------------------------------
     def _spawn(self, d: Deployment) -> None:
         cancel = Cancel()
         self._cancel = cancel
-        self._abort_trial = None
+        if self.activation is not None:
+            self.activation.clear_abort()
 
         def run() -> None:
             try:
@@ -420,109 +360,8 @@ class UpdateComponent(Component):
         )
         if prepared is None:
             return
-        self._activate(r, prepared.entry)
-
-    def _activate(self, r: R.Rollout, entry: Entry) -> None:
-        assert self.updater is not None and self.config is not None and self.store is not None
-        up = self.updater
-        pipeline = self.agent.pipeline
-        try:
-            runner = self._load(self.store.model_path(entry))
-        except Exception as exc:
-            up.advance(r, "error", reason="load_failed", detail=str(exc), change=abandon_trial)
-            return
-        old_runner = pipeline.runner
-        baseline = r.deployment.baseline_ms
-        watched = watch(runner)
-        policy = self._policy(entry, r.deployment)
-        watched.monitor = TrialMonitor(policy, time.monotonic())
-        pipeline.swap(runner)
-        self._set_model_info(entry, "store:trial")
-        up.advance(r, "swapped", detail=f"baseline p95 {baseline or 0:.2f} ms")
-        self._status()
-        self._watch_trial(r, watched, old_runner)
-
-    def _policy(self, entry: Entry, d: Deployment) -> TrialPolicy:
-        assert self.config is not None and self.store is not None
-        from .manifest import MANIFEST_NAME, parse_manifest
-
-        cfg = self.config.updates
-        health = None
-        try:
-            raw = (self.store.dir_of(entry) / MANIFEST_NAME).read_bytes()
-            health = parse_manifest(raw, entry.id).health
-        except (OSError, UpdateError):
-            pass
-        return TrialPolicy(
-            inferences=(health.trial_inferences if health and health.trial_inferences else None)
-            or cfg.trial_inferences,
-            seconds=(health.trial_seconds if health and health.trial_seconds else None)
-            or cfg.trial_seconds,
-            max_latency_ratio=health.max_latency_ratio if health else 2.0,
-            baseline_p95_ms=d.baseline_ms,
-            baseline_p50_ms=d.baseline_p50_ms,
-        )
-
-    def _watch_trial(self, r: R.Rollout, watched: WatchedModel, old_runner: Any) -> None:
-        assert self.updater is not None and self.store is not None and self.config is not None
-        mon = watched.monitor
-        assert mon is not None
-        verdict = None
-        while verdict is None:
-            if self._stop.is_set():
-                return  # the trial goes on at the next start (attempts permitting)
-            if self._abort_trial:
-                from .trial import Verdict
-
-                why = "cancelled" if "cancel" in self._abort_trial else "operator_rollback"
-                verdict = Verdict(False, why, self._abort_trial)
-                self._abort_trial = None
-                break
-            verdict = mon.verdict(time.monotonic())
-            if verdict is None:
-                time.sleep(0.05)
-        watched.monitor = None
-        if verdict.healthy:
-            self.updater.advance(r, "healthy", detail=verdict.detail, change=commit_trial)
-            s = self.store.load()
-            self.store.gc(self.config.updates.keep_versions, s)
-            if s.active is not None:
-                self._set_model_info(s.active, "store:active")
-        else:
-            s = self.store.load()
-            back = old_runner
-            if back is None:
-                target = s.active
-                path = self.store.model_path(target) if target else None
-                if path is None:
-                    from ..resources import shipped_model
-
-                    path = shipped_model()
-                back = self._load(path)
-            self.agent.pipeline.swap(back)
-            if s.active is not None:
-                self._set_model_info(s.active, "store:active")
-            self.updater.advance(
-                r, "unhealthy", reason=verdict.reason, detail=verdict.detail, change=abandon_trial
-            )
-        self._status()
-
-    def _swap_in(self, runner: Any, entry: Entry, source: str) -> None:
-        watch(runner)
-        self.agent.pipeline.swap(runner)
-        self._set_model_info(entry, source)
-
-    def _set_model_info(self, entry: Entry | None, source: str) -> None:
-        """Tell the agent (metrics ``model``) which model runs now; sha256 of the loaded file."""
-        p = getattr(self.agent, "pipeline", None)
-        model = getattr(getattr(p, "runner", None), "model", None)
-        info = getattr(self.agent, "model_info", None)
-        if isinstance(info, dict):
-            if entry is not None:
-                info.update(name=entry.name, version=entry.version, file=entry.file)
-            info.update(sha256=getattr(model, "sha256", None), source=source)
-        if p is not None and hasattr(p, "model_name") and entry is not None:
-            p.model_name = entry.file
+        assert self.activation is not None
+        self.activation.activate(r, prepared.entry)
 
     # -- after a restart ---------------------------------------------------------------------
     def _resume(self) -> None:
@@ -560,25 +399,16 @@ class UpdateComponent(Component):
         self._spawn(
             replace(d, state=R.RECEIVED, reason="", detail="", restarts=d.restarts + 1)
         )
-
     def _spawn_trial(self, d: Deployment, entry: Entry) -> None:
         self._cancel = Cancel()  # nothing to download: marks "an update runs" for cancel
-        self._abort_trial = None
+        act = self.activation
+        assert act is not None
+        act.clear_abort()
 
         def run() -> None:
             try:
-                assert self.updater is not None
-                r = R.Rollout(d)
-                self._rollout = r
-                watched = watch(self.agent.pipeline.runner)
-                watched.monitor = TrialMonitor(
-                    self._policy(entry, d), time.monotonic()
-                )
-                if r.state == R.ACTIVATING:
-                    self.updater.advance(r, "swapped", detail="trial model loaded at boot")
-                else:
-                    self.updater.send(r.deployment)
-                self._watch_trial(r, watched, None)
+                r = self._rollout = act.resume_trial(d, entry)
+                act.watch_trial(r, watch(self.agent.pipeline.runner), None)
             except Exception:
                 log.exception("trial of %s failed unexpectedly", d.id)
             finally:

@@ -73,6 +73,15 @@ class TrialMonitor:
         self.errors += 1
         self.last_error = message
 
+    def decided(self, now: float) -> bool:
+        """Whether :meth:`verdict` has an answer now (cheap: called after every inference)."""
+        return bool(
+            self.nonfinite
+            or self.errors >= MAX_ERRORS
+            or self.count >= self.policy.inferences
+            or now - self.started >= self.policy.seconds
+        )
+
     def verdict(self, now: float) -> Verdict | None:
         pol = self.policy
         if self.nonfinite:

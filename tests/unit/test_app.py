@@ -61,7 +61,7 @@ def test_every_command_is_registered_before_mqtt_connects(tmp_path: Path) -> Non
     try:
         for c in (mqtt, updates):  # what Agent.run does once every part has started
             c.on_started()
-        assert at_connect == [["ping", "reload", "rollback", "snapshot", "update"]]
+        assert at_connect == [["cancel", "ping", "reload", "rollback", "snapshot", "update"]]
     finally:
         updates.stop()
         mqtt.stop()

@@ -137,3 +137,19 @@ def test_update_command_params_are_checked_before_anything_runs(tmp_path: Path) 
             comp.cmd_update(params)
         assert info.value.code == "bad_params"
     assert not (tmp_path / "models").exists()
+
+
+def test_monitor_says_when_it_can_decide() -> None:
+    """What wakes the trial watcher (no polling): enough inferences, a failure, the window."""
+    m = TrialMonitor(TrialPolicy(inferences=3, seconds=5), started=0.0)
+    assert not m.decided(1.0)
+    m.record(1.0)
+    m.record(1.0)
+    assert not m.decided(1.0) and m.verdict(1.0) is None
+    m.record(1.0)
+    assert m.decided(1.0) and m.verdict(1.0) is not None
+    late = TrialMonitor(TrialPolicy(inferences=100, seconds=5), started=0.0)
+    assert not late.decided(4.9) and late.decided(5.0) and late.verdict(5.0) is not None
+    bad = TrialMonitor(TrialPolicy(inferences=100, seconds=5), started=0.0)
+    bad.record_nonfinite()
+    assert bad.decided(0.1) and bad.verdict(0.1) is not None

@@ -1,0 +1,264 @@
+"""The activation side of an update: swap the new model in, watch its trial, commit or roll back.
+
+The new model is loaded and warmed *beside* the running one (with the agent's one runner
+loader, so the ``[model]`` overrides apply) and handed to ``agent.pipeline.swap`` to take over
+between two frames. During the trial every invoke of the new model is timed and its outputs
+checked for NaN/inf (:class:`WatchedModel`); :class:`.trial.TrialMonitor` decides. The watcher
+sleeps until the monitor can decide (enough inferences, a failure, or the end of the window:
+``WatchedModel`` signals the first two, the window's end is the wait's timeout), an operator
+rollback or the agent's stop — it does not poll.
+
+The command side (:mod:`.component`) runs these on its worker thread.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..component import AgentContext
+from ..config import Config
+from . import rollout as R
+from .errors import NoPreviousVersion, UpdateError
+from .manifest import MANIFEST_NAME, parse_manifest
+from .state import Deployment, Entry, abandon_trial, commit_trial, rollback
+from .store import Store
+from .trial import TrialMonitor, TrialPolicy, Verdict
+from .updater import Updater
+
+log = logging.getLogger("edge_agent.updates")
+
+BASELINE_SAMPLES = 256
+
+
+class WatchedModel:
+    """A Model proxy: times ``invoke`` (into a bounded ring) and, while a trial monitor is
+    attached, reports each latency and any non-finite output to it, and calls ``on_decided``
+    once the monitor has what it needs for a verdict. Everything else is the wrapped model's."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.latencies_ms: collections.deque[float] = collections.deque(maxlen=BASELINE_SAMPLES)
+        self.monitor: TrialMonitor | None = None
+        self.on_decided: Callable[[], None] | None = None
+
+    def _observed(self, mon: TrialMonitor) -> None:
+        hook = self.on_decided
+        if hook is not None and mon.decided(time.monotonic()):
+            hook()
+
+    def invoke(self) -> None:
+        t0 = time.perf_counter()
+        mon = self.monitor
+        try:
+            self.inner.invoke()
+        except Exception as exc:
+            if mon is not None:
+                mon.record_error(str(exc))
+                self._observed(mon)
+            raise
+        ms = (time.perf_counter() - t0) * 1000
+        self.latencies_ms.append(ms)
+        if mon is not None:
+            mon.record(ms)
+            self._observed(mon)
+
+    def outputs_all(self) -> list[np.ndarray]:
+        outs: list[np.ndarray] = self.inner.outputs_all()
+        mon = self.monitor
+        if mon is not None:
+            for o in outs:
+                if np.issubdtype(o.dtype, np.floating) and not np.isfinite(o).all():
+                    mon.record_nonfinite()
+                    self._observed(mon)
+                    break
+        return outs
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def watch(runner: Any) -> WatchedModel:
+    if not isinstance(runner.model, WatchedModel):
+        runner.model = WatchedModel(runner.model)
+    model: WatchedModel = runner.model
+    return model
+
+
+class Activation:
+    """Swap, trial, commit / roll back for one device (its store, its agent's pipeline)."""
+
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        updater: Updater,
+        agent: AgentContext,
+        *,
+        load_runner: Callable[..., Any],
+        on_change: Callable[[], None],
+    ) -> None:
+        """``load_runner(path, warmup=N)``: the agent's runner loader; ``on_change()``: the
+        running model or the store changed (the command side republishes the status)."""
+        self.config = config
+        self.store = store
+        self.updater = updater
+        self.agent = agent
+        self.load_runner = load_runner
+        self.on_change = on_change
+        self._wake = threading.Event()  # the trial can be decided, or a rollback/stop came
+        self._stop = threading.Event()
+        self._abort: str | None = None
+
+    # -- signals from the command side -------------------------------------------------------
+    def abort_trial(self, reason: str) -> None:
+        """End the running trial now: ``cancelled`` when ``reason`` says cancel (the
+        ``cancel`` command), else ``operator_rollback``."""
+        self._abort = reason
+        self._wake.set()
+
+    def clear_abort(self) -> None:
+        """A new update starts: an abort meant for the previous one does not apply."""
+        self._abort = None
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    # -- the running model -------------------------------------------------------------------
+    def load(self, path: Path) -> Any:
+        """A warmed Runner of ``path`` with the device's ``[model]`` settings and overrides."""
+        return self.load_runner(path, warmup=2)
+
+    def set_model_info(self, entry: Entry | None, source: str) -> None:
+        """Tell the agent (metrics ``model``) which model runs now; sha256 of the loaded file."""
+        p = getattr(self.agent, "pipeline", None)
+        model = getattr(getattr(p, "runner", None), "model", None)
+        info = getattr(self.agent, "model_info", None)
+        if isinstance(info, dict):
+            if entry is not None:
+                info.update(name=entry.name, version=entry.version, file=entry.file)
+            info.update(sha256=getattr(model, "sha256", None), source=source)
+        if p is not None and hasattr(p, "model_name") and entry is not None:
+            p.model_name = entry.file
+
+    def swap_in(self, runner: Any, entry: Entry, source: str) -> None:
+        watch(runner)
+        self.agent.pipeline.swap(runner)
+        self.set_model_info(entry, source)
+
+    def rollback_now(self) -> Entry:
+        s = self.store.load()
+        if s.previous is None:
+            raise NoPreviousVersion("no previous model to roll back to")
+        self.store.verify(s.previous)
+        runner = self.load(self.store.model_path(s.previous))
+        self.store.save(rollback(s))
+        self.swap_in(runner, s.previous, "store:active")
+        self.on_change()
+        return s.previous
+
+    # -- activation and trial ----------------------------------------------------------------
+    def activate(self, r: R.Rollout, entry: Entry) -> None:
+        """Load ``entry`` beside the running model, swap it in, run its trial to the end."""
+        up = self.updater
+        pipeline = self.agent.pipeline
+        try:
+            runner = self.load(self.store.model_path(entry))
+        except Exception as exc:
+            up.advance(r, "error", reason="load_failed", detail=str(exc), change=abandon_trial)
+            return
+        old_runner = pipeline.runner
+        baseline = r.deployment.baseline_ms
+        watched = watch(runner)
+        watched.monitor = TrialMonitor(self.policy(entry, r.deployment), time.monotonic())
+        pipeline.swap(runner)
+        self.set_model_info(entry, "store:trial")
+        up.advance(r, "swapped", detail=f"baseline p95 {baseline or 0:.2f} ms")
+        self.on_change()
+        self.watch_trial(r, watched, old_runner)
+
+    def resume_trial(self, d: Deployment, entry: Entry) -> R.Rollout:
+        """The agent booted on the trial model (store:trial): watch the rest of its trial."""
+        r = R.Rollout(d)
+        watched = watch(self.agent.pipeline.runner)
+        watched.monitor = TrialMonitor(self.policy(entry, d), time.monotonic())
+        if r.state == R.ACTIVATING:
+            self.updater.advance(r, "swapped", detail="trial model loaded at boot")
+        else:
+            self.updater.send(r.deployment)
+        return r
+
+    def policy(self, entry: Entry, d: Deployment) -> TrialPolicy:
+        cfg = self.config.updates
+        health = None
+        try:
+            raw = (self.store.dir_of(entry) / MANIFEST_NAME).read_bytes()
+            health = parse_manifest(raw, entry.id).health
+        except (OSError, UpdateError):
+            pass
+        return TrialPolicy(
+            inferences=(health.trial_inferences if health and health.trial_inferences else None)
+            or cfg.trial_inferences,
+            seconds=(health.trial_seconds if health and health.trial_seconds else None)
+            or cfg.trial_seconds,
+            max_latency_ratio=health.max_latency_ratio if health else 2.0,
+            baseline_p95_ms=d.baseline_ms,
+            baseline_p50_ms=d.baseline_p50_ms,
+        )
+
+    def watch_trial(self, r: R.Rollout, watched: WatchedModel, old_runner: Any) -> None:
+        """Wait for the verdict (woken by the model, a rollback or stop), then commit or roll
+        back. On stop the trial goes on at the next start (attempts permitting)."""
+        mon = watched.monitor
+        assert mon is not None
+        watched.on_decided = self._wake.set
+        window_end = mon.started + mon.policy.seconds
+        verdict: Verdict | None = None
+        while verdict is None:
+            if self._stop.is_set():
+                watched.on_decided = None
+                return
+            if self._abort:
+                why = "cancelled" if "cancel" in self._abort else "operator_rollback"
+                verdict = Verdict(False, why, self._abort)
+                self._abort = None
+                break
+            verdict = mon.verdict(time.monotonic())
+            if verdict is None:
+                # past the window's end the monitor always decides: the wait is bounded
+                self._wake.wait(max(window_end - time.monotonic(), 0.0) + 0.01)
+                self._wake.clear()
+        watched.monitor = None
+        watched.on_decided = None
+        if verdict.healthy:
+            self.updater.advance(r, "healthy", detail=verdict.detail, change=commit_trial)
+            s = self.store.load()
+            self.store.gc(self.config.updates.keep_versions, s)
+            if s.active is not None:
+                self.set_model_info(s.active, "store:active")
+        else:
+            s = self.store.load()
+            back = old_runner
+            if back is None:
+                target = s.active
+                path = self.store.model_path(target) if target else None
+                if path is None:
+                    from ..resources import shipped_model
+
+                    path = shipped_model()
+                back = self.load(path)
+            self.agent.pipeline.swap(back)
+            if s.active is not None:
+                self.set_model_info(s.active, "store:active")
+            self.updater.advance(
+                r, "unhealthy", reason=verdict.reason, detail=verdict.detail, change=abandon_trial
+            )
+        self.on_change()
