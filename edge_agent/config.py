@@ -406,6 +406,25 @@ def _format_errors(err: ValidationError, where: str, text: str | None) -> str:
     return "; ".join(lines)
 
 
+def validation_message(err: ValidationError, where: str, text: str | None) -> str:
+    """One line per problem, ``file:line: key: what`` (for other TOML files, e.g. fleet.toml)."""
+    return _format_errors(err, where, text)
+
+
+def read_toml(p: Path) -> tuple[dict[str, Any], str]:
+    """A TOML file's data and text; ConfigError naming the file if it cannot be read."""
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{p}: config file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{p}: cannot read config file: {exc}") from None
+    try:
+        return tomllib.loads(text), text
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{p}: not valid TOML: {exc}") from None
+
+
 def parse_config(
     data: Mapping[str, Any],
     *,
@@ -427,16 +446,7 @@ def load_config(path: Path | str | None, *, environ: Mapping[str, str] | None = 
     if path is None:
         return parse_config({}, environ=env, where="<defaults>")
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{p}: config file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{p}: cannot read config file: {exc}") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{p}: not valid TOML: {exc}") from None
+    data, text = read_toml(p)
     cfg = parse_config(data, environ=env, where=str(p), text=text)
     cfg._source = p
     cfg._warnings = file_warnings(data, str(p), text)

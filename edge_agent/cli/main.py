@@ -18,6 +18,7 @@ from . import (
     config_cmds,
     diag_cmds,
     fleet_cmds,
+    fleet_service_cmds,  # noqa: F401  (adds serve, status, rollout to fleet)
     infer_cmd,
     models_cmds,
     registry_cmds,

@@ -12,10 +12,12 @@ a service killed at any moment continues where it was. A command is the same ``u
 Vocabulary from hawkBit rollout groups and Greengrass job abort criteria:
 
 - a wave is pushed, then watched. It **advances** when committed >= ``success_threshold`` % of
-  the wave; it **halts** when failed (failed + rolled back + rejected + cancelled + refused +
-  timed out) >= ``error_threshold`` % of the wave, once at least ``min_executed`` devices of
-  the wave (or all of them, if fewer) have finished (``minNumberOfExecutedThings``); a wave
-  whose every device finished below the success threshold halts too.
+  the wave (its other devices go on and are still counted; the rollout is ``finished`` once the
+  last wave reached its threshold and no device of any wave is still pending); it **halts** when
+  failed (failed + rolled back + rejected + cancelled + refused + timed out) >=
+  ``error_threshold`` % of the wave, once at least ``min_executed`` devices of the wave (or all
+  of them, if fewer) have finished (``minNumberOfExecutedThings``); a wave whose every device
+  finished below the success threshold halts too.
 - a device that has not finished ``wave_timeout_s`` after its push (offline, or stuck) counts
   as failed from then on (``timed_out``, the reason says which); its command carries
   ``expires_at`` = push + wave timeout, so a device back later does not run it.
@@ -448,6 +450,9 @@ def _evaluate(r: Rollout, now: float) -> bool:
                       f"{need}); failed: {_failures(m)}")
         return False
     if ok * 100 >= p.success_threshold * n:
+        last = r.wave + 1 >= len(r.sizes)
+        if last and any(t.state in PENDING for t in r.targets.values()):
+            return False  # finished only when every device has an outcome (or timed out)
         _advance(r, now, f"wave {k}: {ok} of {n} device(s) committed ({_pct(ok, n)}) >= "
                          f"success threshold {p.success_threshold:g}%")
         return r.state == RUNNING

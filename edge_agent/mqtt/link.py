@@ -92,14 +92,18 @@ def read_password(mqtt: MQTTConfig) -> str | None:
 
 
 def settings_from_config(cfg: Config, client_id: str | None = None) -> LinkSettings:
-    m = cfg.mqtt
+    return settings_from_mqtt(cfg.mqtt, client_id or cfg.mqtt_client_id)
+
+
+def settings_from_mqtt(m: MQTTConfig, client_id: str) -> LinkSettings:
+    """Link settings from an ``[mqtt]`` section (the agent's, or ``fleet serve``'s)."""
     tls = None
     if m.tls is not None:
         tls = TLSFiles(m.tls.ca, m.tls.cert, m.tls.key, m.tls.verify_hostname)
     return LinkSettings(
         host=m.host,
         port=m.port,
-        client_id=client_id or cfg.mqtt_client_id,
+        client_id=client_id,
         protocol=m.protocol,
         keepalive_s=m.keepalive_s,
         session_expiry_s=m.session_expiry_s,
@@ -122,7 +126,9 @@ def _check_file(path: Path | None, what: str) -> str | None:
     return str(path)
 
 
-def make_client(s: LinkSettings, will: tuple[str, bytes] | None = None) -> paho.Client:
+def make_client(
+    s: LinkSettings, will: tuple[str, bytes] | None = None, manual_ack: bool = False
+) -> paho.Client:
     """A configured paho client (not connected)."""
     v5 = s.protocol == "5"
     client = paho.Client(
@@ -130,6 +136,7 @@ def make_client(s: LinkSettings, will: tuple[str, bytes] | None = None) -> paho.
         client_id=s.client_id,
         protocol=MQTTProtocolVersion.MQTTv5 if v5 else MQTTProtocolVersion.MQTTv311,
         clean_session=None if v5 else s.clean_start,
+        manual_ack=manual_ack,
     )
     if s.username is not None:
         client.username_pw_set(s.username, s.password)
@@ -198,6 +205,10 @@ class Incoming:
     payload: bytes
     response_topic: str | None = None
     correlation: bytes | None = None
+    mid: int = 0
+    qos: int = 0
+    retain: bool = False
+    connection: int = 0  # Link.connects when it arrived (an ack belongs to that connection)
 
 
 class Link:
@@ -215,6 +226,7 @@ class Link:
         quiet: bool = False,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
+        manual_ack: bool = False,
     ) -> None:
         self.settings = settings
         self._info = logging.DEBUG if quiet else logging.INFO
@@ -239,7 +251,8 @@ class Link:
             settings.reconnect_hold_s,
         )
         self.retry_delay_s: float | None = None  # the delay before the coming retry
-        self._client = make_client(settings, will)
+        self.manual_ack = manual_ack
+        self._client = make_client(settings, will, manual_ack)
         self._client.on_connect = self._handle_connect
         self._client.on_disconnect = self._handle_disconnect
         self._client.on_connect_fail = self._handle_connect_fail
@@ -317,6 +330,14 @@ class Link:
         if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
             raise BrokerError(f"{self.settings.where}: publish to {topic} failed: {info.rc}")
         return int(info.mid)
+
+    def ack(self, m: Incoming) -> bool:
+        """With ``manual_ack``: acknowledge ``m`` (PUBACK) once it is safely handled. A message
+        from an earlier connection is not acknowledged (the broker sends it again)."""
+        if not self.manual_ack or m.qos == 0 or m.connection != self.connects:
+            return False
+        rc = self._client.ack(m.mid, m.qos)
+        return bool(rc == MQTTErrorCode.MQTT_ERR_SUCCESS)
 
     # -- paho callbacks (network thread) ---------------------------------------------------
     def _handle_connect(
@@ -399,7 +420,8 @@ class Link:
             rt = getattr(props, "ResponseTopic", None)
             corr = getattr(props, "CorrelationData", None)
         try:
-            self._on_message(Incoming(msg.topic, bytes(msg.payload), rt, corr))
+            self._on_message(Incoming(msg.topic, bytes(msg.payload), rt, corr, msg.mid, msg.qos,
+                                      bool(msg.retain), self.connects))
         except Exception:  # never let our bug kill paho's network thread
             log.exception("error handling a message on %s", msg.topic)
 

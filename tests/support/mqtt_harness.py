@@ -1,8 +1,9 @@
 """A small agent process for the MQTT tests: MqttComponent ticking with synthetic snapshots.
 
-``python tests/support/mqtt_harness.py CONFIG.toml [--snapshot]`` prints ``READY`` once
-started; SIGTERM stops it cleanly (offline status). Each tick publishes a metrics record and
-one inference-like event.
+``python tests/support/mqtt_harness.py CONFIG.toml [--snapshot] [--pause-file F]`` prints
+``READY`` once started; SIGTERM stops it cleanly (offline status). Each tick publishes a
+metrics record and one inference-like event; while file F exists no tick makes a record (a
+test can let the outbox drain with nothing new coming).
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ class HarnessAgent:
 
 def main() -> None:
     agent = HarnessAgent(Path(sys.argv[1]), "--snapshot" in sys.argv)
+    pause = Path(sys.argv[sys.argv.index("--pause-file") + 1]) if "--pause-file" in sys.argv \
+        else None
     comp = MqttComponent()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *a: stop.set())
@@ -54,6 +57,10 @@ def main() -> None:
     interval = agent.config.metrics.interval_s
     next_t = time.monotonic()
     while not stop.is_set():
+        if pause is not None and pause.exists():
+            stop.wait(interval)
+            next_t = time.monotonic()
+            continue
         n += 1
         snap: dict[str, Any] = {
             "schema": 1,

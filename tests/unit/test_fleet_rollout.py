@@ -135,6 +135,13 @@ class TestWaves:
         R.tick(r, 0.0, view)
         commit(r, [f"d{i:02d}" for i in range(8)], 1.0)
         assert len(R.tick(r, 1.0, view)) == 10 and r.wave == 1
+        commit(r, [f"d{i:02d}" for i in range(10, 20)], 2.0)
+        R.tick(r, 2.0, view)
+        assert r.state == R.RUNNING  # d08, d09 of wave 1 are still pending
+        commit(r, ["d08"], 3.0)
+        R.on_record(r, "d09", "failed", 3.0)
+        R.tick(r, 3.0, view)
+        assert r.state == R.FINISHED and "19 committed, 1 failed" in r.reason
 
 
 class TestTimeouts:

@@ -1,0 +1,197 @@
+"""CLI: ``fleet serve``, ``fleet status`` and ``fleet rollout ...`` (issue 16).
+
+``serve`` runs the central service; the others talk to it over its HTTP API: ``--server URL``
+or ``[fleet] server`` (else ``[fleet] listen``) of ``-c fleet.toml``, with ``--token-file`` or
+``[fleet] token_file``. ``fleet watch`` and ``push-update`` need no service.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from ..errors import ConfigError
+from .common import handle_errors, print_json
+from .fleet_cmds import app
+
+if TYPE_CHECKING:
+    from ..fleet.client import FleetClient
+
+rollout_app = typer.Typer(no_args_is_help=True,
+                          help="Rollouts in waves through `fleet serve` (start, list, status, "
+                          "pause, resume, abort).")
+app.add_typer(rollout_app, name="rollout")
+
+FleetConfigOpt = typer.Option(None, "--config", "-c", help="fleet.toml ([fleet] and [mqtt])")
+ServerOpt = typer.Option(None, "--server", help="URL of fleet serve (default: from -c FILE)")
+TokenOpt = typer.Option(None, "--token-file", help="File with the HTTP API token")
+JsonOpt = typer.Option(False, "--json", help="Print JSON")
+
+
+def _central_extra() -> None:
+    try:
+        import fastapi  # noqa: F401
+        import prometheus_client  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as exc:
+        raise ConfigError(f"fleet serve needs the central extra ({exc.name} is missing): "
+                          "pip install 'edge-agent[central]'") from None
+
+
+@app.command("serve")
+@handle_errors
+def serve_cmd(
+    config: Path | None = FleetConfigOpt,
+    broker: str | None = typer.Option(None, "--broker", help="HOST[:PORT] of the broker"),
+    listen: str | None = typer.Option(None, "--listen", help="HOST:PORT of the HTTP API"),
+    database: Path | None = typer.Option(None, "--database", help="SQLite file of the store"),
+) -> None:
+    """The central service: fleet state from MQTT, rollouts in waves, HTTP API, dashboard."""
+    _central_extra()
+    from ..fleet.config import load_fleet_config
+    from ..fleet.server import serve
+
+    cfg = load_fleet_config(config)
+    if broker:
+        host, _, port = broker.rpartition(":") if broker.count(":") == 1 else (broker, "", "")
+        try:
+            cfg.mqtt.host, cfg.mqtt.port = host or broker, int(port) if port else cfg.mqtt.port
+        except ValueError:
+            raise ConfigError(f"--broker {broker!r}: expected HOST or HOST:PORT") from None
+    if listen:
+        cfg.fleet.listen = listen
+    if database:
+        cfg.fleet.database = database
+    serve(cfg)
+
+
+def _client(config: Path | None, server: str | None, token_file: Path | None) -> FleetClient:
+    from ..fleet.client import FleetClient
+    from ..fleet.config import load_fleet_config, read_token
+
+    cfg = load_fleet_config(config)
+    url = server or cfg.fleet.server or (f"http://{cfg.fleet.listen}" if config else None)
+    if url is None:
+        raise ConfigError("no fleet serve given: --server URL or -c fleet.toml ([fleet] server); "
+                          "without a service use `fleet watch` / `fleet push-update`")
+    token = read_token(token_file, "--token-file") if token_file else read_token(
+        cfg.fleet.token_file)
+    return FleetClient(url, token)
+
+
+@app.command("status")
+@handle_errors
+def status_cmd(config: Path | None = FleetConfigOpt, server: str | None = ServerOpt,
+               token_file: Path | None = TokenOpt, as_json: bool = JsonOpt) -> None:
+    """Devices as fleet serve knows them: online, active model, last seen, lost records."""
+    devices = _client(config, server, token_file).get("/v1/devices")
+    if as_json:
+        for d in devices:
+            print_json(d)
+        return
+    typer.echo(f"{'device':20} {'state':8} {'active':24} {'groups':16} {'seen':>9} lost")
+    for d in devices:
+        seen = "-" if d.get("last_seen") is None else f"{time.time() - d['last_seen']:.0f}s ago"
+        lost = f"{d['gaps']}" + (f" (+{d['lost']} reported)" if d.get("lost") else "")
+        typer.echo(f"{d['device']:20} {'online' if d.get('online') else 'offline':8} "
+                   f"{d.get('active') or '-':24} {','.join(d.get('groups') or []):16} "
+                   f"{seen:>9} {lost}")
+
+
+@rollout_app.command("start")
+@handle_errors
+def start_cmd(
+    model: str = typer.Option(..., "--model", help="Model name in the registry"),
+    version: str = typer.Option(..., "--version", help="Version to roll out"),
+    group: str | None = typer.Option(None, "--group", help="Every device of this group"),
+    devices: str | None = typer.Option(None, "--devices", help="Or these devices: a,b,c"),
+    waves: str = typer.Option("1,10%,50%,100%", "--waves",
+                              help="Cumulative wave sizes: counts or percentages, last 100%"),
+    success: str = typer.Option("95%", "--success-threshold",
+                                help="A wave advances when this share of it committed"),
+    error: str = typer.Option("10%", "--error-threshold",
+                              help="A wave halts when this share of it failed"),
+    min_executed: int = typer.Option(3, "--min-executed", min=1,
+                                     help="...once at least this many of it finished"),
+    wave_timeout: str = typer.Option("15m", "--wave-timeout",
+                                     help="A device not finished by then counts as failed"),
+    on_halt: str = typer.Option("pause", "--on-halt", help="pause | rollback"),
+    registry: str | None = typer.Option(None, "--registry", help="Registry base URL"),
+    config: Path | None = FleetConfigOpt, server: str | None = ServerOpt,
+    token_file: Path | None = TokenOpt, as_json: bool = JsonOpt,
+) -> None:
+    """Start a rollout: wave 1 is pushed at once, each next one when the last succeeded."""
+    if (group is None) == (devices is None):
+        raise ConfigError("give --group G or --devices a,b,... (one of them)")
+    body: dict[str, Any] = {
+        "model": model, "version": version, "group": group,
+        "devices": [d.strip() for d in devices.split(",") if d.strip()] if devices else None,
+        "waves": waves, "success_threshold": success, "error_threshold": error,
+        "min_executed": min_executed, "wave_timeout": wave_timeout, "on_halt": on_halt,
+        "registry": registry,
+    }
+    r = _client(config, server, token_file).post("/v1/rollouts", body)
+    _show(r, as_json)
+
+
+@rollout_app.command("list")
+@handle_errors
+def list_cmd(config: Path | None = FleetConfigOpt, server: str | None = ServerOpt,
+             token_file: Path | None = TokenOpt, as_json: bool = JsonOpt) -> None:
+    """Every rollout: id, model version, state, current wave."""
+    for r in _client(config, server, token_file).get("/v1/rollouts"):
+        if as_json:
+            print_json(r)
+        else:
+            typer.echo(f"{r['id']}  {r['model']} {r['version']}  {r['state']:8} wave "
+                       f"{r['wave']}/{r['waves']}  {r['devices']} device(s)  {r['reason']}")
+
+
+def _operate(action: str) -> Any:
+    @handle_errors
+    def cmd(rollout_id: str = typer.Argument(..., help="Rollout id"),
+            config: Path | None = FleetConfigOpt, server: str | None = ServerOpt,
+            token_file: Path | None = TokenOpt, as_json: bool = JsonOpt) -> None:
+        client = _client(config, server, token_file)
+        path = f"/v1/rollouts/{rollout_id}" + ("" if action == "status" else f"/{action}")
+        r = client.get(path) if action == "status" else client.post(path)
+        _show(r, as_json)
+    cmd.__doc__ = {
+        "status": "Waves with their progress, every device, every decision and its reason.",
+        "pause": "Pause: nothing more is pushed until resume.",
+        "resume": "Resume a paused rollout; a halted one goes on with its next wave.",
+        "abort": "Stop for good (devices already updating finish on their own).",
+    }[action]
+    return cmd
+
+
+for _action in ("status", "pause", "resume", "abort"):
+    rollout_app.command(_action)(_operate(_action))
+
+
+def _show(r: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print_json(r)
+        return
+    p = r["policy"]
+    typer.echo(f"rollout {r['id']}: {r['model']} {r['version']} — {r['state']}, wave "
+               f"{r['wave']} of {r['waves']} (waves {','.join(p['waves'])}, success >= "
+               f"{p['success_threshold']:g}%, error >= {p['error_threshold']:g}%, min executed "
+               f"{p['min_executed']}, wave timeout {p['wave_timeout_s']:g} s, on halt "
+               f"{p['on_halt']})")
+    if r["reason"]:
+        typer.echo(f"  {r['reason']}")
+    for w in r["progress"]:
+        typer.echo(f"  wave {w['wave']}: {w['committed']}/{w['size']} committed, {w['failed']} "
+                   f"failed, {w['pending']} in progress, {w['waiting']} waiting ({w['state']})")
+    for t in r["targets"]:
+        why = f" {t['reason']}" if t["reason"] else ""
+        late = f" (late: {t['late']})" if t.get("late") else ""
+        typer.echo(f"    {t['device']:20} wave {t['wave'] or '-'}  {t['state']:13}{why}{late}")
+    typer.echo("  decisions:")
+    for d in r["decisions"]:
+        when = time.strftime("%H:%M:%S", time.localtime(d["ts"]))
+        typer.echo(f"    {when} {d['kind']}: {d['reason']}")

@@ -1,0 +1,77 @@
+"""``edge-agent fleet serve``: store + service + HTTP API (uvicorn on its own thread), until
+SIGTERM/SIGINT. Reads top to bottom: open the store -> start the service -> serve HTTP ->
+wait -> stop HTTP -> stop the service -> close the store."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from types import FrameType
+
+from ..errors import ConfigError
+from ..mqtt.link import settings_from_mqtt
+from .config import FleetFile, is_loopback, read_token, split_listen
+from .errors import FleetError
+from .service import FleetService, ServeSettings
+from .sqlite_store import SqliteStore
+
+log = logging.getLogger("edge_agent.fleet")
+
+
+def serve(cfg: FleetFile, *, ready: threading.Event | None = None,
+          stop: threading.Event | None = None) -> None:
+    import uvicorn
+
+    from .http import create_app
+
+    f = cfg.fleet
+    host, port = split_listen(f.listen)
+    token = read_token(f.token_file)
+    if token is None and not is_loopback(host):
+        raise ConfigError(f"fleet.listen {f.listen}: binding beyond loopback needs "
+                          "fleet.token_file (the HTTP API starts rollouts)")
+    store = SqliteStore(f.database)
+    stop = stop or threading.Event()
+    service = None
+    try:
+        link = settings_from_mqtt(cfg.mqtt, f.client_id)
+        service = FleetService(store, link, ServeSettings(
+            root=f.root, share_group=f.share_group, shared=f.shared, max_devices=f.max_devices,
+            registry=f.registry))
+        service.start()
+        app = create_app(service, store, token)
+        server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
+                                               access_log=False, lifespan="off"))
+        web = threading.Thread(target=server.run, name="fleet-http", daemon=True)
+        web.start()
+
+        def on_signal(signum: int, frame: FrameType | None) -> None:
+            stop.set()
+
+        if threading.current_thread() is threading.main_thread():
+            old = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        else:
+            old = {}
+        try:
+            while not server.started and web.is_alive():
+                stop.wait(0.05)
+            if not web.is_alive():
+                raise FleetError(f"fleet.listen {f.listen}: the HTTP API could not start "
+                                 "(address in use?)")
+            log.info("fleet serve: HTTP API on http://%s:%d (%s), database %s", host, port,
+                     "token required" if token else "no token: loopback only", f.database)
+            if ready is not None:
+                ready.set()
+            while not stop.wait(0.5):
+                if service.error is not None:
+                    raise service.error
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
+            server.should_exit = True
+            web.join(5)
+    finally:
+        if service is not None:
+            service.stop()
+        store.close()
