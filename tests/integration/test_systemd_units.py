@@ -103,3 +103,18 @@ def test_sysusers_and_tmpfiles_apply_in_a_root(tmp_path: Path) -> None:
 def test_example_config_validates() -> None:
     r = run_cli("config", "validate", str(ROOT / "systemd" / "agent.example.toml"))
     assert r.returncode == 0, r.stderr
+
+
+@needs_analyze
+def test_fleet_serve_unit_verifies_and_scores_low(tmp_path: Path) -> None:
+    assert analyze is not None
+    exe = shutil.which("edge-agent") or sys.executable
+    unit = tmp_path / "edge-fleet.service"
+    unit.write_text((ROOT / "systemd" / "edge-fleet.service").read_text()
+                    .replace("/usr/bin/edge-agent", exe))
+    r = subprocess.run([analyze, "verify", str(unit)], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stderr.strip() == "", r.stderr
+    r = subprocess.run([analyze, "security", "--offline=yes", "--no-pager", str(unit)],
+                       capture_output=True, text=True)
+    m = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", r.stdout)
+    assert m and float(m.group(1)) <= 3.0, r.stdout
