@@ -66,7 +66,7 @@ def test_install_makes_the_venv_the_test_command_uses() -> None:
     assert install[1:] == ["python3 -m venv .venv", ". .venv/bin/activate", "pip install -e ."]
     test_lines = _lines(ROOT / "scripts" / "test")
     assert "[ -x .venv/bin/python ] || python3 -m venv .venv" in test_lines
-    assert ".venv/bin/python -m pip install -q -e '.[test,modelops]'" in test_lines
+    assert ".venv/bin/python -m pip install -q -e '.[test,modelops,central]'" in test_lines
     # no pip outside the venv anywhere in README (PEP 668 refuses it on Debian)
     assert "python3 -m pip" not in README and "sudo pip" not in README
 

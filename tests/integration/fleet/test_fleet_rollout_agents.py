@@ -26,10 +26,10 @@ import pytest
 
 from edge_agent.mqtt.testing import Mosquitto, Recorder
 from edge_agent.updates.publish import publish
-from tests.helpers import MODELS
-from tests.integration.fleet.fleetproc import FleetServe
-from tests.integration.mqtt.agentproc import AgentProc
-from tests.update_helpers import new_key, nginx, seed_store
+from tests.support.fleet_serve import FleetServe
+from tests.support.helpers import MODELS
+from tests.support.mqtt_agent import AgentProc
+from tests.support.updates import new_key, nginx, seed_store
 
 DIGITS = MODELS / "digits_int8.tflite"
 NORTH = [f"n{i:02d}" for i in range(1, 9)]

@@ -14,9 +14,9 @@ import pytest
 
 from edge_agent.fleet.errors import FleetServerError, RolloutError
 from edge_agent.mqtt.testing import Mosquitto, Recorder
-from tests.helpers import run_cli
-from tests.integration.fleet.fleetproc import FleetServe, TcpCut
-from tests.integration.mqtt.agentproc import AgentProc, write_config
+from tests.support.fleet_serve import FleetServe, TcpCut
+from tests.support.helpers import run_cli
+from tests.support.mqtt_agent import AgentProc, write_config
 
 STREAMS = ("metrics", "events")
 

@@ -15,8 +15,8 @@ from typing import Any
 
 from edge_agent.fleet.client import FleetClient
 from edge_agent.fleet.errors import FleetServerError
-from tests.helpers import ROOT, cli_env
-from tests.update_helpers import free_port
+from tests.support.helpers import ROOT, cli_env
+from tests.support.updates import free_port
 
 
 class FleetServe:
