@@ -20,13 +20,16 @@ if TYPE_CHECKING:
 
 
 def read_labels(path: Path | None) -> list[str] | None:
-    """``model.labels``: one label per line (blank lines kept as empty labels)."""
+    """``model.labels``: one label per line, or ``ID name`` / ``ID: name`` lines."""
     if path is None:
         return None
+    from .errors import DescriptionError
+    from .inference.labels import read_labels as read
+
     try:
-        return path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"model.labels: {path}: cannot read labels file: {exc}") from None
+        return read(path)
+    except DescriptionError as exc:
+        raise ConfigError(f"model.labels: {exc}") from None
 
 
 class RunnerLoader:

@@ -23,14 +23,19 @@ def _setup_logging(cfg: Config) -> None:
         logging.getLogger("edge_agent.config").warning("%s", line)
 
 
-def run_agent(config: Path | None, duration: float | None, frames: int | None) -> dict[str, Any]:
+def run_agent(
+    config: Path | None, duration: float | None, frames: int | None, labels: Path | None = None
+) -> dict[str, Any]:
     """Load config, build the Agent, run it, print the final summary; returns the summary.
 
     Summary lines go to stdout, or to stderr when results are printed as JSON lines on stdout.
+    ``labels`` replaces the config's ``model.labels``.
     """
     from ..ops.stderr_relay import StderrRelay
 
     cfg = load(config)
+    if labels is not None:
+        cfg.model.labels = labels
     _setup_logging(cfg)
     with StderrRelay():  # FFmpeg's/OpenCV's own fd-2 lines -> the log, throttled
         return _run_agent(cfg, config, duration, frames)
@@ -82,9 +87,13 @@ def register(app: typer.Typer) -> None:
         frames: int | None = typer.Option(
             None, "--frames", min=1, help="Stop after this many processed frames."
         ),
+        labels: Path | None = typer.Option(
+            None, "--labels", help="Labels file (one per line, or `ID name`); replaces "
+            "model.labels and the model's own labels."
+        ),
     ) -> None:
         """Run the agent: camera -> model -> metrics, until Ctrl-C / SIGTERM."""
-        run_agent(config, duration, frames)
+        run_agent(config, duration, frames, labels)
 
     app.command("status")(status)
     app.command("doctor")(doctor)

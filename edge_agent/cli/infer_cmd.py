@@ -21,13 +21,16 @@ def infer(
     decoder: str | None = typer.Option(
         None,
         "--decoder",
-        help="classification | ssd | yolo | blazeface | raw (default: the model's description "
-        "JSON, else guessed from its outputs)",
+        help="classification | ssd | yolo | blazeface | segmentation | raw (default: the "
+        "model's description JSON, else its metadata, else guessed from its outputs)",
     ),
     threshold: float | None = typer.Option(
         None, "--threshold", min=0.0, max=1.0, help="Minimum score kept"
     ),
     top_k: int | None = typer.Option(None, "--top-k", min=1, help="Results kept at most"),
+    labels: Path | None = typer.Option(
+        None, "--labels", help="Labels file: one per line, or `ID name` / `ID: name` lines"
+    ),
     description: Path | None = typer.Option(
         None, "--description", help="Description JSON (default: <model>.json beside the model)"
     ),
@@ -39,7 +42,6 @@ def infer(
 ) -> None:
     """Run MODEL on each IMAGE; print detections (boxes in image pixels) or classes."""
     from ..inference import Runner, read_image
-
     opts = runtime_options(config, threads, backend, delegate)
     runner = Runner.open(
         model,
@@ -50,6 +52,7 @@ def infer(
         decoder=decoder,
         threshold=threshold,
         top_k=top_k,
+        labels=labels,
     )
     backend_label = runner.model.backend.label
     for image_path in images:

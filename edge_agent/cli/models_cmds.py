@@ -36,6 +36,7 @@ def inspect_cmd(
     info["description"] = desc.to_json()
     evaluation = read_evaluation(model.parent, model.name, m.sha256)
     info["evaluation"] = evaluation
+    info["origin"] = desc.origin.to_json()
     if as_json:
         print_json(info)
         return
@@ -50,13 +51,62 @@ def inspect_cmd(
             typer.echo(f"{label}    {spec.describe()}")
     ops = ", ".join(f"{name} x{n}" for name, n in sorted(info["operators"].items()))
     typer.echo(f"operators {info['operator_count']}: {ops}")
-    d = desc.decoder
-    typer.echo(
-        f"decoder   {d.name} (threshold {d.threshold}, resize {desc.resize}, "
-        f"normalize {desc.normalize}, color {desc.color})"
-    )
+    _echo_metadata(desc.origin)
+    _echo_description(desc)
     if evaluation is not None:
         typer.echo(f"evaluated {evaluation['summary']}")
+
+
+def _echo_metadata(origin: Any) -> None:
+    meta = origin.metadata
+    if origin.metadata_error:
+        typer.echo(f"metadata  unreadable: {origin.metadata_error}")
+    if meta is None:
+        if not origin.metadata_error:
+            typer.echo("metadata  none (no TFLITE_METADATA buffer)")
+        return
+    typer.echo(f"metadata  {meta.name or '(no name)'} version {meta.version or '-'}, "
+               f"author {meta.author or '-'}, licence {meta.license or '-'}")
+    for kind, tensors in (("input", meta.inputs), ("output", meta.outputs)):
+        for t in tensors:
+            parts = [t.content or "-"]
+            if t.color_space:
+                parts.append(t.color_space)
+            if t.mean:
+                parts.append(f"mean {list(t.mean)} std {list(t.std)}")
+            if t.box_type:
+                parts.append(f"boxes {t.box_type} {t.box_coordinates} index {list(t.box_index)}")
+            parts += [f"{f.name} ({f.type})" for f in t.files]
+            typer.echo(f"  {kind:<6}  {t.name or '?'}: {', '.join(parts)}")
+    if meta.archive:
+        typer.echo(f"  files   {', '.join(meta.archive)}")
+
+
+def _echo_description(desc: Any) -> None:
+    src = desc.origin.sources
+    d = desc.decoder
+
+    def row(key: str, value: Any) -> None:
+        typer.echo(f"  {key:<13} {value!s:<28} ({src.get(key, 'default')})")
+
+    fam = f"  family {desc.origin.family}" if desc.origin.family else ""
+    typer.echo(f"settings{fam}")
+    row("color", desc.color)
+    row("resize", desc.resize)
+    row("sampling", desc.sampling)
+    norm = desc.normalize
+    if norm == "meanstd":
+        norm = f"meanstd {desc.mean}/{desc.std}"
+    row("normalize", norm)
+    row("decoder", d.name)
+    row("threshold", d.threshold)
+    row("top_k", d.top_k)
+    row("iou_threshold", d.iou_threshold)
+    shown = ", ".join(n or "?" for n in d.labels[:4]) + (" ..." if len(d.labels) > 4 else "")
+    row("labels", f"{len(d.labels)}: {shown}" if d.labels else "none (class ids)")
+    if d.options:
+        row("options", d.options)
+    typer.echo(f"input rule  {desc.origin.input_rule}")
 
 
 # -- the on-device model store (issue 5) ------------------------------------------------------

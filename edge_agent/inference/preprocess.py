@@ -13,7 +13,7 @@ import numpy as np
 from ..errors import ImageError, ModelIOError
 from .description import ModelDescription, normalize_lut
 from .tensors import Quantization, TensorSpec
-from .transform import ResizePlan, Transform, plan_resize
+from .transform import ResizePlan, Transform, plan_exact, plan_resize
 
 SUPPORTED_DTYPES = ("uint8", "int8", "float32", "float16")
 
@@ -40,6 +40,11 @@ def build_lut(spec: TensorSpec, description: ModelDescription, channels: int) ->
     """Pixel value -> input tensor value, shape (256, channels), in the input's dtype."""
     real = normalize_lut(description, channels)
     q = spec.quantization
+    if spec.dtype.kind in "iu" and description.normalize == "codes":
+        shift = 128 if spec.dtype == np.int8 else 0  # int8 image inputs take pixel - 128
+        codes = np.arange(256, dtype=np.int64)[:, None].repeat(channels, axis=1) - shift
+        info = np.iinfo(spec.dtype)
+        return np.clip(codes, info.min, info.max).astype(spec.dtype)
     if spec.dtype.kind in "iu":
         if not q.quantized:  # integer input without quantisation: feed the pixel values
             real = np.arange(256, dtype=np.float64)[:, None].repeat(channels, axis=1)
@@ -76,6 +81,7 @@ class Preprocessor:
         self._chan = np.arange(self.channels, dtype=np.intp)
         self._canvas = np.zeros((self.height, self.width, self.channels), np.uint8)
         self._cache: tuple[tuple[int, int], ResizePlan, Transform] | None = None
+        self._exact: tuple[tuple[int, int], Transform] | None = None
 
     def _plan(self, frame_w: int, frame_h: int) -> tuple[ResizePlan, Transform]:
         key = (frame_w, frame_h)
@@ -85,6 +91,30 @@ class Preprocessor:
             )
             self._cache = (key, plan, transform)
         return self._cache[1], self._cache[2]
+
+    def _resize(self, src: np.ndarray, w: int, h: int) -> np.ndarray:
+        return cv2.resize(src, (w, h), interpolation=cv2.INTER_LINEAR)
+
+    def _run_corner(self, frame: np.ndarray, target: np.ndarray) -> Transform:
+        """``sampling: corner``: one ``cv2.warpAffine`` of the whole frame onto the input,
+        corners onto corners, as MediaPipe's ImageToTensorCalculator does (``cv2.resize``
+        maps pixel centres instead: half a source pixel apart); letterbox padding is 0."""
+        frame_h, frame_w = frame.shape[:2]
+        key = (frame_w, frame_h)
+        if self._exact is None or self._exact[0] != key:
+            t = plan_exact(self.description.resize, frame_w, frame_h, self.width, self.height)
+            self._exact = (key, t)
+        t = self._exact[1]
+        m = np.array([[t.sx, 0.0, t.ox], [0.0, t.sy, t.oy]])
+        border = cv2.BORDER_CONSTANT if self.description.resize == "letterbox" else (
+            cv2.BORDER_REPLICATE
+        )
+        warped = cv2.warpAffine(
+            frame, m, (self.width, self.height), flags=cv2.INTER_LINEAR, borderMode=border,
+            borderValue=0,
+        )
+        self._write(self._color(warped), target)
+        return t
 
     def _color(self, img: np.ndarray) -> np.ndarray:
         """BGR/gray image -> the model's colour order, shape (h, w, channels)."""
@@ -113,17 +143,24 @@ class Preprocessor:
                 f"frame must be a non-empty uint8 image (H, W[, C]); got {frame_bgr.dtype} "
                 f"{list(frame_bgr.shape)}"
             )
+        target = out.reshape(self.height, self.width, self.channels)
+        if self.description.sampling == "corner":
+            return self._run_corner(frame_bgr, target)
         frame_h, frame_w = frame_bgr.shape[:2]
         plan, transform = self._plan(frame_w, frame_h)
         src = frame_bgr[plan.src_y : plan.src_y + plan.src_h, plan.src_x : plan.src_x + plan.src_w]
         if (plan.dst_w, plan.dst_h) != (plan.src_w, plan.src_h):
-            src = cv2.resize(src, (plan.dst_w, plan.dst_h), interpolation=cv2.INTER_LINEAR)
+            src = self._resize(src, plan.dst_w, plan.dst_h)
         img = self._color(src)
         canvas = self._canvas
         if (plan.dst_w, plan.dst_h) != (self.width, self.height):
             canvas.fill(0)
         canvas[plan.off_y : plan.off_y + plan.dst_h, plan.off_x : plan.off_x + plan.dst_w] = img
-        target = out.reshape(self.height, self.width, self.channels)
+        self._write(canvas, target)
+        return transform
+
+    def _write(self, canvas: np.ndarray, target: np.ndarray) -> None:
+        """One table lookup per pixel: normalise and quantise into the input view."""
         if self._identity:
             np.copyto(target, canvas)
         elif self._uniform:
@@ -131,4 +168,3 @@ class Preprocessor:
         else:
             idx = canvas.astype(np.intp) * self.channels + self._chan
             np.take(self._flat, idx, out=target)
-        return transform

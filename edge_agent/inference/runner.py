@@ -64,7 +64,7 @@ class Runner:
         decoder: str | None = None,
         threshold: float | None = None,
         top_k: int | None = None,
-        labels: list[str] | None = None,
+        labels: list[str] | Path | None = None,
         warmup: int = 1,
     ) -> Runner:
         """Load the model and its description (with overrides), warm it up."""

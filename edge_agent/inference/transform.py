@@ -112,3 +112,32 @@ def plan_resize(
         oy=plan.off_y - plan.src_y * sy,
     )
     return plan, transform
+
+
+def plan_exact(
+    mode: ResizeMode, frame_w: int, frame_h: int, model_w: int, model_h: int
+) -> Transform:
+    """The transform of MediaPipe's image-to-tensor step: the frame is mapped with one affine
+    ``model = frame * s + offset`` (corners onto corners, offsets not rounded), for
+    ``letterbox`` and ``crop`` with one scale for both axes and the frame centred."""
+    if min(frame_w, frame_h, model_w, model_h) < 1:
+        raise ValueError(
+            f"sizes must be >= 1: frame {frame_w}x{frame_h}, model {model_w}x{model_h}"
+        )
+    if mode == "stretch":
+        sx, sy = model_w / frame_w, model_h / frame_h
+    elif mode in ("letterbox", "crop"):
+        pick = min if mode == "letterbox" else max
+        sx = sy = pick(model_w / frame_w, model_h / frame_h)
+    else:
+        raise ValueError(f"unknown resize mode {mode!r}")
+    return Transform(
+        frame_w=frame_w,
+        frame_h=frame_h,
+        model_w=model_w,
+        model_h=model_h,
+        sx=sx,
+        sy=sy,
+        ox=(model_w - frame_w * sx) / 2,
+        oy=(model_h - frame_h * sy) / 2,
+    )

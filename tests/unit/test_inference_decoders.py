@@ -222,13 +222,15 @@ def test_defaults_guessed_from_tensors():
         [spec("out", (1, 1000), np.uint8)],
         [],
     )
-    assert (cls.decoder.name, cls.normalize) == ("classification", "symmetric")
+    # uint8: the pixel codes as they are, whatever the scale says (TFLite convention)
+    assert (cls.decoder.name, cls.normalize) == ("classification", "codes")
+    assert (cls.decoder.threshold, cls.decoder.top_k) == (0.0, 5)
     gray = infer_description(
         [spec("in", (1, 8, 8, 1), np.int8, Quantization.per_tensor(1 / 255, -128))],
         [spec("out", (1, 10), np.int8)],
         [],
     )
-    assert (gray.color, gray.normalize) == ("gray", "unit")
+    assert (gray.color, gray.normalize) == ("gray", "codes")  # int8: pixel - 128
     assert (
         infer_description([IMG], ssd_outputs(), ["TFLite_Detection_PostProcess"]).decoder.name
         == "ssd"

@@ -9,6 +9,7 @@ import numpy as np
 
 from ...errors import DecoderError
 from ..description import DecoderSpec, ModelDescription
+from ..labels import align_labels
 from ..result import Result
 from ..tensors import TensorSpec
 from ..transform import Transform
@@ -37,7 +38,18 @@ class Decoder:
         shape = inputs[0].shape if inputs else ()
         self.input_h = int(shape[1]) if len(shape) >= 3 else 1
         self.input_w = int(shape[2]) if len(shape) >= 3 else 1
+        self.labels: list[str] = list(spec.labels)
         self.check()
+
+    def label(self, class_id: int) -> str:
+        """The name of ``class_id`` (its number when the labels have none)."""
+        if 0 <= class_id < len(self.labels) and self.labels[class_id]:
+            return self.labels[class_id]
+        return str(class_id)
+
+    def align_labels(self, classes: int | None) -> None:
+        """Drop a leading background label the model has no class for (see labels.py)."""
+        self.labels = align_labels(self.labels, classes)
 
     def option(self, key: str, default: Any) -> Any:
         return self.spec.options.get(key, default)
@@ -123,7 +135,7 @@ def detections_from_boxes(
             Detection(
                 box=(float(box[0]), float(box[1]), float(box[2]), float(box[3])),
                 score=float(score),
-                label=decoder.spec.label(cls),
+                label=decoder.label(cls),
                 class_id=cls,
                 keypoints=kps,
             )

@@ -1,21 +1,21 @@
-"""``blazeface``: MediaPipe face detector outputs (SSD anchors, sigmoid scores).
+"""``blazeface``: MediaPipe anchor detectors (SSD anchors, sigmoid scores).
 
 Outputs: regressors ``[1, N, 4 + 2K]`` (box centre/size and K keypoints, relative to the
 anchor, in units of ``scale`` pixels) and classificators ``[1, N, 1]`` (logits). The anchors
-are MediaPipe's SSD anchors: for the short-range model 128x128 input, strides 8, 16, 16, 16,
-two anchors per layer and location -> 16*16*2 + 8*8*6 = 896, all of size 1 (fixed).
+are MediaPipe's SSD anchors, all of size 1 (fixed). Their layout is taken from the model: the
+published one (:data:`..anchors.LAYOUTS`: face short range 128x128 / 896, full range 192x192 /
+2304, back camera 256x256 / 896, BlazePose person detector 224x224 / 2254, palm 192x192 / 2016)
+whose input size and box count match; ``options.strides`` sets another.
 
-Options: ``strides`` (default ``[8, 16, 16, 16]``), ``anchors_per_layer`` (2),
-``anchor_offset`` (0.5), ``scale`` (default: the input width; 128), ``nms`` (``weighted`` as
-MediaPipe does, or ``plain``).
+Options: ``strides``, ``anchors_per_layer`` (2), ``anchor_offset`` (0.5), ``scale`` (default:
+the input width), ``nms`` (``weighted`` as MediaPipe does, or ``plain``).
 """
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
+from ..anchors import LAYOUTS, match_layout, ssd_anchors
 from ..nms import nms, weighted_nms
 from ..result import Result
 from ..transform import Transform
@@ -23,33 +23,7 @@ from .base import Decoder, detections_from_boxes, register_decoder
 
 SHORT_RANGE_STRIDES = (8, 16, 16, 16)
 
-
-def ssd_anchors(
-    input_w: int,
-    input_h: int,
-    strides: tuple[int, ...] = SHORT_RANGE_STRIDES,
-    anchors_per_layer: int = 2,
-    offset: float = 0.5,
-) -> np.ndarray:
-    """Anchor centres ``(N, 2)`` as (x, y) in [0, 1], in MediaPipe's order (layers with the
-    same stride share a grid; per location, all of their anchors in a row)."""
-    centres = []
-    layer = 0
-    while layer < len(strides):
-        stride = strides[layer]
-        last = layer
-        while last < len(strides) and strides[last] == stride:
-            last += 1
-        per_location = anchors_per_layer * (last - layer)
-        fh = math.ceil(input_h / stride)
-        fw = math.ceil(input_w / stride)
-        ys, xs = np.meshgrid(
-            (np.arange(fh) + offset) / fh, (np.arange(fw) + offset) / fw, indexing="ij"
-        )
-        grid = np.stack([xs.reshape(-1), ys.reshape(-1)], axis=1)
-        centres.append(np.repeat(grid, per_location, axis=0))
-        layer = last
-    return np.concatenate(centres, axis=0)
+__all__ = ["SHORT_RANGE_STRIDES", "BlazeFaceDecoder", "ssd_anchors"]
 
 
 @register_decoder("blazeface")
@@ -64,15 +38,31 @@ class BlazeFaceDecoder(Decoder):
             raise self.fail("expects outputs [1, N, 4+2K] and [1, N, 1]")
         self.reg_i = 0 if last[0] >= 4 else 1
         self.cls_i = 1 - self.reg_i
-        strides = tuple(int(s) for s in self.option("strides", SHORT_RANGE_STRIDES))
+        n = int(np.prod(self.outputs[self.cls_i].shape))
+        self.layout = None
+        if "strides" in self.spec.options:
+            strides = tuple(int(s) for s in self.option("strides", SHORT_RANGE_STRIDES))
+            per_layer = int(self.option("anchors_per_layer", 2))
+        else:
+            self.layout = match_layout(self.input_w, self.input_h, n)
+            if self.layout is None:
+                tried = "; ".join(
+                    f"{lay.family}: {lay.count(self.input_w, self.input_h)}" for lay in LAYOUTS
+                )
+                raise self.fail(
+                    f"no published anchor layout gives {n} boxes for input "
+                    f"{self.input_w}x{self.input_h} ({tried}); set options.strides"
+                )
+            strides, per_layer = self.layout.strides, self.layout.anchors_per_layer
+            if not self.labels:
+                self.labels = [self.layout.label]
         self.anchors = ssd_anchors(
             self.input_w,
             self.input_h,
             strides,
-            int(self.option("anchors_per_layer", 2)),
+            int(self.option("anchors_per_layer", per_layer)),
             float(self.option("anchor_offset", 0.5)),
         )
-        n = int(np.prod(self.outputs[self.cls_i].shape))
         if self.anchors.shape[0] != n:
             raise self.fail(
                 f"{self.anchors.shape[0]} anchors for input {self.input_w}x{self.input_h} and "

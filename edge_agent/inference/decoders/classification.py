@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..description import is_segmentation_shape
 from ..result import ClassScore, Result
 from ..transform import Transform
 from .base import Decoder, register_decoder
@@ -19,13 +20,25 @@ def softmax(x: np.ndarray) -> np.ndarray:
 class ClassificationDecoder(Decoder):
     """Options: ``activation`` (``auto`` | ``softmax`` | ``sigmoid`` | ``none``; auto applies
     softmax when the outputs are not already probabilities), ``label_offset`` (added to the
-    class index before looking up the label, e.g. -1 for a background class at 0)."""
+    class index before looking up the label, e.g. -1 for a background class at 0).
+
+    The output must be one vector of class scores (``[1, C]``, or ``[C]`` / ``[1, 1, 1, C]``);
+    a per-pixel map is refused (that is the ``segmentation`` decoder's)."""
 
     def check(self) -> None:
         if len(self.outputs) != 1:
             raise self.fail(f"expects 1 output, the model has {len(self.outputs)}")
-        if int(np.prod(self.outputs[0].shape)) < 1:
+        shape = self.outputs[0].shape
+        if int(np.prod(shape)) < 1:
             raise self.fail("the output is empty")
+        if len([d for d in shape if d != 1]) > 1:
+            hint = (
+                "it looks like a per-pixel segmentation map (use --decoder segmentation)"
+                if is_segmentation_shape(shape)
+                else "expects one vector of class scores [1, C]"
+            )
+            raise self.fail(hint)
+        self.align_labels(int(np.prod(shape)))
 
     def decode(self, outputs: list[np.ndarray], transform: Transform) -> Result:
         scores = self.real(outputs, 0).reshape(-1).astype(np.float64)
@@ -40,7 +53,7 @@ class ClassificationDecoder(Decoder):
         k = min(self.spec.top_k, scores.size)
         top = np.argsort(-scores, kind="stable")[:k]
         classes = [
-            ClassScore(self.spec.label(int(i) + offset), float(scores[i]), int(i) + offset)
+            ClassScore(self.label(int(i) + offset), float(scores[i]), int(i) + offset)
             for i in top
             if scores[i] >= self.spec.threshold
         ]

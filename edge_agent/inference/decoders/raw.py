@@ -1,4 +1,4 @@
-"""``raw``: the dequantised output tensors, unchanged."""
+"""``raw``: the dequantised output tensors, unchanged (their JSON is bounded, see Result)."""
 
 from __future__ import annotations
 

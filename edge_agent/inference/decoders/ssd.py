@@ -1,9 +1,14 @@
 """``ssd``: the four outputs of ``TFLite_Detection_PostProcess`` (boxes, classes, scores, count).
 
 Boxes are ``[ymin, xmin, ymax, xmax]`` relative to the model input. Outputs are told apart by
-shape (boxes ``[1, N, 4]``, count ``[1]``) and, for classes vs scores, by name when the names
-say so, else in the post-processing op's order (classes before scores).
-Option: ``label_offset`` (added to the class id before the label lookup).
+the metadata's names (option ``outputs``: ``{"boxes": i, "classes": j, "scores": k, "count":
+l}``, set from the metadata when a model has it), else by shape (boxes ``[1, N, 4]``, count
+``[1]``) and, for classes vs scores, by name when the names say so, else in the
+post-processing op's order (classes before scores).
+Options: ``outputs``; ``box_index`` (where left, top, right, bottom sit in a box, default
+``[1, 0, 3, 2]``, from the metadata's BoundingBoxProperties); ``label_offset`` (added to the
+class id before the label lookup). Class 0 is the first real class: a labels file that starts
+with a background row (``???``, ``background``) has it dropped.
 """
 
 from __future__ import annotations
@@ -33,6 +38,24 @@ class SSDDecoder(Decoder):
         if "score" in names[0] or "class" in names[1]:
             rest.reverse()
         self.classes_i, self.scores_i = rest
+        roles = self.option("outputs", None)
+        if roles:
+            try:
+                self.boxes_i, self.classes_i, self.scores_i, self.count_i = (
+                    int(roles[k]) for k in ("boxes", "classes", "scores", "count")
+                )
+            except (KeyError, TypeError, ValueError):
+                raise self.fail(
+                    'options.outputs must map "boxes", "classes", "scores", "count" to output '
+                    "indexes"
+                ) from None
+            if sorted((self.boxes_i, self.classes_i, self.scores_i, self.count_i)) != [0, 1, 2, 3]:
+                raise self.fail("options.outputs must name each of the 4 outputs once")
+        index = [int(i) for i in self.option("box_index", [1, 0, 3, 2])]
+        if sorted(index) != [0, 1, 2, 3]:
+            raise self.fail("options.box_index must be a permutation of 0, 1, 2, 3")
+        self.box_index = index
+        self.align_labels(None)
 
     def decode(self, outputs: list[np.ndarray], transform: Transform) -> Result:
         boxes = self.real(outputs, self.boxes_i).reshape(-1, 4)
@@ -42,12 +65,13 @@ class SSDDecoder(Decoder):
         keep = [i for i in range(n) if scores[i] >= self.spec.threshold][: self.spec.top_k]
         idx = np.asarray(keep, np.intp)
         b = boxes[idx].astype(np.float64)
+        left, top, right, bottom = self.box_index
         xyxy = np.stack(
             [
-                b[:, 1] * self.input_w,
-                b[:, 0] * self.input_h,
-                b[:, 3] * self.input_w,
-                b[:, 2] * self.input_h,
+                b[:, left] * self.input_w,
+                b[:, top] * self.input_h,
+                b[:, right] * self.input_w,
+                b[:, bottom] * self.input_h,
             ],
             axis=1,
         )
