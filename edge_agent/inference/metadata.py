@@ -14,7 +14,6 @@ itself still runs).
 
 from __future__ import annotations
 
-import mmap
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -249,14 +248,9 @@ def read_metadata(path: Path | str) -> ModelMetadata | None:
     """The metadata of the model file at ``path`` (None when it carries none)."""
     p = Path(path)
     try:
-        with p.open("rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-            view = memoryview(mm)
-            try:
-                raw = metadata_buffer(view)
-                meta = parse_metadata(raw) if raw is not None else None
-            finally:
-                raw = None
-                view.release()
+        data = p.read_bytes()
+        raw = metadata_buffer(data)
+        meta = parse_metadata(raw) if raw is not None else None
     except FlatbufferError as exc:
         raise MetadataError(f"{p}: model metadata is damaged: {exc}") from None
     except (OSError, ValueError) as exc:

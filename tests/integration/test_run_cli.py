@@ -156,3 +156,22 @@ def test_plain_password_in_the_config_is_logged_as_a_warning(tmp_path: Path) -> 
     line = cfg.read_text().splitlines().index('password = "s3cret"') + 1
     assert len(lines) == 1 and "WARNING" in lines[0] and f"{cfg}:{line}:" in lines[0], lines
     assert "mqtt.password_file" in lines[0] and "s3cret" not in proc.stderr
+
+
+def test_run_labels_flag_names_the_classes(tmp_path: Path) -> None:
+    """``run --labels`` takes an ``ID: name`` file over the model's description; a labels file
+    with a duplicate id stops the start with one line."""
+    labels = tmp_path / "ids.txt"
+    labels.write_text("".join(f"{i}: digit-{i}\n" for i in range(10)))
+    cfg = write_config(tmp_path, GOOD + "[pipeline]\nstdout_jsonl = true\n")
+    proc = run_cli("run", "--config", str(cfg), "--frames", "3", "--labels", str(labels),
+                   timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    records = [json.loads(ln) for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    names = {c["label"] for r in records for c in r["classes"]}
+    assert records and names and all(n.startswith("digit-") for n in names), records[:1]
+    labels.write_text("0: a\n0: b\n")
+    proc = run_cli("run", "--config", str(cfg), "--frames", "1", "--labels", str(labels),
+                   timeout=60)
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert proc.returncode == 2 and len(lines) == 1 and "appears twice" in lines[0], lines
