@@ -194,7 +194,12 @@ class ModelDescription(BaseModel):
         return new.with_origin(origin)
 
     def to_json(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", by_alias=True)
+        """The JSON object (``sampling`` only when it is not the default ``centre``, so the
+        descriptions written before it existed stay byte for byte the same)."""
+        out = self.model_dump(mode="json", by_alias=True)
+        if out.get("sampling") == "centre":
+            del out["sampling"]
+        return out
 
 
 def _format(err: ValidationError, where: str) -> str:
