@@ -23,8 +23,8 @@ def read_labels(path: Path | None) -> list[str] | None:
     """``model.labels``: one label per line, or ``ID name`` / ``ID: name`` lines."""
     if path is None:
         return None
-    from .errors import DescriptionError
-    from .inference.labels import read_labels as read
+    from ..errors import DescriptionError
+    from ..inference.labels import read_labels as read
 
     try:
         return read(path)

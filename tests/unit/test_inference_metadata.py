@@ -321,7 +321,7 @@ def test_segmentation_fractions_of_the_frame_only() -> None:
     assert res.mask is not None and res.mask.box == (0, 16, 64, 48)
     doc = res.to_json()
     assert doc["mask_shape"] == [64, 64] and len(json.dumps(doc)) < 400
-    from edge_agent.annotate import annotate
+    from edge_agent.inference.annotate import annotate
 
     frame = np.zeros((100, 200, 3), np.uint8)
     drawn = annotate(frame, res)
