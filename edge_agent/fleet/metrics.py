@@ -71,7 +71,7 @@ class FleetCollector(Collector):
         ing = CounterMetricFamily("edge_fleet_ingest", "Messages taken in by fleet serve "
                                   "(since it started)", labels=["kind"])
         for k in ("records", "duplicates", "ignored", "replies", "commands_sent",
-                  "commands_resent"):
+                  "commands_resent", "commands_unsendable"):
             ing.add_metric([k], self.counters[k])
         yield ing
 

@@ -36,6 +36,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
+from ..mqtt.errors import BrokerError
 from ..mqtt.fleet import FleetState
 from ..mqtt.link import Incoming, Link, LinkSettings
 from ..mqtt.topics import STREAMS, Topics
@@ -204,7 +205,11 @@ class FleetService:
                 for m in msgs:
                     self.link.ack(m)
                 for c in self._to_publish:
-                    self._publish(c)
+                    why = self._publish(c)
+                    owner = self.rollouts.get(c.rollout or "")
+                    if why and owner is not None:  # counted failed now, saved next pass
+                        R.on_reply(owner, c.device, c.name, False, now, code="unsendable",
+                                   message=why)
                 self._to_publish.clear()
                 for fut, result, exc in futures:
                     if exc is not None:
@@ -303,6 +308,10 @@ class FleetService:
                 done.append((fut, fn(b), None))
             except (RolloutError, FleetError) as exc:
                 done.append((fut, None, exc))
+            except Exception as exc:  # a bug in one request must not end the service
+                log.exception("fleet serve: request failed")
+                done.append((fut, None, FleetError(f"request failed: {type(exc).__name__}: "
+                                                   f"{exc}")))
 
     def _tick_one(self, r: R.Rollout, b: Batch) -> None:
         now = self.clock()
@@ -326,10 +335,17 @@ class FleetService:
         return {d: R.DeviceView(row.online, row.active, row.groups, row.last_seen)
                 for d, row in self.fleet.devices.items()}
 
-    def _publish(self, c: CommandRow) -> None:
+    def _publish(self, c: CommandRow) -> str:
+        """Hand a command to the link; ``""``, or why it cannot be sent (logged)."""
         assert self.link is not None
-        topic = Topics(f"{self.settings.root}/{c.device}").cmd(c.name)
-        mid = self.link.publish(topic, json.dumps(c.body).encode(), qos=1,
-                                correlation=c.id.encode(), response_topic=self.reply_topic)
+        try:
+            topic = Topics(f"{self.settings.root}/{c.device}").cmd(c.name)
+            mid = self.link.publish(topic, json.dumps(c.body).encode(), qos=1,
+                                    correlation=c.id.encode(), response_topic=self.reply_topic)
+        except (ValueError, BrokerError) as exc:  # e.g. a device id that is no topic level
+            self.counters["commands_unsendable"] += 1
+            log.warning("command %s to device %r not sent: %s", c.id, c.device[:80], exc)
+            return str(exc)[:200]
         self._pending[mid] = (c.device, c.id)
         self.counters["commands_sent"] += 1
+        return ""
