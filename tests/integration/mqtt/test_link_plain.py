@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 import uuid
@@ -141,19 +142,31 @@ def test_outbox_cap_drops_are_counted_and_visible_as_gaps(
         time.sleep(3)  # ~30 records made, the outbox keeps the newest 10
         broker.start()
 
-        def after_reconnect(r: Recorder) -> list[dict[str, Any]]:
-            # made once the link was back: every drop happened before it, and is counted in it
-            return [m for m in r.on("edge/dev1/metrics")
-                    if m["mqtt"]["connected"] and m["mqtt"]["outbox"]["dropped"]]
+        def settled(r: Recorder) -> dict[str, Any] | None:
+            # a record made once the link was back whose successor reports no new drop: appending
+            # a record to a full outbox drops the oldest one, and that drop is only counted in the
+            # next snapshot, so a record's own count is complete only when the next one agrees
+            ms = sorted(r.on("edge/dev1/metrics"), key=lambda m: m["seq"])
+            for a, b in itertools.pairwise(ms):
+                da = a["mqtt"]["outbox"]["dropped"]
+                if (a["mqtt"]["connected"] and da and b["seq"] == a["seq"] + 1
+                        and b["mqtt"]["outbox"]["dropped"] == da):
+                    return a
+            return None
 
-        assert rec.wait(lambda r: bool(after_reconnect(r)), timeout=20)
-        later = after_reconnect(rec)[0]
+        assert rec.wait(lambda r: settled(r) is not None, timeout=20)
+        later = settled(rec)
+        assert later is not None
         dropped = later["mqtt"]["outbox"]["dropped"]["metrics.records"]
         tracker = SeqTracker()
         for m in rec.on("edge/dev1/metrics"):
             if m["seq"] <= later["seq"]:
                 tracker.add(m["seq"])
-        assert dropped >= 10 and tracker.gaps == dropped  # every loss reported, none hidden
+        # every loss reported, none hidden: each missing seq is a counted drop. A record the broker
+        # took just before it stopped, whose PUBACK never came back, can still be dropped from the
+        # full outbox and counted although it arrived: a few drops more than gaps, never fewer
+        gaps = tracker.gaps
+        assert dropped >= 10 and gaps <= dropped <= gaps + 3, (dropped, gaps)
     finally:
         rec.close()
         agent.kill()
