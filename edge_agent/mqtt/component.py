@@ -406,7 +406,7 @@ class MqttComponent(Component):
                 self.publish("events", self._events.popleft())
             except RecordNotStored:
                 pass  # counted and logged by publish, a gap record follows
-        self._flush_acks(force=final)
+        self._try_flush_acks(force=final)
         if not self.link.connected.is_set():
             return
         if self._status_dirty:
@@ -422,7 +422,18 @@ class MqttComponent(Component):
             for row in rows:
                 d.handed(self.link.publish(row.topic, row.payload, qos=1, retain=row.retain),
                          row.id)
-            self._flush_acks()
+            self._try_flush_acks()
+
+    def _try_flush_acks(self, force: bool = False) -> None:
+        """Remove acknowledged records; a disk that cannot delete must not stop the sending.
+
+        The acknowledged rows stay in memory and are removed by a later flush; the status and
+        the records after them are sent meanwhile (a full disk made the degraded status wait).
+        """
+        try:
+            self._flush_acks(force=force)
+        except EdgeAgentError as exc:
+            self._log.log(logging.ERROR, cause_of(str(exc)), f"MQTT: {exc}")
 
     def _flush_acks(self, force: bool = False) -> None:
         assert self.link is not None and self.outbox is not None
