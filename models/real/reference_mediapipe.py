@@ -8,6 +8,8 @@ run offline on the fetched files. Needs ``mediapipe`` (1.2.3 was used) in its ow
 - ``efficientnet_lite0_int8.tflite``: ``ImageClassifier``, top 5 (label, score);
 - ``deeplab_v3.tflite``: ``ImageSegmenter`` category mask at the image's size, the fraction
   of pixels of each class;
+- ``selfie_segmenter.tflite``: ``ImageSegmenter`` category mask (one class: 0 = selfie,
+  255 = background), the fraction of each;
 - ``face_short_range.tflite``: ``FaceDetector`` (its defaults: score >= 0.5, NMS 0.3).
 
 Writes ``tests/data/reference/mediapipe.json``. Nothing of ``edge_agent`` is imported.
@@ -63,6 +65,18 @@ def main() -> int:
         pairs = zip(ids, counts, strict=True)
         result[n] = {labels[int(i)]: round(float(c) / mask.size, 4) for i, c in pairs}
     out["deeplab_v3.tflite"] = result
+    seg.close()
+
+    seg = vision.ImageSegmenter.create_from_options(
+        vision.ImageSegmenterOptions(base_options=opts("selfie_segmenter.tflite"),
+                                     output_category_mask=True)
+    )
+    result = {}
+    for n, img in images.items():
+        mask = seg.segment(img).category_mask.numpy_view()
+        selfie = round(float((mask == 0).mean()), 4)
+        result[n] = {"selfie": selfie, "background": round(1.0 - selfie, 4)}
+    out["selfie_segmenter.tflite"] = result
     seg.close()
 
     fd = vision.FaceDetector.create_from_options(

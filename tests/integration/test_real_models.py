@@ -128,15 +128,16 @@ def test_classifier_with_metadata_matches_mediapipe(real_models: Path) -> None:
         assert {c["label"] for c in ours if c["score"] > ours_floor} <= _top5(ref), (name, ours)
 
 
-def test_segmentation_matches_mediapipe(real_models: Path) -> None:
-    for res in infer(real_models / "deeplab_v3.tflite"):
+@pytest.mark.parametrize("model", ["deeplab_v3.tflite", "selfie_segmenter.tflite"])
+def test_segmentation_matches_mediapipe(real_models: Path, model: str) -> None:
+    for res in infer(real_models / model):
         name = Path(res["image"]).name
-        ref = MEDIAPIPE["deeplab_v3.tflite"][name]
+        ref = MEDIAPIPE[model][name]
         ours = {s["label"]: s["fraction"] for s in res["segments"]}
         for label in set(ref) | set(ours):
             a, b = ref.get(label, 0.0), ours.get(label, 0.0)
             assert abs(a - b) <= FRACTION_TOL, f"{name} {label}: {b} vs reference {a}"
-        assert res["mask_shape"] == [257, 257]
+        assert res["mask_shape"] == ([257, 257] if model.startswith("deeplab") else [256, 256])
 
 
 def test_one_per_line_labels_flag_and_the_id_map(real_models: Path, tmp_path: Path) -> None:
