@@ -101,7 +101,9 @@ class ModelConfig(_Section):
     decoder: str | None = Field(default=None, description="Override the description's decoder")
     threshold: float | None = Field(default=None, ge=0.0, le=1.0, description="Score threshold")
     top_k: int | None = Field(default=None, ge=1, le=1000, description="Classes/boxes to keep")
-    labels: Path | None = Field(default=None, description="Labels file, one per line")
+    labels: Path | None = Field(
+        default=None, description="Labels file: one per line, or `ID name` / `ID: name` lines"
+    )
 
 
 class CameraConfig(_Section):

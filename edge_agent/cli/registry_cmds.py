@@ -33,7 +33,9 @@ def publish(
     version: str = typer.Option(..., "--version", help="Version string, e.g. 1.4.0"),
     key: Path = typer.Option(..., "--key", help="Private release key (registry keygen)"),
     to: Path = typer.Option(..., "--to", help="Registry directory served over HTTP(S)"),
-    labels: Path | None = typer.Option(None, "--labels", help="Labels file, one per line"),
+    labels: Path | None = typer.Option(
+        None, "--labels", help="Labels file: one per line, or `ID name` / `ID: name` lines"
+    ),
     decoder: str | None = typer.Option(None, "--decoder", help="Decoder name (classification…)"),
     description: Path | None = typer.Option(
         None, "--description", help="Model description JSON (default: <model>.json beside it)"
@@ -73,11 +75,10 @@ def publish(
         dec = dict(desc.get("decoder") or {})
         if decoder is not None:
             dec["name"] = decoder
-        if labels is not None:
-            try:
-                dec["labels"] = [ln.strip() for ln in labels.read_text().splitlines() if ln.strip()]
-            except OSError as exc:
-                raise ConfigError(f"{labels}: cannot read labels: {exc.strerror}") from None
+        if labels is not None:  # one per line (blank lines keep their ids), or ID maps
+            from ..inference.labels import read_labels
+
+            dec["labels"] = read_labels(labels)
         desc["decoder"] = dec
     rel = do_publish(
         model,
