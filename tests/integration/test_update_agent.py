@@ -58,7 +58,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         (DIGITS_F, "digitsf", "1.0", 1),
         (nan_model(DIGITS_F, crafted / "digits_float32.tflite"), "digitsf", "2.0-nan", 2),
         (MOBILENET, "mobilenet", "1.0", 1),
-        (slower_copy(MOBILENET, crafted / "mobilenet_v2_int8.tflite", copies=3),
+        (slower_copy(MOBILENET, crafted / "mobilenet_v2_int8.tflite", copies=7),
          "mobilenet", "2.0-slow", 2),
     ]
     for model, name, version, seq in releases:
