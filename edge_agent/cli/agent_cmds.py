@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from .common import handle_errors, load, print_json
+from .common import existing, handle_errors, load, print_json
+from .lookup import CONFIG, find
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -24,33 +25,54 @@ def _setup_logging(cfg: Config) -> None:
 
 
 def run_agent(
-    config: Path | None, duration: float | None, frames: int | None, labels: Path | None = None
+    config: Path | None,
+    duration: float | None,
+    frames: int | None,
+    labels: Path | None = None,
+    *,
+    model: Path | None = None,
+    source: str | None = None,
+    as_json: bool = False,
 ) -> dict[str, Any]:
     """Load config, build the Agent, run it, print the final summary; returns the summary.
 
-    Summary lines go to stdout, or to stderr when results are printed as JSON lines on stdout.
-    ``labels`` replaces the config's ``model.labels``.
+    Summary lines go to stdout, or to stderr when results are printed as JSON lines on stdout
+    (or with ``as_json``: the summary is one JSON object on stdout, the lines go to stderr).
+    ``labels`` replaces the config's ``model.labels``; ``model`` and ``source`` are set as the
+    environment overrides ``EDGE_AGENT_MODEL__PATH`` / ``EDGE_AGENT_CAMERA__SOURCE`` of this
+    process, so they are validated like the file and survive a reload.
     """
+    import os
+
     from ..ops.stderr_relay import StderrRelay
 
-    cfg = load(config)
+    if model is not None:
+        os.environ["EDGE_AGENT_MODEL__PATH"] = str(model.absolute())
+    if source is not None:
+        os.environ["EDGE_AGENT_CAMERA__SOURCE"] = source
+    path = existing(find(config))
+    cfg = load(path)
     if labels is not None:
         cfg.model.labels = labels
     _setup_logging(cfg)
     with StderrRelay():  # FFmpeg's/OpenCV's own fd-2 lines -> the log, throttled
-        return _run_agent(cfg, config, duration, frames)
+        return _run_agent(cfg, path, duration, frames, as_json)
 
 
 def _run_agent(
-    cfg: Config, config: Path | None, duration: float | None, frames: int | None
+    cfg: Config, config: Path | None, duration: float | None, frames: int | None,
+    as_json: bool = False,
 ) -> dict[str, Any]:
     from ..agent.console import ConsoleReporter
     from ..app import build_agent
     from ..telemetry import final_summary
 
-    out = sys.stderr if cfg.pipeline.stdout_jsonl else sys.stdout
+    out = sys.stderr if cfg.pipeline.stdout_jsonl or as_json else sys.stdout
     agent = build_agent(cfg, config_path=config, frames=frames, first=[ConsoleReporter(out)])
     summary = agent.run(duration=duration, frames=frames)
+    if as_json:
+        print_json(summary)
+        return summary
     first = summary["first_result_s"]
     out.write(
         final_summary(summary["latency_ms"], summary["counters"], summary["seconds"])
@@ -62,25 +84,13 @@ def _run_agent(
     return summary
 
 
-CONFIG_HELP = "Config file (TOML). Default: $EDGE_AGENT_CONFIG, else /etc/edge-agent/agent.toml."
-SYSTEM_CONFIG = Path("/etc/edge-agent/agent.toml")
-
-
-def resolve_config(given: Path | None) -> Path | None:
-    if given is not None:
-        return given
-    return SYSTEM_CONFIG if SYSTEM_CONFIG.is_file() else None
-
-
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the root app."""
 
     @app.command("run")
     @handle_errors
     def run(
-        config: Path | None = typer.Option(
-            None, "--config", "-c", help="TOML config file (default: embedded defaults)."
-        ),
+        config: Path | None = CONFIG,
         duration: float | None = typer.Option(
             None, "--duration", min=0.0, help="Stop after this many seconds."
         ),
@@ -91,9 +101,23 @@ def register(app: typer.Typer) -> None:
             None, "--labels", help="Labels file (one per line, or `ID name`); replaces "
             "model.labels and the model's own labels."
         ),
+        model: Path | None = typer.Option(
+            None, "--model", "-m", help="Model file; replaces the config's model.path."
+        ),
+        source: str | None = typer.Option(
+            None, "--source", "-s", help="Frames: camera index (0), /dev/videoN, video file, "
+            "image or folder, rtsp:// URL, demo, synthetic; replaces camera.source."
+        ),
+        as_json: bool = typer.Option(
+            False, "--json", help="Print the final summary as one JSON object (the interval "
+            "lines go to stderr)."
+        ),
     ) -> None:
-        """Run the agent: camera -> model -> metrics, until Ctrl-C / SIGTERM."""
-        run_agent(config, duration, frames, labels)
+        """Run the agent: camera -> model -> metrics, until Ctrl-C / SIGTERM.
+
+        Example: edge-agent run --model models/digits_int8.tflite --source demo --duration 10
+        """
+        run_agent(config, duration, frames, labels, model=model, source=source, as_json=as_json)
 
     app.command("status")(status)
     app.command("doctor")(doctor)
@@ -101,20 +125,20 @@ def register(app: typer.Typer) -> None:
 
 @handle_errors
 def status(
-    config: Path | None = typer.Option(
-        None, "--config", "-c", envvar="EDGE_AGENT_CONFIG", help=CONFIG_HELP
-    ),
+    config: Path | None = CONFIG,
     as_json: bool = typer.Option(False, "--json", help="Print the status record as JSON."),
 ) -> None:
     """The running agent's status (through its control socket); else the last persisted one.
 
     Exit 0 when the agent answers, 30 when it is not running.
+
+    Example: edge-agent status --json
     """
     from ..errors import AgentNotRunning, ControlError
     from ..ops.control import read_persisted, request
     from ..ops.status import render
 
-    cfg = load(resolve_config(config))
+    cfg = load(config)
     try:
         record = request(cfg.control_socket, "status")
         running = True
@@ -141,18 +165,18 @@ def status(
 
 @handle_errors
 def doctor(
-    config: Path | None = typer.Option(
-        None, "--config", "-c", envvar="EDGE_AGENT_CONFIG", help=CONFIG_HELP
-    ),
+    config: Path | None = CONFIG,
     as_json: bool = typer.Option(False, "--json", help="Print the checks as JSON."),
 ) -> None:
     """Check config, model sha256, backend/delegates, camera, broker, registry, clock, disk, serial.
 
     Each check prints PASS / WARN / FAIL / SKIP with a one-line fix; exit 1 if any FAILs.
+
+    Example: edge-agent doctor -c /etc/edge-agent/agent.toml
     """
     from ..tools import doctor as doc
 
-    results = doc.run(resolve_config(config))
+    results = doc.run(find(config).path)  # a missing file is its first FAIL
     if as_json:
         print_json(doc.to_json(results))
     else:

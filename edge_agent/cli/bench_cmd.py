@@ -14,12 +14,14 @@ from typing import TYPE_CHECKING
 import typer
 
 from .common import handle_errors, print_json
-from .runtime_opts import BACKEND, CONFIG, THREADS, runtime_options
+from .lookup import CONFIG
+from .runtime_opts import BACKEND, THREADS, runtime_options
 
 if TYPE_CHECKING:
     from ..inference.bench import InvokeBench
 
 
+@handle_errors
 def bench(
     model: Path = typer.Argument(..., help="Model file (.tflite)"),
     threads: int | None = THREADS,
@@ -38,11 +40,13 @@ def bench(
     ),
 ) -> None:
     """Invoke latency and invokes/s (Model vs bare loop); with --source: raw vs naive vs pipeline
-    fps and end-to-end latency on the same frames."""
+    fps and end-to-end latency on the same frames.
+
+    Example: edge-agent bench models/digits_int8.tflite --runs 100 --json
+    """
     _bench(model, source, threads, backend, config, runs, warmup, frames, as_json)
 
 
-@handle_errors
 def _bench(
     model: Path,
     source: str | None,

@@ -21,6 +21,7 @@ import typer
 from firmware_bridge.errors import BridgeError
 
 from .common import fail, handle_errors, load, print_json
+from .lookup import CONFIG
 
 if TYPE_CHECKING:
     from firmware_bridge import BridgeClient, Event
@@ -32,7 +33,6 @@ app.add_typer(gpio_app, name="gpio")
 F = TypeVar("F", bound=Callable[..., Any])
 
 PORT = typer.Option(None, "--port", "-p", help="pyserial URL or device; default [bridge] port")
-CONFIG = typer.Option(None, "--config", "-c", help="Config file (TOML)")
 JSON = typer.Option(False, "--json", help="Print JSON")
 
 
@@ -63,11 +63,14 @@ def _connect(port: str | None, config: Path | None) -> Iterator[BridgeClient]:
 def ping(
     port: str | None = PORT,
     config: Path | None = CONFIG,
-    count: int = typer.Option(5, "--count", "-n", min=1, max=100_000),
+    count: int = typer.Option(5, "--count", "-n", min=1, max=100_000, help="Pings to send"),
     size: int = typer.Option(0, "--size", min=0, max=240, help="Payload bytes"),
     as_json: bool = JSON,
 ) -> None:
-    """Ping the board; print round-trip times."""
+    """Ping the board; print round-trip times.
+
+    Example: edge-agent bridge ping --port /dev/ttyACM0 --count 20
+    """
     payload = bytes(i & 0xFF for i in range(size))
     with _connect(port, config) as c:
         rtts = sorted(c.ping(payload) * 1000 for _ in range(count))
@@ -93,7 +96,10 @@ def ping(
 @app.command()
 @_bridge_errors
 def info(port: str | None = PORT, config: Path | None = CONFIG, as_json: bool = JSON) -> None:
-    """Board identity: firmware, bitstream, capabilities, last reset reason."""
+    """Board identity: firmware, bitstream, capabilities, last reset reason.
+
+    Example: edge-agent bridge info --json
+    """
     with _connect(port, config) as c:
         hello = c.hello()
     if as_json:
@@ -124,7 +130,10 @@ def _telemetry_line(t: dict[str, Any]) -> str:
 @app.command()
 @_bridge_errors
 def telemetry(port: str | None = PORT, config: Path | None = CONFIG, as_json: bool = JSON) -> None:
-    """Power, temperatures, fan and accelerator load, read once."""
+    """Power, temperatures, fan and accelerator load, read once.
+
+    Example: edge-agent bridge telemetry -c /etc/edge-agent/agent.toml
+    """
     with _connect(port, config) as c:
         t = c.telemetry().to_json()
     if as_json:
@@ -144,7 +153,10 @@ def watch(
 ) -> None:
     """Print board events (GPIO, trigger, boot, error) as they come, and telemetry periodically.
 
-    Ctrl-C stops. A board that goes away is waited for (the link reconnects by itself)."""
+    Ctrl-C stops. A board that goes away is waited for (the link reconnects by itself).
+
+    Example: edge-agent bridge watch --interval 0.5 --duration 60 --json
+    """
     lock = threading.Lock()
 
     def show(obj: dict[str, Any], line: str) -> None:
@@ -179,14 +191,17 @@ def watch(
 @gpio_app.command("set")
 @_bridge_errors
 def gpio_set(
-    pin: int = typer.Argument(..., min=0, max=254),
-    value: int = typer.Argument(..., min=0, max=1),
+    pin: int = typer.Argument(..., min=0, max=254, help="Output pin number"),
+    value: int = typer.Argument(..., min=0, max=1, help="Level: 0 or 1"),
     hold_ms: int = typer.Option(0, "--hold-ms", min=0, help="Return to the other level after"),
     port: str | None = PORT,
     config: Path | None = CONFIG,
     as_json: bool = JSON,
 ) -> None:
-    """Drive output PIN to VALUE (0/1), optionally only for --hold-ms."""
+    """Drive output PIN to VALUE (0/1), optionally only for --hold-ms.
+
+    Example: edge-agent bridge gpio set 3 1 --hold-ms 500
+    """
     with _connect(port, config) as c:
         c.gpio_set(pin, value, hold_ms)
         _, level, _ = c.gpio_get(pin)
@@ -200,12 +215,15 @@ def gpio_set(
 @gpio_app.command("get")
 @_bridge_errors
 def gpio_get(
-    pin: int = typer.Argument(..., min=0, max=254),
+    pin: int = typer.Argument(..., min=0, max=254, help="Pin number (output or input)"),
     port: str | None = PORT,
     config: Path | None = CONFIG,
     as_json: bool = JSON,
 ) -> None:
-    """Read PIN (an output's level or an input)."""
+    """Read PIN (an output's level or an input).
+
+    Example: edge-agent bridge gpio get 5
+    """
     with _connect(port, config) as c:
         _, level, is_output = c.gpio_get(pin)
     kind = "output" if is_output else "input"

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import typer
 
-from .agent_cmds import CONFIG_HELP, resolve_config
 from .common import handle_errors, load, print_json
+from .lookup import CONFIG
 
 app = typer.Typer(no_args_is_help=True, help="Camera tools: snapshot.")
 
@@ -17,15 +17,16 @@ app = typer.Typer(no_args_is_help=True, help="Camera tools: snapshot.")
 def snapshot(
     out: Path = typer.Argument(..., help="Where to write the JPEG"),
     annotate: bool = typer.Option(False, "--annotate", help="Draw the model's detections."),
-    config: Path | None = typer.Option(
-        None, "--config", "-c", envvar="EDGE_AGENT_CONFIG", help=CONFIG_HELP
-    ),
+    config: Path | None = CONFIG,
     as_json: bool = typer.Option(False, "--json", help="Print what was taken as JSON."),
 ) -> None:
-    """Write one camera frame as JPEG (from the running agent if there is one)."""
+    """Write one camera frame as JPEG (from the running agent if there is one).
+
+    Example: edge-agent camera snapshot /tmp/frame.jpg --annotate
+    """
     from ..tools.snapshot import take
 
-    info = take(load(resolve_config(config)), out, annotated=annotate)
+    info = take(load(config), out, annotated=annotate)
     if as_json:
         print_json({"path": str(out), **info})
     else:

@@ -1,7 +1,9 @@
 """CLI group: fleet watch/cmd (issue 4); push-update (issue 5) joins here.
 
-Every command connects like the device does: ``--config FILE`` (its ``[mqtt]`` section) and/or
-``--broker HOST[:PORT]`` plus TLS and credential options, which override the file.
+Every command connects with the operator's file (``-c fleet.toml``, else ``$EDGE_FLEET_CONFIG``,
+else ``/etc/edge-fleet/fleet.toml``: its ``[mqtt]`` section, the same keys as the agent's) and/or
+``--broker HOST[:PORT]`` plus TLS and credential options, which override the file. The password:
+``--password-file``, ``[mqtt] password_file``, or ``$EDGE_FLEET_MQTT__PASSWORD``.
 """
 
 from __future__ import annotations
@@ -20,9 +22,11 @@ import typer
 
 from ..errors import ConfigError
 from ..mqtt.errors import CredentialsError
-from .common import handle_errors, print_json
+from .common import existing, handle_errors, print_json
+from .lookup import FLEET_CONFIG, find_fleet
 
 if TYPE_CHECKING:
+    from ..fleet.config import FleetFile
     from ..mqtt.link import LinkSettings
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -30,15 +34,13 @@ F = TypeVar("F", bound=Callable[..., Any])
 app = typer.Typer(no_args_is_help=True, help="Watch devices and send them commands over MQTT.")
 
 BrokerOpt = typer.Option(None, "--broker", help="HOST[:PORT] of the broker (default localhost)")
-ConfigOpt = typer.Option(
-    None, "--config", help="Config file whose mqtt section gives broker, TLS and credentials"
-)
+ConfigOpt = FLEET_CONFIG
 CaOpt = typer.Option(None, "--ca", help="CA bundle that signed the broker's certificate (TLS)")
 CertOpt = typer.Option(None, "--cert", help="Client certificate (PEM) for TLS")
 KeyOpt = typer.Option(None, "--key", help="Client private key (PEM) for TLS")
 UserOpt = typer.Option(None, "--username", help="Broker user name")
 PwFileOpt = typer.Option(
-    None, "--password-file", help="File with the password (or EDGE_AGENT_MQTT__PASSWORD)"
+    None, "--password-file", help="File with the password (or $EDGE_FLEET_MQTT__PASSWORD)"
 )
 ProtoOpt = typer.Option(None, "--protocol", help="5 (default) or 3.1.1")
 RootOpt = typer.Option("edge", "--root", help="Topic root of the devices (edge/<device>/...)")
@@ -138,14 +140,20 @@ def connection(
     protocol: str | None,
 ) -> tuple[LinkSettings, str]:
     """Link settings for a central client + the group topics root, from options and config."""
-    from ..config import load_config
-    from ..mqtt.link import TLSFiles, settings_from_config
+    import os
 
-    cfg = load_config(config)
+    from pydantic import SecretStr
+
+    from ..mqtt.link import TLSFiles, settings_from_mqtt
+
+    mqtt = load_fleet(config).mqtt
     if password_file is not None:
-        cfg.mqtt.password = None
-        cfg.mqtt.password_file = password_file
-    s = settings_from_config(cfg, client_id=f"edge-fleet-{uuid.uuid4().hex[:10]}")
+        mqtt.password = None
+        mqtt.password_file = password_file
+    elif mqtt.password_file is None and mqtt.password is None:
+        env_pw = os.environ.get("EDGE_FLEET_MQTT__PASSWORD")
+        mqtt.password = SecretStr(env_pw) if env_pw else None
+    s = settings_from_mqtt(mqtt, client_id=f"edge-fleet-{uuid.uuid4().hex[:10]}")
     if broker:
         host, _, port = broker.rpartition(":") if broker.count(":") == 1 else (broker, "", "")
         try:
@@ -163,7 +171,14 @@ def connection(
         s = replace(s, tls=TLSFiles(ca or base.ca, cert or base.cert, key or base.key))
     if s.tls and s.tls.key is not None and s.tls.cert is None:
         raise CredentialsError("--key needs --cert")
-    return s, cfg.mqtt.group_prefix
+    return s, mqtt.group_prefix
+
+
+def load_fleet(config: Path | None) -> FleetFile:
+    """The operator's file found like every config (:func:`.lookup.find_fleet`)."""
+    from ..fleet.config import load_fleet_config
+
+    return load_fleet_config(existing(find_fleet(config)))
 
 
 def parse_params(items: list[str]) -> dict[str, Any]:
@@ -225,7 +240,10 @@ def watch_cmd(
     duration: float | None = typer.Option(None, "--duration", min=0, help="Stop after S seconds"),
     count: int | None = typer.Option(None, "--count", min=1, help="Stop after N records"),
 ) -> None:
-    """Live table of devices: online, model, backend, fps, p95, CPU, temperature, seq gaps."""
+    """Live table of devices: online, model, backend, fps, p95, CPU, temperature, seq gaps.
+
+    Example: edge-agent fleet watch -c /etc/edge-fleet/fleet.toml
+    """
     from ..mqtt.central import watch
 
     settings, _ = conn.settings()
@@ -255,15 +273,21 @@ def watch_cmd(
 @broker_options
 def cmd_cmd(
     conn: Connection,
-    args: list[str] = typer.Argument(..., metavar="DEVICE NAME [k=v ...] | NAME [k=v ...]"),
+    args: list[str] = typer.Argument(
+        ..., metavar="[DEVICE] NAME [K=V]",
+        help="Device id (not with --group), command name, then parameters key=value"),
     group: str | None = typer.Option(None, "--group", help="Send to a group instead of a device"),
     timeout: float = typer.Option(10.0, "--timeout", min=0.1, help="Seconds to wait for replies"),
     req_id: str | None = typer.Option(None, "--id", help="Command id (repeat one safely)"),
     expires: str | None = _expires_opt("--timeout"),
+    as_json: bool = typer.Option(
+        False, "--json", help="Accepted for uniformity: replies are always JSON lines"),
 ) -> None:
     """Send a command (ping, snapshot, reload, update, rollback...) and print the reply.
 
     Exit code 0 if every reply is ok, 1 if a device answered with an error.
+
+    Example: edge-agent fleet cmd cam-07 ping
     """
     from ..mqtt.central import send_command
 
@@ -299,7 +323,9 @@ def push_update_cmd(
     model: str = typer.Option(..., "--model", help="Model name in the registry"),
     version: str = typer.Option(..., "--version", help="Version to install"),
     registry: str | None = typer.Option(
-        None, "--registry", help="Registry base URL (default: the device's [updates] registry)"
+        None, "--registry",
+        help="Registry base URL (default: the operator file's fleet.registry, else the device's "
+        "updates.registry)"
     ),
     deployment: str | None = typer.Option(None, "--deployment", help="Deployment id"),
     timeout: float = typer.Option(300.0, "--timeout", min=1, help="Seconds to follow progress"),
@@ -312,6 +338,8 @@ def push_update_cmd(
     """Send `update` and follow <device>/update until committed, rejected or rolled back.
 
     Exit code 0 when every device committed the model, 1 otherwise.
+
+    Example: edge-agent fleet push-update --group lab --model digits --version 1.4.0
     """
     from ..updates.push import push_update
 
@@ -321,6 +349,7 @@ def push_update_cmd(
     cmd_topic, reply_filter = conn.targets(group_prefix, device, group, "update")
     update_filter = f"{conn.root}/{'+' if group else device}/update"
     params: dict[str, Any] = {"model": model, "version": version}
+    registry = registry or load_fleet(conn.config).fleet.registry
     if registry:
         params["registry"] = registry
     if deployment:

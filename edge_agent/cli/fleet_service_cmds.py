@@ -2,7 +2,8 @@
 
 ``serve`` runs the central service; the others talk to it over its HTTP API: ``--server URL``
 or ``[fleet] server`` (else ``[fleet] listen``) of ``-c fleet.toml``, with ``--token-file`` or
-``[fleet] token_file``. ``fleet watch`` and ``push-update`` need no service.
+``[fleet] token_file``. ``fleet watch`` and ``push-update`` need no service. The file is found like
+every config: ``-c``, ``$EDGE_FLEET_CONFIG``, ``/etc/edge-fleet/fleet.toml``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import typer
 
 from ..errors import ConfigError
 from .common import handle_errors, print_json
-from .fleet_cmds import app
+from .fleet_cmds import app, load_fleet
+from .lookup import FLEET_CONFIG, fleet_config_path
 
 if TYPE_CHECKING:
     from ..fleet.client import FleetClient
@@ -25,7 +27,7 @@ rollout_app = typer.Typer(no_args_is_help=True,
                           "pause, resume, abort).")
 app.add_typer(rollout_app, name="rollout")
 
-FleetConfigOpt = typer.Option(None, "--config", "-c", help="fleet.toml ([fleet] and [mqtt])")
+FleetConfigOpt = FLEET_CONFIG
 ServerOpt = typer.Option(None, "--server", help="URL of fleet serve (default: from -c FILE)")
 TokenOpt = typer.Option(None, "--token-file", help="File with the HTTP API token")
 JsonOpt = typer.Option(False, "--json", help="Print JSON")
@@ -49,12 +51,14 @@ def serve_cmd(
     listen: str | None = typer.Option(None, "--listen", help="HOST:PORT of the HTTP API"),
     database: Path | None = typer.Option(None, "--database", help="SQLite file of the store"),
 ) -> None:
-    """The central service: fleet state from MQTT, rollouts in waves, HTTP API, dashboard."""
+    """The central service: fleet state from MQTT, rollouts in waves, HTTP API, dashboard.
+
+    Example: edge-agent fleet serve -c /etc/edge-fleet/fleet.toml
+    """
     _central_extra()
-    from ..fleet.config import load_fleet_config
     from ..fleet.server import serve
 
-    cfg = load_fleet_config(config)
+    cfg = load_fleet(config)
     if broker:
         host, _, port = broker.rpartition(":") if broker.count(":") == 1 else (broker, "", "")
         try:
@@ -70,10 +74,11 @@ def serve_cmd(
 
 def _client(config: Path | None, server: str | None, token_file: Path | None) -> FleetClient:
     from ..fleet.client import FleetClient
-    from ..fleet.config import load_fleet_config, read_token
+    from ..fleet.config import read_token
 
-    cfg = load_fleet_config(config)
-    url = server or cfg.fleet.server or (f"http://{cfg.fleet.listen}" if config else None)
+    cfg = load_fleet(config)
+    found = fleet_config_path(config) is not None
+    url = server or cfg.fleet.server or (f"http://{cfg.fleet.listen}" if found else None)
     if url is None:
         raise ConfigError("no fleet serve given: --server URL or -c fleet.toml ([fleet] server); "
                           "without a service use `fleet watch` / `fleet push-update`")
@@ -86,7 +91,10 @@ def _client(config: Path | None, server: str | None, token_file: Path | None) ->
 @handle_errors
 def status_cmd(config: Path | None = FleetConfigOpt, server: str | None = ServerOpt,
                token_file: Path | None = TokenOpt, as_json: bool = JsonOpt) -> None:
-    """Devices as fleet serve knows them: online, active model, last seen, lost records."""
+    """Devices as fleet serve knows them: online, active model, last seen, lost records.
+
+    Example: edge-agent fleet status --server http://fleet:8780 --json
+    """
     devices = _client(config, server, token_file).get("/v1/devices")
     if as_json:
         for d in devices:
@@ -123,7 +131,10 @@ def start_cmd(
     config: Path | None = FleetConfigOpt, server: str | None = ServerOpt,
     token_file: Path | None = TokenOpt, as_json: bool = JsonOpt,
 ) -> None:
-    """Start a rollout: wave 1 is pushed at once, each next one when the last succeeded."""
+    """Start a rollout: wave 1 is pushed at once, each next one when the last succeeded.
+
+    Example: edge-agent fleet rollout start --model digits --version 1.4.0 --group lab
+    """
     if (group is None) == (devices is None):
         raise ConfigError("give --group G or --devices a,b,... (one of them)")
     body: dict[str, Any] = {
@@ -141,7 +152,10 @@ def start_cmd(
 @handle_errors
 def list_cmd(config: Path | None = FleetConfigOpt, server: str | None = ServerOpt,
              token_file: Path | None = TokenOpt, as_json: bool = JsonOpt) -> None:
-    """Every rollout: id, model version, state, current wave."""
+    """Every rollout: id, model version, state, current wave.
+
+    Example: edge-agent fleet rollout list
+    """
     for r in _client(config, server, token_file).get("/v1/rollouts"):
         if as_json:
             print_json(r)
@@ -164,7 +178,7 @@ def _operate(action: str) -> Any:
         "pause": "Pause: nothing more is pushed until resume.",
         "resume": "Resume a paused rollout; a halted one goes on with its next wave.",
         "abort": "Stop for good (devices already updating finish on their own).",
-    }[action]
+    }[action] + f"\n\nExample: edge-agent fleet rollout {action} ROLLOUT_ID --json"
     return cmd
 
 

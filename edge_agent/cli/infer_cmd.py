@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 import typer
 
 from .common import handle_errors, print_json
-from .runtime_opts import BACKEND, CONFIG, DELEGATES, THREADS, runtime_options
+from .lookup import CONFIG
+from .runtime_opts import BACKEND, DELEGATES, THREADS, runtime_options
 
 if TYPE_CHECKING:
     from ..inference import Result
@@ -40,7 +41,10 @@ def infer(
     config: Path | None = CONFIG,
     as_json: bool = typer.Option(False, "--json", help="One JSON object per image"),
 ) -> None:
-    """Run MODEL on each IMAGE; print detections (boxes in image pixels) or classes."""
+    """Run MODEL on each IMAGE; print detections (boxes in image pixels) or classes.
+
+    Example: edge-agent infer models/mobilenet_v2_int8.tflite photo.jpg --top-k 3
+    """
     from ..inference import Runner, read_image
     opts = runtime_options(config, threads, backend, delegate)
     runner = Runner.open(

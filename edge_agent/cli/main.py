@@ -7,9 +7,12 @@ pydantic, paho...) is imported when it runs, so ``--help`` and ``--version`` sta
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
 from .. import __version__
+from ..errors import ExitCode
 from . import (
     agent_cmds,
     bench_cmd,
@@ -23,6 +26,7 @@ from . import (
     models_cmds,
     registry_cmds,
 )
+from .common import error_json, print_json
 
 app = typer.Typer(
     name="edge-agent",
@@ -75,8 +79,32 @@ app.add_typer(registry_cmds.app, name="registry")
 app.add_typer(diag_cmds.app, name="diag")
 
 
-def main() -> None:
-    app()
+def build_command() -> Any:
+    """The click command tree of the CLI, with readable help labels (:mod:`.helpfmt`)."""
+    from .helpfmt import tidy
+
+    return tidy(typer.main.get_command(app))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI. Usage errors exit 2; with ``--json`` they are a JSON error on stdout like
+    every other error (``{"error": "usage", "message": ..., "exit_code": 2}``)."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else list(argv)
+    command = build_command()
+    try:
+        code = command.main(args=args, prog_name="edge-agent", standalone_mode=False)
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        code = ExitCode.INTERRUPTED
+    except typer.TyperException as exc:  # click's usage errors (bad option, missing argument)
+        code = getattr(exc, "exit_code", ExitCode.CONFIG)
+        if "--json" in args:
+            print_json(error_json(exc.format_message(), code, "usage"))
+        else:
+            exc.show()  # type: ignore[attr-defined]
+    sys.exit(code if isinstance(code, int) and not isinstance(code, bool) else 0)
 
 
 if __name__ == "__main__":

@@ -77,7 +77,10 @@ def quantize_cmd(
     report: Path | None = typer.Option(None, "--report", help="Write the JSON report here"),
     as_json: bool = typer.Option(False, "--json", help="Print the report as one JSON object"),
 ) -> None:
-    """Quantise a float model, calibrated on frames through the agent's own preprocessing."""
+    """Quantise a float model, calibrated on frames through the agent's own preprocessing.
+
+    Example: edge-agent models quantize float.tflite --calibrate frames/ --out int8.tflite
+    """
     from ..inference.description import read_description
     from ..modelops.quantize import QuantizeOptions, quantize_model
 
@@ -127,7 +130,10 @@ def compare_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print the report as one JSON object"),
 ) -> None:
     """A/B on the same frames: size, load, latency (interleaved), peak RSS, agreement of B with
-    A (tensors and decoded results), accuracy against ground truth, and the owner's line."""
+    A (tensors and decoded results), accuracy against ground truth, and the owner's line.
+
+    Example: edge-agent models compare float.tflite int8.tflite --data frames/ --html ab.html
+    """
     from ..modelops.compare import CompareOptions, compare_models
 
     opts = CompareOptions(frames=frames, threads=threads, runs=runs)

@@ -7,8 +7,9 @@ from typing import Any
 
 import typer
 
-from .common import handle_errors, load, print_json
-from .runtime_opts import BACKEND, CONFIG, DELEGATES, THREADS, runtime_options
+from .common import JSON_OPTION, handle_errors, load, print_json
+from .lookup import CONFIG
+from .runtime_opts import BACKEND, DELEGATES, THREADS, runtime_options
 
 app = typer.Typer(no_args_is_help=True, help="Inspect, list and manage models.")
 
@@ -24,7 +25,10 @@ def inspect_cmd(
     config: Path | None = CONFIG,
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object"),
 ) -> None:
-    """Size, sha256, inputs/outputs with quantisation, operators, backend and delegate."""
+    """Size, sha256, inputs/outputs with quantisation, operators, backend and delegate.
+
+    Example: edge-agent models inspect models/blazeface_int8.tflite
+    """
     from ..inference import Model, load_description
 
     opts = runtime_options(config, threads, backend, delegate)
@@ -110,15 +114,13 @@ def _echo_description(desc: Any) -> None:
 
 
 # -- the on-device model store (issue 5) ------------------------------------------------------
-ConfigOption = typer.Option(None, "--config", "-c", help="Agent config (TOML): its state_dir")
+ConfigOption = CONFIG  # its [device] state_dir holds the store
 RESTART_HINT = "restart the agent to load it (the running agent takes MQTT `rollback`/`update`)"
 
 
 def _store(config: Path | None) -> Any:
     from ..updates.store import Store
-    from .agent_cmds import resolve_config
-
-    cfg = load(resolve_config(config))
+    cfg = load(config)
     return cfg, Store.for_config(cfg)
 
 
@@ -162,7 +164,10 @@ def list_cmd(
     config: Path | None = ConfigOption,
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object"),
 ) -> None:
-    """Installed model versions with their role (active, previous, trial, bad)."""
+    """Installed model versions with their role (active, previous, trial, bad).
+
+    Example: edge-agent models list --json
+    """
     _cfg, store = _store(config)
     rows = _rows(store)
     s = store.load()
@@ -189,21 +194,28 @@ def activate_cmd(
     version: str = typer.Argument(..., help="Installed version to make active"),
     name: str | None = typer.Option(None, "--name", help="Model name (if several)"),
     config: Path | None = ConfigOption,
+    as_json: bool = JSON_OPTION,
 ) -> None:
-    """Make an installed version the active model (the current one becomes previous)."""
+    """Make an installed version the active model (the current one becomes previous).
+
+    Example: edge-agent models activate 1.4.0 --name digits
+    """
     from ..updates.state import activate
 
     _cfg, store = _store(config)
     e = store.find(name, version)
     store.verify(e)
     store.save(activate(store.load(), e))
-    typer.echo(f"active: {e.name} {e.version}; {RESTART_HINT}")
+    _activated(e, as_json)
 
 
 @app.command("rollback")
 @handle_errors
-def rollback_cmd(config: Path | None = ConfigOption) -> None:
-    """Make the previous model active again."""
+def rollback_cmd(config: Path | None = ConfigOption, as_json: bool = JSON_OPTION) -> None:
+    """Make the previous model active again.
+
+    Example: edge-agent models rollback
+    """
     from ..updates.errors import NoPreviousVersion
     from ..updates.state import rollback
 
@@ -213,7 +225,15 @@ def rollback_cmd(config: Path | None = ConfigOption) -> None:
         raise NoPreviousVersion("no previous model to roll back to (see `edge-agent models list`)")
     store.verify(s.previous)
     store.save(rollback(s))
-    typer.echo(f"active: {s.previous.name} {s.previous.version}; {RESTART_HINT}")
+    _activated(s.previous, as_json)
+
+
+def _activated(e: Any, as_json: bool) -> None:
+    if as_json:
+        print_json({"active": {"name": e.name, "version": e.version, "id": e.id},
+                    "restart_needed": True})
+    else:
+        typer.echo(f"active: {e.name} {e.version}; {RESTART_HINT}")
 
 
 @app.command("verify")
@@ -222,7 +242,10 @@ def verify_cmd(
     config: Path | None = ConfigOption,
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object"),
 ) -> None:
-    """Check every installed model's sha256; exit 1 if one does not match."""
+    """Check every installed model's sha256; exit 1 if one does not match.
+
+    Example: edge-agent models verify
+    """
     _cfg, store = _store(config)
     rows = _rows(store)
     bad = [r for r in rows if not r["verified"]]
@@ -246,7 +269,10 @@ def gc_cmd(
     config: Path | None = ConfigOption,
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object"),
 ) -> None:
-    """Delete old versions (keeps the newest K, and always active, previous and trial)."""
+    """Delete old versions (keeps the newest K, and always active, previous and trial).
+
+    Example: edge-agent models gc --keep 2
+    """
     cfg, store = _store(config)
     removed = store.gc(keep or cfg.updates.keep_versions, store.load())
     if as_json:

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from ..errors import ConfigError
-from .common import handle_errors, print_json
+from .common import JSON_OPTION, handle_errors, print_json
 
 app = typer.Typer(no_args_is_help=True, help="Make release keys and publish signed models.")
 
@@ -17,11 +17,18 @@ app = typer.Typer(no_args_is_help=True, help="Make release keys and publish sign
 @handle_errors
 def keygen(
     out: Path = typer.Argument(..., help="Private key file to write (mode 0600); OUT.pub too"),
+    as_json: bool = JSON_OPTION,
 ) -> None:
-    """Make an Ed25519 release key pair. Put OUT.pub in the devices' [updates] trusted_keys."""
+    """Make an Ed25519 release key pair. Put OUT.pub in the devices' [updates] trusted_keys.
+
+    Example: edge-agent registry keygen release.key
+    """
     from ..updates.keys import keygen as make
 
     priv, pub, kid = make(out)
+    if as_json:
+        print_json({"private_key": str(priv), "public_key": str(pub), "keyid": kid})
+        return
     typer.echo(f"private key {priv} (keep it secret), public key {pub}, key id {kid}")
 
 
@@ -45,9 +52,15 @@ def publish(
     ),
     atol: float = typer.Option(0.0, "--atol", help="Golden absolute tolerance"),
     rtol: float = typer.Option(0.0, "--rtol", help="Golden relative tolerance"),
-    latency_budget_ms: float | None = typer.Option(None, "--latency-budget-ms"),
-    trial_inferences: int | None = typer.Option(None, "--trial-inferences"),
-    trial_seconds: float | None = typer.Option(None, "--trial-seconds"),
+    latency_budget_ms: float | None = typer.Option(
+        None, "--latency-budget-ms", help="The device refuses the model before installing it "
+        "when its median invoke there is slower (ms) [default: no budget]"),
+    trial_inferences: int | None = typer.Option(
+        None, "--trial-inferences", min=1, help="Inferences the new model must run in its "
+        "trial before the device commits it [default: the device's updates.trial_inferences]"),
+    trial_seconds: float | None = typer.Option(
+        None, "--trial-seconds", min=0, help="Trial window (s): the trial also passes when it "
+        "ends with enough inferences [default: the device's updates.trial_seconds]"),
     seq: int | None = typer.Option(None, "--seq", help="Monotonic sequence (default: now)"),
     expires_days: float = typer.Option(365.0, "--expires", help="Days until the manifest expires"),
     min_agent: str | None = typer.Option(
@@ -59,7 +72,10 @@ def publish(
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON"),
 ) -> None:
-    """Write NAME/VERSION/manifest.json, its signature and the files into DIR."""
+    """Write NAME/VERSION/manifest.json, its signature and the files into DIR.
+
+    Example: edge-agent registry publish m.tflite --name digits --version 1.4 --key k --to /srv/r
+    """
     from ..updates.publish import describe, evaluation_from_report
     from ..updates.publish import publish as do_publish
 

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from .agent_cmds import CONFIG_HELP, resolve_config
-from .common import load
+from .common import existing, load
+from .lookup import find
 
 if TYPE_CHECKING:
     from ..inference.model import Delegate
@@ -34,7 +34,6 @@ DELEGATES = typer.Option(
     help="Delegate library to try (repeatable, in order; CPU is the fallback) "
     "[default: the config's delegate chain]",
 )
-CONFIG = typer.Option(None, "--config", "-c", envvar="EDGE_AGENT_CONFIG", help=CONFIG_HELP)
 
 
 @dataclass
@@ -50,7 +49,7 @@ def runtime_options(
     """Merge flags over the config's ``[model]`` runtime settings."""
     from ..inference.model import Delegate
 
-    path = resolve_config(config)
+    path = existing(find(config))
     opts = RuntimeOptions()
     if path is not None:
         cfg = load(path).model

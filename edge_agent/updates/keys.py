@@ -47,14 +47,18 @@ def keygen(out: Path) -> tuple[Path, Path, str]:
     for p in (out, pub_path):
         if p.exists():
             raise ConfigError(f"{p}: already exists; refusing to overwrite a key")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        os.write(fd, pem)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    write_atomic(pub_path, public_pem(private.public_key()))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, pem)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        write_atomic(pub_path, public_pem(private.public_key()))
+    except OSError as exc:
+        where = exc.filename or out
+        raise ConfigError(f"{where}: cannot write the key ({exc.strerror})") from None
     return out, pub_path, key_id(private.public_key())
 
 
