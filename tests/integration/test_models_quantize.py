@@ -184,3 +184,14 @@ def test_progress_bar_on_a_terminal(tmp_path):
     text = b"".join(chunks).decode("utf-8", "replace")
     assert os.waitstatus_to_exitcode(status) == 0, text
     assert "calibrating" in text and "20/20" in text, text
+
+
+def test_a_never_ending_source_is_capped_by_frames(tmp_path):
+    """A live-like source (the synthetic camera never ends) stops at --frames."""
+    out = tmp_path / "q.tflite"
+    r = run_cli("models", "quantize", str(model_path("digits_float32.tflite")), "--calibrate",
+                "synthetic", "--frames", "7", "--out", str(out), "--json")
+    assert r.returncode == 0, r.stderr
+    rep = json.loads(r.stdout)
+    assert rep["calibration_frames"] == 7 and rep["source"] == "synthetic"
+    assert out.is_file() and out.with_suffix(".json").is_file()
