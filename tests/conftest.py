@@ -78,3 +78,21 @@ def client(sim: SimPort) -> Iterator[BridgeClient]:
 
     with BridgeClient(sim.url, timeout_s=0.5, retries=2).open() as c:
         yield c
+
+
+@pytest.fixture(autouse=True)
+def _root_logger_restored() -> Iterator[None]:
+    """A command run in-process (CliRunner, cli.main) points the root logger at a stream the
+    test then closes; later tests would log into it ("I/O operation on closed file")."""
+    import logging
+
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for h in list(root.handlers):
+        if h not in handlers:
+            root.removeHandler(h)
+    for h in handlers:
+        if h not in root.handlers:
+            root.addHandler(h)
+    root.setLevel(level)
