@@ -3,6 +3,8 @@
 Markers (added here by folder, so ``pytest -m unit`` is the fast pure run, in seconds):
 ``unit`` for tests/unit (in-process: no broker, no simulator, no CLI process) and
 ``integration`` for tests/integration (real mosquitto, nginx, pty + C simulator, processes).
+A test parametrised with the ``postgres`` mark (a real PostgreSQL server, :func:`pg_server`)
+counts as integration wherever it lives.
 
 Hypothesis: no per-example deadline (CI machines are shared and noisy; speed is measured in
 benchmarks/, never asserted in tests). On CI (CI=true) examples are derived from the test
@@ -34,11 +36,26 @@ TESTS = Path(__file__).resolve().parent
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         kind = Path(str(item.fspath)).resolve().relative_to(TESTS).parts[0]
+        if kind == "unit" and item.get_closest_marker("postgres"):
+            kind = "integration"
         if kind in ("unit", "integration"):
             item.add_marker(getattr(pytest.mark, kind))
 
 
 # -- real processes, always stopped ------------------------------------------------------------
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[Any]:
+    """One real PostgreSQL server for the session (tests/support/postgres.py);
+    ``pg_server.new_database()`` gives each test its own empty database."""
+    from tests.support.postgres import PgServer
+
+    server = PgServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 @pytest.fixture
 def mosquitto_factory(tmp_path: Path) -> Iterator[Callable[..., Mosquitto]]:
     """``make(name, extra=..., persistence=...)`` -> a started mosquitto on a free port; all

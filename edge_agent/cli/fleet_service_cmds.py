@@ -49,7 +49,8 @@ def serve_cmd(
     config: Path | None = FleetConfigOpt,
     broker: str | None = typer.Option(None, "--broker", help="HOST[:PORT] of the broker"),
     listen: str | None = typer.Option(None, "--listen", help="HOST:PORT of the HTTP API"),
-    database: Path | None = typer.Option(None, "--database", help="SQLite file of the store"),
+    database: str | None = typer.Option(None, "--database",
+                                        help="SQLite file or postgresql:// URL of the store"),
 ) -> None:
     """The central service: fleet state from MQTT, rollouts in waves, HTTP API, dashboard.
 

@@ -25,7 +25,11 @@ from ..config import MQTTConfig, read_toml, validation_message
 from ..errors import ConfigError
 
 
-def default_database() -> Path:
+def default_database() -> str:
+    return str(_default_sqlite())
+
+
+def _default_sqlite() -> Path:
     state = os.environ.get("STATE_DIRECTORY")  # systemd StateDirectory=
     if state:
         return Path(state.split(":")[0]) / "fleet.sqlite"
@@ -40,7 +44,8 @@ class _Section(BaseModel):
 
 
 class FleetSection(_Section):
-    database: Path = Field(default_factory=default_database, description="SQLite file")
+    database: str = Field(default_factory=default_database,
+                          description="SQLite file, or a postgresql:// URL (replicas)")
     listen: str = Field(default="127.0.0.1:8780", description="HOST:PORT of the HTTP API")
     token_file: Path | None = Field(default=None, description="Bearer token of the HTTP API")
     share_group: str = Field(default="fleet", description="MQTT 5 shared subscription group")
@@ -75,14 +80,19 @@ def load_fleet_config(path: Path | None) -> FleetFile:
         raise ConfigError(validation_message(err, str(path), text)) from None
     base = path.parent
     f = cfg.fleet
-    if not f.database.is_absolute():
-        f.database = base / f.database
+    if not is_url(f.database) and not Path(f.database).is_absolute():
+        f.database = str(base / f.database)
     if f.token_file is not None and not f.token_file.is_absolute():
         f.token_file = base / f.token_file
     m = cfg.mqtt
     if m.password_file is not None and not m.password_file.is_absolute():
         m.password_file = base / m.password_file
     return cfg
+
+
+def is_url(database: str) -> bool:
+    """A ``postgresql://`` (or ``postgres://``) URL rather than a SQLite file."""
+    return database.startswith(("postgresql://", "postgres://"))
 
 
 def split_listen(listen: str) -> tuple[str, int]:

@@ -7,16 +7,29 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from pathlib import Path
 from types import FrameType
 
 from ..errors import ConfigError
 from ..mqtt.link import settings_from_mqtt
-from .config import FleetFile, is_loopback, read_token, split_listen
+from .config import FleetFile, is_loopback, is_url, read_token, split_listen
 from .errors import FleetError
 from .service import FleetService, ServeSettings
-from .sqlite_store import SqliteStore
+from .sql_store import SqlStore
 
 log = logging.getLogger("edge_agent.fleet")
+
+
+def open_store(database: str) -> SqlStore:
+    """The store ``[fleet] database`` names: a postgresql:// URL, else a SQLite file."""
+    if is_url(database):
+        from .postgres_store import PostgresStore, describe
+
+        log.info("fleet database: %s", describe(database))
+        return PostgresStore(database)
+    from .sqlite_store import SqliteStore
+
+    return SqliteStore(Path(database))
 
 
 def serve(cfg: FleetFile, *, ready: threading.Event | None = None,
@@ -31,7 +44,7 @@ def serve(cfg: FleetFile, *, ready: threading.Event | None = None,
     if token is None and not is_loopback(host):
         raise ConfigError(f"fleet.listen {f.listen}: binding beyond loopback needs "
                           "fleet.token_file (the HTTP API starts rollouts)")
-    store = SqliteStore(f.database)
+    store = open_store(f.database)
     stop = stop or threading.Event()
     service = None
     try:
@@ -60,7 +73,7 @@ def serve(cfg: FleetFile, *, ready: threading.Event | None = None,
                 raise FleetError(f"fleet.listen {f.listen}: the HTTP API could not start "
                                  "(address in use?)")
             log.info("fleet serve: HTTP API on http://%s:%d (%s), database %s", host, port,
-                     "token required" if token else "no token: loopback only", f.database)
+                     "token required" if token else "no token: loopback only", store.where)
             if ready is not None:
                 ready.set()
             while not stop.wait(0.5):

@@ -5,13 +5,15 @@ seq accounting, the update history of every device, rollouts (the controller's w
 and the commands sent for them. Writes come in one :class:`Batch` = one transaction, so what
 the service acknowledges to the broker (after the commit) is either all stored or not at all.
 
-Implementations: :mod:`.sqlite_store` (the embedded default). A PostgreSQL one (#17) runs the
-same migrations (``migrations/NNNN_*.sql``, portable SQL) and implements the same methods.
+Implementations share their SQL (:mod:`.sql_store`) and the migrations
+(``migrations/NNNN_*.sql``, portable SQL): :mod:`.sqlite_store` (the embedded default, one
+``fleet serve``) and :mod:`.postgres_store` (replicas, large fleets).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any, Protocol
@@ -80,10 +82,23 @@ class Batch:
                     self.replies))
 
 
+class StoreTx(Protocol):
+    def device_rows(self, devices: Collection[str]) -> dict[str, DeviceRow]: ...
+
+
 class FleetStore(Protocol):
     """The storage layer of ``fleet serve``; every method may raise FleetStoreError."""
 
+    shared_writers: bool  # replicas write too: read the rows to change inside the transaction
+
     def write(self, batch: Batch) -> None: ...
+
+    def transact(self, build: Callable[[StoreTx], Batch]) -> Batch: ...
+
+    def lead(self, name: str) -> bool: ...
+
+    def updates_since(self, deployments: Collection[str], since: float
+                      ) -> list[UpdateRecord]: ...
 
     def devices(self) -> list[DeviceRow]: ...
 
@@ -95,8 +110,8 @@ class FleetStore(Protocol):
 
     def rollout(self, rollout_id: str) -> Rollout | None: ...
 
-    def commands(self, *, rollout: str | None = None, unsent: bool = False
-                 ) -> list[CommandRow]: ...
+    def commands(self, *, rollout: str | None = None, unsent: bool = False,
+                 replied_since: float | None = None) -> list[CommandRow]: ...
 
     def lost_by_stream(self) -> list[tuple[str, str, int, int, int]]:
         """(device, stream, missing, reported lost, duplicates) of every stream with any."""

@@ -1,16 +1,20 @@
-"""The fleet store on a real SQLite file: migrations, one transaction per batch, round trips."""
+"""The fleet store on both engines (a real SQLite file, a real PostgreSQL server): migrations,
+one transaction per batch, round trips, rows locked for replicas, the leader lock."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from edge_agent.fleet import rollout as R
 from edge_agent.fleet.errors import FleetStoreError
 from edge_agent.fleet.spec import parse_waves
+from edge_agent.fleet.sql_store import SqlStore
 from edge_agent.fleet.sqlite_store import SqliteStore
 from edge_agent.fleet.store import UPDATE_HISTORY, Batch, CommandRow, UpdateRecord, migrations
 from edge_agent.mqtt.fleet import FleetState
@@ -20,24 +24,59 @@ def msg(**kw: object) -> bytes:
     return json.dumps(kw).encode()
 
 
-def test_migrations_are_numbered_and_applied_once(tmp_path: Path) -> None:
+Opener = Callable[[], SqlStore]
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opener]:
+    """``open()`` -> the store (the same database every call), closed at the end."""
+    opened: list[SqlStore] = []
+    if request.param == "sqlite":
+        def make() -> SqlStore:
+            return SqliteStore(tmp_path / "f.sqlite")
+    else:
+        from edge_agent.fleet.postgres_store import PostgresStore
+
+        url = request.getfixturevalue("pg_server").new_database()
+
+        def make() -> SqlStore:
+            return PostgresStore(url)
+
+    def open_() -> SqlStore:
+        opened.append(make())
+        return opened[-1]
+    yield open_
+    for s in opened:
+        s.close()
+
+
+def raw(s: SqlStore, sql: str) -> list[dict[str, Any]]:
+    return s._rows(sql)
+
+
+def test_migrations_are_numbered_and_applied_once(engine: Opener) -> None:
     assert [m.version for m in migrations()] == list(range(1, len(migrations()) + 1))
-    s = SqliteStore(tmp_path / "f.sqlite")
+    s = engine()
     assert s.schema_version() == len(migrations())
     s.close()
-    s = SqliteStore(tmp_path / "f.sqlite")  # again: nothing to do
-    db = sqlite3.connect(tmp_path / "f.sqlite")
-    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert db.execute("SELECT COUNT(*) FROM schema_migrations").fetchone()[0] == len(
-        migrations())
-    db.execute("INSERT INTO schema_migrations VALUES (99, 'future', 0)")
-    db.commit()
+    s = engine()  # again: nothing to do
+    assert raw(s, "SELECT COUNT(*) AS n FROM schema_migrations")[0]["n"] == len(migrations())
+    s.write(Batch(rollouts=[]))
+    s.transact(lambda tx: Batch())
+    db = s._db()
+    s._exec(db, "INSERT INTO schema_migrations VALUES (99, 'future', 0)")
     s.close()
     with pytest.raises(FleetStoreError, match="schema version 99 is newer"):
-        SqliteStore(tmp_path / "f.sqlite")
+        engine()
 
 
-def test_rows_and_seq_accounting_survive_a_reopen(tmp_path: Path) -> None:
+def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
+    SqliteStore(tmp_path / "f.sqlite").close()
+    db = sqlite3.connect(tmp_path / "f.sqlite")
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_rows_and_seq_accounting_survive_a_reopen(engine: Opener) -> None:
     f = FleetState()
     f.ingest("edge/a/status", msg(seq=1, ts=1.0, online=True, groups=["lab"],
                                   models={"active": "digits 1.0"}, agent_version="0.1"), 1.0)
@@ -45,10 +84,10 @@ def test_rows_and_seq_accounting_survive_a_reopen(tmp_path: Path) -> None:
         f.ingest("edge/a/metrics", msg(seq=seq, ts=float(seq), fps={"processed": 4.0}), 2.0)
     f.ingest("edge/a/metrics", msg(seq=9, ts=9.0, gap={"from": 7, "to": 8, "reason":
                                                          "disk_full"}), 3.0)
-    s = SqliteStore(tmp_path / "f.sqlite")
+    s = engine()
     s.write(Batch(rows=[f.devices["a"]]))
     s.close()
-    row = SqliteStore(tmp_path / "f.sqlite").device("a")
+    row = engine().device("a")
     assert row is not None
     assert (row.online, row.active, row.groups, row.fps) == (True, "digits 1.0", ("lab",), 4.0)
     assert row.gaps == 2 and row.lost == 2 and row.seqs["metrics"].missing == {3, 4}
@@ -57,8 +96,8 @@ def test_rows_and_seq_accounting_survive_a_reopen(tmp_path: Path) -> None:
     assert row.seqs["metrics"].add(6, 6.0) == "duplicate"
 
 
-def test_a_batch_is_one_transaction(tmp_path: Path) -> None:
-    s = SqliteStore(tmp_path / "f.sqlite")
+def test_a_batch_is_one_transaction(engine: Opener) -> None:
+    s = engine()
     u = UpdateRecord("a", 1, 1.0, "r1", "m", "2", "received", False, None, None, 1.0)
     bad = CommandRow("a", "r1.update", "update", "r1", {"x": float("nan")}, 1.0)
     s.write(Batch(updates=[u], commands=[bad]))  # NaN is written as JSON NaN: fine
@@ -70,8 +109,8 @@ def test_a_batch_is_one_transaction(tmp_path: Path) -> None:
     assert [x.seq for x in s.update_history("a")] == [1]  # nothing of the failed batch
 
 
-def test_update_history_is_bounded_and_rollouts_round_trip(tmp_path: Path) -> None:
-    s = SqliteStore(tmp_path / "f.sqlite")
+def test_update_history_is_bounded_and_rollouts_round_trip(engine: Opener) -> None:
+    s = engine()
     recs = [UpdateRecord("a", i, float(i), "r1", "m", "2", "downloading", False, None, None,
                          float(i)) for i in range(1, UPDATE_HISTORY + 51)]
     s.write(Batch(updates=recs))
@@ -99,3 +138,95 @@ def test_an_unusable_path_is_one_clear_error(tmp_path: Path) -> None:
     (tmp_path / "junk.sqlite").write_bytes(b"not a database at all" * 100)
     with pytest.raises(FleetStoreError, match=r"junk\.sqlite"):
         SqliteStore(tmp_path / "junk.sqlite")
+
+
+def _ingest(s: SqlStore, device: str, seqs: list[int], now: float) -> None:
+    """What one replica's pass does: read the rows inside the transaction, apply, write."""
+    def build(tx: Any) -> Batch:
+        f = FleetState()
+        f.devices.update(tx.device_rows([device]))
+        for q in seqs:
+            f.ingest(f"edge/{device}/metrics", msg(seq=q, ts=float(q)), now)
+        return Batch(rows=[f.devices[device]])
+    s.transact(build)
+
+
+def test_two_writers_sharing_a_device_count_every_record_once(engine: Opener) -> None:
+    # a shared subscription splits one device's records over the replicas: each reads the
+    # stored tracker inside its transaction, so neither overwrites the other's seqs
+    a, b = engine(), engine()
+    _ingest(a, "d", [1, 3, 5], 1.0)
+    _ingest(b, "d", [2, 4, 6], 2.0)
+    _ingest(a, "d", [4, 8], 3.0)  # a duplicate; 7 never comes
+    row = engine().device("d")
+    assert row is not None and row.first_seen == 1.0 and row.last_seen == 3.0
+    t = row.seqs["metrics"]
+    assert (t.received, t.missing, t.duplicates) == (8, {7}, 1)  # 8 arrived, one twice
+
+
+def test_a_device_row_is_locked_until_the_writer_commits(engine: Opener) -> None:
+    import threading
+
+    a, b = engine(), engine()  # PostgreSQL: the row lock; SQLite: BEGIN IMMEDIATE
+    inside, release, done = threading.Event(), threading.Event(), threading.Event()
+
+    def slow(tx: Any) -> Batch:
+        rows = tx.device_rows(["d"])
+        inside.set()
+        release.wait(10)
+        f = FleetState()
+        f.devices.update(rows)
+        f.ingest("edge/d/metrics", msg(seq=1, ts=1.0), 1.0)
+        return Batch(rows=[f.devices["d"]])
+
+    t1 = threading.Thread(target=a.transact, args=(slow,))
+    t1.start()
+    assert inside.wait(10)
+    t2 = threading.Thread(target=lambda: (_ingest(b, "d", [2], 2.0), done.set()))
+    t2.start()
+    assert not done.wait(0.5)  # b waits for a's lock (an ordering check, no speed threshold)
+    release.set()
+    t1.join(10)
+    t2.join(10)
+    t = engine().device("d").seqs["metrics"]  # type: ignore[union-attr]
+    assert (t.received, t.missing) == (2, set())
+
+
+def test_only_one_store_leads_until_its_connection_ends(engine: Opener) -> None:
+    a, b = engine(), engine()
+    if not a.shared_writers:
+        assert a.lead("x") and b.lead("x")  # SQLite: one fleet serve per file, it leads
+        return
+    assert a.lead("fleet") and a.lead("fleet")  # held: stays True
+    assert not b.lead("fleet")
+    assert b.lead("other")  # another name, another lock
+    a.close()  # its connection ends (as when the process dies): the lock is free
+    assert b.lead("fleet")
+
+
+def test_updates_since_reads_what_any_writer_stored(engine: Opener) -> None:
+    s = engine()
+    recs = [UpdateRecord(d, q, 1.0, dep, "m", "2", st, st == "committed", None, None, at)
+            for d, q, dep, st, at in [("a", 2, "r1", "committed", 5.0),
+                                      ("a", 1, "r1", "downloading", 4.0),
+                                      ("b", 1, "r2", "received", 5.0),
+                                      ("c", 1, "r1", "received", 1.0)]]
+    s.write(Batch(updates=recs))
+    got = engine().updates_since(["r1"], 3.0)
+    assert [(u.device, u.seq, u.state) for u in got] == [("a", 1, "downloading"),
+                                                         ("a", 2, "committed")]
+    assert engine().updates_since([], 0.0) == []
+
+
+@pytest.mark.postgres
+def test_an_unreachable_postgres_is_one_line_without_the_password() -> None:
+    from edge_agent.fleet.postgres_store import PostgresStore, describe
+    from tests.support.updates import free_port
+
+    url = f"postgresql://fleet:s3cret@127.0.0.1:{free_port()}/fleet"
+    with pytest.raises(FleetStoreError) as err:
+        PostgresStore(url, connect_timeout=2)
+    text = str(err.value)
+    assert "s3cret" not in text and "\n" not in text
+    assert text.startswith(f"fleet database {describe(url)}: cannot connect")
+    assert describe(url) == f"postgresql://fleet@127.0.0.1:{url.split(':')[3].split('/')[0]}/fleet"
