@@ -73,6 +73,57 @@ def serve_cmd(
     serve(cfg)
 
 
+@app.command("simulate")
+@handle_errors
+def simulate_cmd(
+    devices: int = typer.Option(100, "--devices", min=1, max=50_000, help="How many devices"),
+    broker: str = typer.Option("127.0.0.1:1883", "--broker", help="HOST:PORT of the broker"),
+    name: str = typer.Option("sim", "--name", help="Device ids <name>-00001 ..."),
+    groups: str = typer.Option("sim", "--groups", help="Groups, comma-separated (round robin)"),
+    metrics_s: float = typer.Option(10.0, "--metrics-interval", min=0.05, help="Seconds"),
+    events_per_s: float = typer.Option(0.05, "--events-per-s", min=0.0, help="Per device"),
+    drop_rate: float = typer.Option(0.0, "--drop-rate", min=0.0, max=1.0,
+                                    help="Metrics/events records deliberately dropped"),
+    fail_rate: float = typer.Option(0.0, "--fail-rate", min=0.0, max=1.0,
+                                    help="Updates that end rolled_back"),
+    reject_rate: float = typer.Option(0.0, "--reject-rate", min=0.0, max=1.0,
+                                      help="Updates that end rejected"),
+    offline_rate: float = typer.Option(0.0, "--offline-rate", min=0.0, max=1.0,
+                                       help="Devices that go away once (last will)"),
+    offline_s: float = typer.Option(20.0, "--offline-s", min=0.0, help="How long away"),
+    offline_after_s: float = typer.Option(5.0, "--offline-after-s", min=0.0,
+                                          help="Away at a random time within this"),
+    step_s: float = typer.Option(0.2, "--update-step-s", min=0.0, help="Each update state"),
+    model: str = typer.Option("sim-model 1", "--model", help="The active model: NAME VERSION"),
+    duration: float | None = typer.Option(None, "--duration", help="Seconds (default: until "
+                                          "SIGTERM/SIGINT)"),
+    report: Path | None = typer.Option(None, "--report", help="JSON report, rewritten every "
+                                       "5 s and at the end"),
+    connect_per_s: float = typer.Option(500.0, "--connect-rate", min=1.0,
+                                        help="Connections per second at start"),
+    seed: int = typer.Option(1, "--seed"),
+) -> None:
+    """Simulated devices speaking the MQTT contract (docs/mqtt.md) to drive `fleet serve`."""
+    from ..fleet.simdevice import SimSettings
+    from ..fleet.simulate import main
+
+    host, _, port = broker.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"--broker {broker!r}: expected HOST:PORT")
+    mname, _, mversion = model.rpartition(" ")
+    if not mname:
+        raise ConfigError(f"--model {model!r}: expected NAME VERSION")
+    s = SimSettings(devices=devices, name=name, groups=tuple(g for g in groups.split(",") if g)
+                    or ("sim",), metrics_s=metrics_s, events_per_s=events_per_s,
+                    drop_rate=drop_rate, fail_rate=fail_rate, reject_rate=reject_rate,
+                    offline_rate=offline_rate, offline_s=offline_s,
+                    offline_after_s=offline_after_s, update_step_s=step_s, model=mname,
+                    version=mversion, seed=seed)
+    out = main(s, host, int(port), duration=duration, report=report,
+               connect_per_s=connect_per_s)
+    print_json({k: v for k, v in out.items() if k != "devices"})
+
+
 def _client(config: Path | None, server: str | None, token_file: Path | None) -> FleetClient:
     from ..fleet.client import FleetClient
     from ..fleet.config import read_token

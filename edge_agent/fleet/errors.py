@@ -28,3 +28,8 @@ class FleetServerError(FleetError):
     """``fleet serve``'s HTTP API cannot be reached or refused the token."""
 
     exit_code = ExitCode.FLEET_SERVER
+
+
+class NotLeader(FleetError):
+    """A rollout request reached a replica of ``fleet serve`` that does not lead the rollouts
+    (HTTP 503: send it to the leader)."""

@@ -25,6 +25,7 @@ subscriptions, which the broker's persistence keeps (one replica only).
 from __future__ import annotations
 
 import collections
+import functools
 import json
 import logging
 import queue
@@ -39,10 +40,10 @@ from typing import Any, TypeVar
 from ..mqtt.errors import BrokerError
 from ..mqtt.fleet import FleetState
 from ..mqtt.link import Incoming, Link, LinkSettings
-from ..mqtt.topics import STREAMS, Topics
+from ..mqtt.topics import STREAMS, Topics, device_of
 from . import rollout as R
-from .errors import FleetError, FleetStoreError, RolloutError
-from .store import Batch, CommandRow, FleetStore, UpdateRecord
+from .errors import FleetError, FleetStoreError, NotLeader, RolloutError
+from .store import Batch, CommandRow, FleetStore, StoreTx, UpdateRecord
 
 log = logging.getLogger("edge_agent.fleet")
 
@@ -61,6 +62,16 @@ class ServeSettings:
     tick_s: float = 1.0
     registry: str | None = None  # default registry of rollouts
 
+    @property
+    def leader_lock(self) -> str:
+        """The name of the rollout leader's lock (one per fleet: root + share group)."""
+        return f"edge-fleet:{self.root}:{self.share_group}"
+
+
+REREAD_S = 30.0
+"""The leader re-reads records the other replicas stored this far back (their commits trail
+their ``received_at``; a record seen twice changes nothing)."""
+
 
 class FleetService:
     def __init__(self, store: FleetStore, link: LinkSettings, settings: ServeSettings,
@@ -75,7 +86,14 @@ class FleetService:
         self.fleet = FleetState(settings.root, settings.max_devices)
         self.rollouts: dict[str, R.Rollout] = {}
         self._saved: dict[str, str] = {}  # rollout id -> the JSON last written
-        self.reply_topic = f"fleet/{link.client_id}/reply"
+        # one reply topic for every replica: whoever gets a reply stores it, the leader reads it
+        self.reply_topic = f"fleet/{settings.share_group}/reply"
+        self.leading = False
+        self._lead_tried = 0.0
+        self._reread_from = 0.0  # the leader reads others' records from here (0: all)
+        self._seen_records: set[tuple[str, int]] = set()
+        self._seen_replies: set[tuple[str, str]] = set()
+        self._views: tuple[float, dict[str, R.DeviceView]] | None = None
         self.counters: collections.Counter[str] = collections.Counter()
         self.inbox: queue.Queue[Incoming] = queue.Queue(maxsize=INBOX)
         self._requests: queue.Queue[tuple[Callable[[Batch], Any], Future[Any]]] = queue.Queue()
@@ -86,32 +104,23 @@ class FleetService:
         self.error: BaseException | None = None
         self.link: Link | None = None
         self.last_batch_at: float | None = None
+        self._last_tick = 0.0
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
-        for row in self.store.devices():
-            self.fleet.devices[row.device] = row
-        for r in self.store.rollouts(active_only=True):
-            self.rollouts[r.id] = r
-            self._saved[r.id] = json.dumps(r.to_json())
-        unsent = [c for r in self.rollouts for c in self.store.commands(rollout=r, unsent=True)]
+        if not self.store.shared_writers:  # the only writer: memory is the truth
+            for row in self.store.devices():
+                self.fleet.devices[row.device] = row
         s = self.settings
         if s.shared:
             subs = [f"$share/{s.share_group}/{s.root}/+/{st}" for st in STREAMS]
-            subs += [f"{s.root}/+/status", self.reply_topic]
+            subs += [f"{s.root}/+/status", f"$share/{s.share_group}/{self.reply_topic}"]
         else:
             subs = [f"{s.root}/+/{st}" for st in STREAMS] + [self.reply_topic]
         self.link = Link(self.link_settings, subscriptions=subs, on_message=self._on_message,
                          manual_ack=True, quiet=False)
         self.link.start()  # connects in the background; paho keeps what we publish meanwhile
-        for c in unsent:  # saved before a crash, never acknowledged: the same id again
-            self._publish(c)
-            self.counters["commands_resent"] += 1
-        if unsent:
-            log.info("re-sent %d command(s) saved but not acknowledged before the restart "
-                     "(same ids: a device that got one answers a repeat)", len(unsent))
-        log.info("fleet serve: %d device(s), %d active rollout(s) from the store",
-                 len(self.fleet.devices), len(self.rollouts))
+        log.info("fleet serve: %d device(s) from the store", len(self.fleet.devices))
         self._thread = threading.Thread(target=self._run, name="fleet-loop", daemon=True)
         self._thread.start()
 
@@ -126,8 +135,35 @@ class FleetService:
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
+    def _take_lead(self) -> None:
+        """This replica now leads the rollouts: the active ones from the store, and the
+        commands saved but never acknowledged are sent again (the same ids: a device that
+        got one answers a repeat and does not run it twice)."""
+        for r in self.store.rollouts(active_only=True):
+            self.rollouts[r.id] = r
+            self._saved[r.id] = json.dumps(r.to_json())
+        unsent = [c for r in self.rollouts for c in self.store.commands(rollout=r, unsent=True)]
+        for c in unsent:
+            self._publish(c)
+            self.counters["commands_resent"] += 1
+        self._reread_from = 0.0
+        log.info("fleet serve: leading the rollouts (lock %s): %d active",
+                 self.settings.leader_lock, len(self.rollouts))
+        if unsent:
+            log.info("re-sent %d command(s) saved but not acknowledged by the previous leader "
+                     "(same ids: a device that got one answers a repeat)", len(unsent))
+
+    def _try_lead(self, now: float) -> None:
+        if self.leading or now - self._lead_tried < self.settings.tick_s:
+            return
+        self._lead_tried = now
+        if self.store.lead(self.settings.leader_lock):
+            self.leading = True
+            self.counters["leader_takeovers"] += 1
+            self._take_lead()
+
     def health(self) -> dict[str, Any]:
-        return {"ok": self.running and self.error is None,
+        return {"ok": self.running and self.error is None, "leader": self.leading,
                 "broker_connected": bool(self.link and self.link.connected.is_set()),
                 "inbox": self.inbox.qsize(), "devices": len(self.fleet.devices),
                 "active_rollouts": len(self.rollouts), "last_batch_at": self.last_batch_at,
@@ -147,6 +183,7 @@ class FleetService:
                        registry: str | None = None) -> dict[str, Any]:
         """A new rollout (its first wave pushed); returns its JSON (``Rollout.to_json``)."""
         def go(b: Batch) -> dict[str, Any]:
+            self._must_lead()
             rid = f"r{time.strftime('%Y%m%d', time.gmtime(self.clock()))}-{secrets.token_hex(3)}"
             r = R.create(rid, model, version, policy, self._view(), self.clock(), group=group,
                          devices=devices, registry=registry or self.settings.registry)
@@ -160,6 +197,7 @@ class FleetService:
         ops = {"pause": R.pause, "resume": R.resume, "abort": R.abort}
 
         def go(b: Batch) -> dict[str, Any]:
+            self._must_lead()
             r = self.rollouts.get(rollout_id)
             if r is None:
                 stored = self.store.rollout(rollout_id)
@@ -173,6 +211,12 @@ class FleetService:
             raise RolloutError(f"rollout {rollout_id}: unknown action {action!r}")
         return self.call(go)
 
+    def _must_lead(self) -> None:
+        if not self.leading:
+            raise NotLeader("this fleet serve replica does not lead the rollouts (another one "
+                            "holds the lock); send rollout requests to the leader "
+                            "(GET /healthz: \"leader\": true)")
+
     # -- the loop --------------------------------------------------------------------------
     def _on_message(self, m: Incoming) -> None:  # paho's thread: hand over, never drop
         while not self._stop.is_set():
@@ -183,24 +227,14 @@ class FleetService:
                 continue
 
     def _run(self) -> None:
-        last_tick = 0.0
         try:
             while not self._stop.is_set():
                 msgs = self._take()
-                b = Batch()
-                changed: dict[str, Any] = {}
                 now = self.clock()
-                for m in msgs:
-                    self._apply(m, b, changed, now)
-                self._acked(b, now)
-                futures = self._serve_requests(b)
-                if msgs or futures or now - last_tick >= self.settings.tick_s:
-                    last_tick = now
-                    for r in list(self.rollouts.values()):
-                        self._tick_one(r, b)
-                self._collect_rollouts(b)
-                b.rows = list(changed.values())
-                self.store.write(b)  # one transaction; FleetStoreError ends the service
+                self._try_lead(now)
+                futures: list[tuple[Future[Any], Any, BaseException | None]] = []
+                self.store.transact(functools.partial(self._pass, msgs=msgs, now=now,
+                                                      futures=futures))
                 assert self.link is not None
                 for m in msgs:
                     self.link.ack(m)
@@ -229,6 +263,57 @@ class FleetService:
             while not self._requests.empty():
                 _, fut = self._requests.get_nowait()
                 fut.set_exception(FleetError(f"fleet serve stopped: {self.error or 'stopping'}"))
+
+    def _pass(self, tx: StoreTx, msgs: list[Incoming], now: float,
+              futures: list[tuple[Future[Any], Any, BaseException | None]]) -> Batch:
+        """One pass inside one transaction: apply, serve requests, decide; what to write."""
+        b = Batch()
+        changed: dict[str, Any] = {}
+        if self.store.shared_writers and msgs:  # the stored rows, locked: replicas share them
+            touched = {w[0] for w in (device_of(m.topic, self.settings.root) for m in msgs) if w}
+            fresh = tx.device_rows(touched)
+            for d in touched:
+                self.fleet.devices.pop(d, None)
+            self.fleet.devices.update(fresh)
+            self._views = None
+        for m in msgs:
+            self._apply(m, b, changed, now)
+        self._acked(b, now)
+        futures += self._serve_requests(b)
+        if msgs or futures or now - self._last_tick >= self.settings.tick_s:
+            self._last_tick = now
+            if self.leading and self.store.shared_writers and self.rollouts:
+                self._read_others(now)
+            for r in list(self.rollouts.values()):
+                self._tick_one(r, b)
+        self._collect_rollouts(b)
+        b.rows = list(changed.values())
+        if self.store.shared_writers:  # memory holds only what this pass needs
+            for d in changed:
+                self.fleet.devices.pop(d, None)
+        return b
+
+    def _read_others(self, now: float) -> None:
+        """The leader: the update records and replies of its rollouts that any replica stored
+        (its own ones again too: a record or reply seen twice changes nothing)."""
+        since = max(0.0, self._reread_from - REREAD_S) if self._reread_from else 0.0
+        self._reread_from = now
+        for u in self.store.updates_since(list(self.rollouts), since):
+            r = self.rollouts.get(u.deployment or "")
+            if r is not None and u.state and (u.device, u.seq) not in self._seen_records:
+                self._seen_records.add((u.device, u.seq))
+                R.on_record(r, u.device, u.state, now, reason=u.reason or "",
+                            detail=u.detail or "")
+        for rid, r in list(self.rollouts.items()):
+            for c in self.store.commands(rollout=rid, replied_since=since):
+                if c.reply is None or (c.device, c.id) in self._seen_replies:
+                    continue
+                self._seen_replies.add((c.device, c.id))
+                e = c.reply.get("error")
+                err: dict[str, Any] = e if isinstance(e, dict) else {}
+                R.on_reply(r, c.device, c.name, bool(c.reply.get("ok")), now,
+                           code=str(err.get("code") or ""),
+                           message=str(err.get("message") or ""))
 
     def _take(self) -> list[Incoming]:
         try:
@@ -332,8 +417,14 @@ class FleetService:
                 self._saved.pop(rid, None)
 
     def _view(self) -> dict[str, R.DeviceView]:
-        return {d: R.DeviceView(row.online, row.active, row.groups, row.last_seen)
-                for d, row in self.fleet.devices.items()}
+        if not self.store.shared_writers:
+            return {d: R.DeviceView(row.online, row.active, row.groups, row.last_seen)
+                    for d, row in self.fleet.devices.items()}
+        now = self.clock()  # replicas: every device any of them stored (read once a tick)
+        if self._views is None or now - self._views[0] >= self.settings.tick_s:
+            self._views = (now, {d: R.DeviceView(online, active, groups, seen) for
+                                 d, online, active, groups, seen in self.store.device_views()})
+        return self._views[1]
 
     def _publish(self, c: CommandRow) -> str:
         """Hand a command to the link; ``""``, or why it cannot be sent (logged)."""

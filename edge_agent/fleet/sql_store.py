@@ -269,6 +269,15 @@ class SqlStore:
                                     (device,))}
         return self._device(rows[0], seqs)
 
+    def device_views(self) -> list[tuple[str, bool | None, str | None, tuple[str, ...],
+                                         float | None]]:
+        """(device, online, active model, groups, last seen) of every device: what a rollout
+        needs, without the seq trackers."""
+        return [(r["device"], None if r["online"] is None else bool(r["online"]), r["active"],
+                 tuple(json.loads(r["groups_json"])), r["last_seen"])
+                for r in self._rows("SELECT device, online, active, groups_json, last_seen FROM "
+                                    "devices WHERE first_seen IS NOT NULL ORDER BY device")]
+
     @staticmethod
     def _device(r: Row, seqs: dict[str, SeqTracker]) -> DeviceRow:
         return DeviceRow.from_state({
