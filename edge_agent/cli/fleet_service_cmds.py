@@ -76,8 +76,10 @@ def serve_cmd(
 @app.command("simulate")
 @handle_errors
 def simulate_cmd(
+    config: Path | None = FleetConfigOpt,
     devices: int = typer.Option(100, "--devices", min=1, max=50_000, help="How many devices"),
-    broker: str = typer.Option("127.0.0.1:1883", "--broker", help="HOST:PORT of the broker"),
+    broker: str | None = typer.Option(None, "--broker",
+                                      help="HOST:PORT of the broker (default: [mqtt] of -c)"),
     name: str = typer.Option("sim", "--name", help="Device ids <name>-00001 ..."),
     groups: str = typer.Option("sim", "--groups", help="Groups, comma-separated (round robin)"),
     metrics_s: float = typer.Option(10.0, "--metrics-interval", min=0.05, help="Seconds"),
@@ -101,15 +103,22 @@ def simulate_cmd(
                                        "5 s and at the end"),
     connect_per_s: float = typer.Option(500.0, "--connect-rate", min=1.0,
                                         help="Connections per second at start"),
-    seed: int = typer.Option(1, "--seed"),
+    seed: int = typer.Option(1, "--seed", help="Random seed (drops, failures, phases)"),
+    as_json: bool = JsonOpt,
 ) -> None:
-    """Simulated devices speaking the MQTT contract (docs/mqtt.md) to drive `fleet serve`."""
+    """Simulated devices speaking the MQTT contract (docs/mqtt.md) to drive `fleet serve`
+    at fleet scale on one machine (plain TCP; the broker of -c fleet.toml or --broker).
+
+    Example: edge-agent fleet simulate --devices 1000 --broker 127.0.0.1:1883 --drop-rate 0.01
+    """
     from ..fleet.simdevice import SimSettings
     from ..fleet.simulate import main
 
-    host, _, port = broker.rpartition(":")
+    cfg = load_fleet(config)
+    where = broker or f"{cfg.mqtt.host}:{cfg.mqtt.port}"
+    host, _, port = where.rpartition(":")
     if not host or not port.isdigit():
-        raise ConfigError(f"--broker {broker!r}: expected HOST:PORT")
+        raise ConfigError(f"--broker {where!r}: expected HOST:PORT")
     mname, _, mversion = model.rpartition(" ")
     if not mname:
         raise ConfigError(f"--model {model!r}: expected NAME VERSION")
@@ -121,7 +130,15 @@ def simulate_cmd(
                     version=mversion, seed=seed)
     out = main(s, host, int(port), duration=duration, report=report,
                connect_per_s=connect_per_s)
-    print_json({k: v for k, v in out.items() if k != "devices"})
+    summary = {k: v for k, v in out.items() if k != "devices"}
+    if as_json:
+        print_json(summary)
+    else:
+        c = summary["counters"]
+        typer.echo(f"{devices} device(s): {c.get('published', 0)} records published, "
+                   f"dropped on purpose {summary['dropped'] or 'none'}, "
+                   f"{c.get('commands', 0)} commands, {c.get('offline_periods', 0)} offline "
+                   "period(s)")
 
 
 def _client(config: Path | None, server: str | None, token_file: Path | None) -> FleetClient:

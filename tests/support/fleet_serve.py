@@ -23,14 +23,15 @@ class FleetServe:
     """``fleet serve -c <dir>/fleet.toml``; ``kill()`` is SIGKILL, ``stop()`` SIGTERM."""
 
     def __init__(self, workdir: Path, broker_port: int, *, token: str | None = None,
-                 fleet: dict[str, Any] | None = None) -> None:
+                 fleet: dict[str, Any] | None = None, database: str = "fleet.sqlite") -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.config = workdir / "fleet.toml"
         self.log = workdir / "serve.log"
         self.token = token
-        lines = ["[fleet]", 'database = "fleet.sqlite"', f'listen = "127.0.0.1:{self.port}"']
+        lines = ["[fleet]", f"database = {json.dumps(database)}",
+                 f'listen = "127.0.0.1:{self.port}"']
         if token:
             (workdir / "token").write_text(token + "\n")
             lines.append('token_file = "token"')
@@ -126,3 +127,36 @@ class TcpCut:
             os.killpg(self.proc.pid, signal.SIGKILL)  # socat and its forked connections
             self.proc.wait()
         self.proc = None
+
+
+class SimProc:
+    """``edge-agent fleet simulate`` as a child process; ``report()`` reads its JSON report,
+    ``stop()`` (SIGTERM: the closing records, then the final report) returns it."""
+
+    def __init__(self, workdir: Path, broker_port: int, devices: int, *args: str) -> None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.path = workdir / "sim.json"
+        self.log = workdir / "sim.log"
+        with self.log.open("ab") as logf:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "edge_agent", "fleet", "simulate", "--devices",
+                 str(devices), "--broker", f"127.0.0.1:{broker_port}", "--report",
+                 str(self.path), *args], stdout=subprocess.DEVNULL, stderr=logf,
+                env=cli_env(), cwd=ROOT)
+
+    def report(self) -> dict[str, Any]:
+        try:
+            doc: dict[str, Any] = json.loads(self.path.read_text())
+            return doc
+        except (OSError, ValueError):
+            return {}
+
+    def stop(self) -> dict[str, Any]:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.report()
