@@ -112,16 +112,32 @@ class CameraConfig(_Section):
         description="0 | /dev/videoN | rtsp://... | http(s)://... | video file | image folder | "
         "synthetic | demo (the shipped demo clip)",
     )
-    width: int | None = Field(default=None, ge=16, le=8192)
-    height: int | None = Field(default=None, ge=16, le=8192)
-    fps: float | None = Field(default=None, gt=0, le=1000)
-    fourcc: str | None = Field(default=None, min_length=4, max_length=4)
+    width: int | None = Field(
+        default=None, ge=16, le=8192, description="Capture width asked of the camera (px)")
+    height: int | None = Field(
+        default=None, ge=16, le=8192, description="Capture height asked of the camera (px)")
+    fps: float | None = Field(
+        default=None, gt=0, le=1000, description="Frame rate asked of a camera; for files and "
+        "images the rate they are played at")
+    fourcc: str | None = Field(
+        default=None, min_length=4, max_length=4,
+        description="Pixel format asked of a V4L2 camera, e.g. MJPG or YUYV")
     loop: bool = Field(default=True, description="Loop video files and image folders")
     policy: Literal["latest", "all"] = Field(
         default="latest", description="latest: drop stale frames (live); all: never drop"
     )
     reconnect_initial_s: float = Field(default=0.5, gt=0, le=60)
     reconnect_max_s: float = Field(default=30.0, gt=0, le=3600)
+
+    @field_validator("source", mode="before")
+    @classmethod
+    def _index(cls, v: object) -> object:
+        """A V4L2 index may be a TOML integer (`source = 0`) or EDGE_AGENT_CAMERA__SOURCE=3."""
+        if isinstance(v, int) and not isinstance(v, bool):
+            if v < 0:
+                raise ValueError("a camera index is 0 or more")
+            return str(v)
+        return v
 
 
 class PipelineConfig(_Section):

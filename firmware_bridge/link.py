@@ -37,13 +37,33 @@ def open_port(url: str, baudrate: int) -> Any:
             port.timeout = 0  # read_some() waits in select() and takes what is there
         port.open()
     except (serial.SerialException, OSError, ValueError) as exc:
-        hint = (
-            "is another program (edge-agent run?) using it"
-            if "lock" in str(exc)
-            else ("check the device path/URL, the cable and permissions (dialout group)")
-        )
-        raise BridgePortError(f"bridge: cannot open serial port {url}: {exc}; {hint}") from None
+        raise BridgePortError(f"bridge: cannot open serial port {url}: {port_cause(exc)}") from None
     return port
+
+
+def port_cause(exc: BaseException) -> str:
+    """Why a port did not open, once (pyserial repeats the errno and the path in its message),
+    with what to do about it."""
+    import errno
+    import os
+    import re
+
+    code = getattr(exc, "errno", None)
+    text = str(exc)
+    found = re.search(r"\[Errno (\d+)\]|\((\d+), '", text)
+    if code is None and found:
+        code = int(found.group(1) or found.group(2))
+    if "lock" in text or code in (errno.EBUSY, errno.EAGAIN):
+        return "in use; is another program (edge-agent run?) using it"
+    if code == errno.ENOENT:
+        return "no such device; check the path (ls /dev/serial/by-id/) and the cable"
+    if code in (errno.EACCES, errno.EPERM):
+        return "permission denied; add the user to the dialout group (then log in again)"
+    if code == errno.ENOTTY:
+        return "not a serial device; give a tty (/dev/ttyACM0, /dev/serial/by-id/...) or a URL"
+    if isinstance(code, int) and code > 0:
+        return f"{os.strerror(code).lower()}; check the device path/URL, the cable and permissions"
+    return f"{text}; check the device path/URL, the cable and permissions (dialout group)"
 
 
 def read_some(port: Any) -> bytes:

@@ -35,7 +35,7 @@ from typing import Any
 import psutil
 
 from .. import __version__
-from ..camera import Backoff, CameraReader, LatestFrameSlot, open_source
+from ..camera import Backoff, CameraReader, LatestFrameSlot, default_pace, open_source
 from ..component import Component
 from ..config import Config
 from ..errors import ComponentError, ConfigError, EdgeAgentError, FrameError, SourceError
@@ -195,6 +195,7 @@ class Agent:
         runner_factory = self.loader.factory(boot.path, boot.description)
 
         source = open_source(cfg.camera)
+        default_pace(source, cfg.camera.policy)
         _check_source(source)
         on_demand = cfg.camera.policy == "all" and not source.live and not source.pace_fps
         slot = LatestFrameSlot(cfg.camera.policy, on_demand=on_demand)

@@ -8,6 +8,7 @@ from .sources import (
     ImageFolderSource,
     OpenCVSource,
     SyntheticSource,
+    default_pace,
     open_source,
 )
 from .synthetic import synthetic_frame
@@ -22,6 +23,7 @@ __all__ = [
     "OpenCVSource",
     "Policy",
     "SyntheticSource",
+    "default_pace",
     "open_source",
     "synthetic_frame",
 ]

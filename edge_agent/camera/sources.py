@@ -101,6 +101,7 @@ class OpenCVSource(FrameSource):
         self.loop = loop
         self.width, self.height, self.fps, self.fourcc = width, height, fps, fourcc
         self.pace_fps = pace_fps
+        self.pace_own_rate = False  # set by default_pace: play a file at its own frame rate
         self.name = f"/dev/video{target}" if isinstance(target, int) else str(target)
         self._cap: Any = None
         self._frames_since_open = 0
@@ -154,6 +155,9 @@ class OpenCVSource(FrameSource):
             if self.fps:
                 cap.set(cv2.CAP_PROP_FPS, self.fps)
         cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
+        if self.pace_own_rate and not self.pace_fps:
+            rate = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+            self.pace_fps = rate if 1.0 <= rate <= 240.0 else FILE_PACE_FPS
         self._cap = cap
         self._frames_since_open = 0
 
@@ -231,9 +235,29 @@ class ImageFolderSource(FrameSource):
             raise FrameError(f"{path}: cannot read ({exc.strerror}); skipped") from None
         img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
         if img is None:
+            if self.only is not None:  # the source is this one image: nothing else to take
+                raise SourceError(f"{path}: not a decodable image")
             raise FrameError(f"{path}: not a decodable image; skipped")
         self._good_this_pass += 1
         return np.asarray(img)
+
+
+IMAGE_PACE_FPS = 1.0  # one image, looped: it does not change
+FOLDER_PACE_FPS = 5.0
+FILE_PACE_FPS = 15.0  # a video file that does not say its rate
+
+
+def default_pace(source: FrameSource, policy: str) -> None:
+    """A file source the agent runs on is played like a camera, not as fast as it decodes: a
+    video at its own frame rate, an image folder at 5 fps, one image at 1 fps — unless
+    ``camera.fps`` says otherwise, or ``camera.policy = "all"`` asks for every frame (then the
+    pipeline takes them one by one at its own speed)."""
+    if source.live or source.pace_fps or policy != "latest":
+        return
+    if isinstance(source, ImageFolderSource):
+        source.pace_fps = IMAGE_PACE_FPS if source.only is not None else FOLDER_PACE_FPS
+    elif isinstance(source, OpenCVSource):
+        source.pace_own_rate = True
 
 
 STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp")

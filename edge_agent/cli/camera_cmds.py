@@ -15,7 +15,8 @@ app = typer.Typer(no_args_is_help=True, help="Camera tools: snapshot.")
 @app.command("snapshot")
 @handle_errors
 def snapshot(
-    out: Path = typer.Argument(..., help="Where to write the JPEG"),
+    out: Path = typer.Argument(..., help="JPEG file to write, or a folder (a new "
+                             "snapshot-DATE-TIME.jpg in it)"),
     annotate: bool = typer.Option(False, "--annotate", help="Draw the model's detections."),
     config: Path | None = CONFIG,
     as_json: bool = typer.Option(False, "--json", help="Print what was taken as JSON."),
@@ -28,6 +29,7 @@ def snapshot(
 
     info = take(load(config), out, annotated=annotate)
     if as_json:
-        print_json({"path": str(out), **info})
+        print_json(info)
     else:
-        typer.echo(f"wrote {out} ({info['width']}x{info['height']}, from the {info['from']})")
+        typer.echo(f"wrote {info['path']} ({info['width']}x{info['height']}, from the "
+                   f"{info['from']})")

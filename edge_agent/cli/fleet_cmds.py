@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import typer
 
 from ..errors import ConfigError
-from ..mqtt.errors import CredentialsError
+from ..mqtt.errors import CommandTimeout, CredentialsError
 from .common import existing, handle_errors, print_json
 from .lookup import FLEET_CONFIG, find_fleet
 
@@ -182,15 +182,24 @@ def load_fleet(config: Path | None) -> FleetFile:
 
 
 def parse_params(items: list[str]) -> dict[str, Any]:
-    """``k=v`` pairs; values are JSON when they parse as JSON, else strings."""
+    """Command parameters as a shell user writes them: ``k=v`` is the string ``v`` (so
+    ``version=2.0`` stays "2.0", ``id=007`` stays "007"; the device converts a string where it
+    wants a number), ``k:=JSON`` is a JSON value (``threshold:=0.5``, ``annotate:=true``,
+    ``pins:=[1,2]``), as in HTTPie."""
     params: dict[str, Any] = {}
     for item in items:
         k, sep, v = item.partition("=")
-        if not sep or not k:
-            raise ConfigError(f"parameter {item!r}: expected key=value")
-        try:
-            params[k] = json.loads(v)
-        except ValueError:
+        if not sep or not k or k == ":":
+            raise ConfigError(f"parameter {item!r}: expected key=value (a string) or "
+                              "key:=JSON (a number, true/false, null, a list or an object)")
+        if k.endswith(":"):
+            k = k[:-1]
+            try:
+                params[k] = json.loads(v)
+            except ValueError as exc:
+                raise ConfigError(f"parameter {item!r}: {v!r} is not JSON ({exc}); for a "
+                                  f"string write {k}={v}") from None
+        else:
             params[k] = v
     return params
 
@@ -275,7 +284,8 @@ def cmd_cmd(
     conn: Connection,
     args: list[str] = typer.Argument(
         ..., metavar="[DEVICE] NAME [K=V]",
-        help="Device id (not with --group), command name, then parameters key=value"),
+        help="Device id (not with --group), command name, then parameters: key=value (a string) "
+        "or key:=JSON (number, true/false, list)"),
     group: str | None = typer.Option(None, "--group", help="Send to a group instead of a device"),
     timeout: float = typer.Option(10.0, "--timeout", min=0.1, help="Seconds to wait for replies"),
     req_id: str | None = typer.Option(None, "--id", help="Command id (repeat one safely)"),
@@ -307,8 +317,8 @@ def cmd_cmd(
     for r in replies:
         print_json(r)
     if group and not replies:
-        typer.echo(f"no device of group {group} answered within {timeout:g} s", err=True)
-        raise typer.Exit(1)
+        raise CommandTimeout(f"no device of group {group} answered {name} within {timeout:g} s "
+                             "(none online, or none in that group; see `edge-agent fleet watch`)")
     if not all(r.get("ok") for r in replies):
         raise typer.Exit(1)
 

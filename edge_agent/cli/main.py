@@ -23,6 +23,7 @@ from . import (
     fleet_cmds,
     fleet_service_cmds,  # noqa: F401  (adds serve, status, rollout to fleet)
     infer_cmd,
+    logs_cmd,
     models_cmds,
     registry_cmds,
 )
@@ -69,6 +70,7 @@ def _root(
 infer_cmd.register(app)
 bench_cmd.register(app)
 agent_cmds.register(app)
+logs_cmd.register(app)
 # command groups
 app.add_typer(models_cmds.app, name="models")
 app.add_typer(config_cmds.app, name="config")

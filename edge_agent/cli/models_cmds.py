@@ -118,6 +118,27 @@ ConfigOption = CONFIG  # its [device] state_dir holds the store
 RESTART_HINT = "restart the agent to load it (the running agent takes MQTT `rollback`/`update`)"
 
 
+def _refuse_if_running(cfg: Any, what: str) -> None:
+    """The running agent owns the store: refuse and say how to do it instead."""
+    from ..errors import AgentNotRunning, ControlError
+    from ..ops.control import request
+    from ..updates.errors import StoreInUse
+
+    try:
+        status = request(cfg.control_socket, "status")
+    except (AgentNotRunning, ControlError):
+        return
+    pid = status.get("pid", "?") if isinstance(status, dict) else "?"
+    live = ("roll back live with `edge-agent fleet cmd DEVICE rollback` (or push the version "
+            "with `fleet push-update`)" if what == "rollback" else
+            "install it live with `edge-agent fleet push-update DEVICE --model M --version V`")
+    raise StoreInUse(
+        f"the agent is running on this store (pid {pid}): {what} here would change the store "
+        f"behind it; {live}, or stop the agent (`systemctl stop edge-agent`), run `edge-agent "
+        f"models {what}` and start it again"
+    )
+
+
 def _store(config: Path | None) -> Any:
     from ..updates.store import Store
     cfg = load(config)
@@ -202,7 +223,8 @@ def activate_cmd(
     """
     from ..updates.state import activate
 
-    _cfg, store = _store(config)
+    cfg, store = _store(config)
+    _refuse_if_running(cfg, "activate")
     e = store.find(name, version)
     store.verify(e)
     store.save(activate(store.load(), e))
@@ -219,7 +241,8 @@ def rollback_cmd(config: Path | None = ConfigOption, as_json: bool = JSON_OPTION
     from ..updates.errors import NoPreviousVersion
     from ..updates.state import rollback
 
-    _cfg, store = _store(config)
+    cfg, store = _store(config)
+    _refuse_if_running(cfg, "rollback")
     s = store.load()
     if s.previous is None:
         raise NoPreviousVersion("no previous model to roll back to (see `edge-agent models list`)")

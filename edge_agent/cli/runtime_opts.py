@@ -23,9 +23,19 @@ if TYPE_CHECKING:
 THREADS = typer.Option(
     None, "--threads", min=1, max=64, help="Interpreter threads [default: config, else 1]"
 )
+def _backend_name(value: str | None) -> str | None:
+    """An unknown backend is a usage error (exit 2), named with the choices."""
+    choices = ("auto", "litert", "tflite_runtime", "tensorflow")
+    if value is not None and value not in choices:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(choices)}")
+    return value
+
+
 BACKEND = typer.Option(
     None,
     "--backend",
+    metavar="[auto|litert|tflite_runtime|tensorflow]",
+    callback=_backend_name,
     help="auto | litert | tflite_runtime | tensorflow [default: config, else auto]",
 )
 DELEGATES = typer.Option(

@@ -15,6 +15,8 @@ MAX_IMAGE_BYTES = 64 * 1024 * 1024
 def read_image(path: Path | str) -> np.ndarray:
     """A BGR uint8 image (OpenCV order); :class:`ImageError` naming the file otherwise."""
     p = Path(path)
+    if p.is_dir():
+        raise ImageError(f"{p}: is a folder, not an image file (give its images, e.g. {p}/*.jpg)")
     if not p.is_file():
         raise ImageError(f"{p}: image file not found")
     size = p.stat().st_size

@@ -68,7 +68,17 @@ def summarize(
 def _fmt_dict(d: Any) -> str:
     if not isinstance(d, dict) or not d:
         return "-"
-    return ", ".join(f"{k}={v}" for k, v in d.items() if not isinstance(v, (dict, list)))
+    return ", ".join(f"{k}={_value(v)}" for k, v in d.items() if not isinstance(v, (dict, list)))
+
+
+def _value(v: Any) -> str:
+    """A value as a technician reads it: ``-`` for none, ``yes``/``no`` (never Python's None,
+    True, False)."""
+    if v is None or v == "":
+        return "-"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    return str(v)
 
 
 def _dict(status: dict[str, Any], key: str) -> dict[str, Any]:
@@ -91,7 +101,8 @@ def render(status: dict[str, Any], *, running: bool) -> str:
     model = _dict(status, "model")
     lines = []
     if running:
-        lines.append(f"agent: running (pid {status.get('pid')}, up {status.get('uptime_s')} s)")
+        lines.append(f"agent: running (pid {_value(status.get('pid'))}, up "
+                     f"{_value(status.get('uptime_s'))} s)")
     else:
         state = status.get("state")
         crashed = " (it did not stop cleanly: crashed or killed)" if state == "running" else ""
@@ -99,7 +110,7 @@ def render(status: dict[str, Any], *, running: bool) -> str:
             f"agent: not running; last state {state!r} at {_when(status.get('updated'))}{crashed}"
         )
     lines.append(
-        f"model: {model.get('name')} {model.get('version') or ''} "
+        f"model: {_value(model.get('name'))} {model.get('version') or ''} "
         f"sha256 {str(model.get('sha256') or '?')[:12]}".replace("  ", " ")
     )
     backend = " ".join(str(x) for x in (model.get("backend"), model.get("backend_version")) if x)

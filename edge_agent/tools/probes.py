@@ -133,20 +133,22 @@ def camera_frame(cfg: Config) -> str:
         return "synthetic source (no camera)"
 
     def grab() -> str:
-        import cv2
+        """Open it as the agent does (demo, files, folders, devices, URLs alike)."""
+        from ..camera import open_source
 
-        target: int | str = int(source) if source.isdigit() else source
-        cap = cv2.VideoCapture(target)
+        src = open_source(cfg.camera)
         try:
-            if not cap.isOpened():
-                raise CameraProbeError(f"camera {source!r} does not open")
-            ok, frame = cap.read()
-            if not ok or frame is None:
+            try:
+                src.open()
+                frame = src.read()
+            except EdgeAgentError as exc:
+                raise CameraProbeError(str(exc)) from None
+            if frame is None:
                 raise CameraProbeError(f"camera {source!r} opens but gives no frame")
             h, w = frame.shape[:2]
             return f"{source}: one frame {w}x{h}"
         finally:
-            cap.release()
+            src.close()
 
     from ..inference.native import NativeLog, quiet_native_stderr
     from ..ops.stderr_relay import native_why
@@ -193,6 +195,11 @@ def registry(cfg: Config, timeout: float = 5.0) -> str:
     except urllib.error.HTTPError as exc:
         if exc.code >= 500:
             raise RegistryUnreachable(f"registry {base}: HTTP {exc.code}") from None
+        if exc.code in (404, 410):  # the server answers, but there is no registry at that path
+            raise RegistryUnreachable(
+                f"registry {base}: HTTP {exc.code}, nothing at that path (a registry folder "
+                "written by `edge-agent registry publish` answers 200 or 403)"
+            ) from None
         return f"{base}: reachable (HTTP {exc.code} for the base URL)"
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)

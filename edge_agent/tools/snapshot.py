@@ -8,6 +8,8 @@ here, one frame is read, and (with ``annotate``) the boot model runs on it.
 from __future__ import annotations
 
 import base64
+import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,7 @@ import numpy as np
 
 from ..common.atomicfile import atomic_write_bytes
 from ..config import Config
-from ..errors import AgentNotRunning, FrameError, SourceError
+from ..errors import AgentNotRunning, ConfigError, FrameError, SourceError
 from ..inference.annotate import annotate, encode_jpeg
 from ..ops.control import request
 
@@ -67,8 +69,23 @@ def detect(cfg: Config, frame: np.ndarray) -> Any:
     return result
 
 
+def output_path(out: Path) -> Path:
+    """``out``, or for a folder a new ``snapshot-YYYYmmdd-HHMMSS.jpg`` in it; a place that
+    cannot be written is a ConfigError (the command line names it) before any frame is taken."""
+    if out.is_dir():
+        out = out / time.strftime("snapshot-%Y%m%d-%H%M%S.jpg")
+    parent = out.parent
+    if not parent.is_dir():
+        raise ConfigError(f"{out}: folder {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise ConfigError(f"{out}: folder {parent} is not writable by this user")
+    return out
+
+
 def take(cfg: Config, out: Path, *, annotated: bool = False) -> dict[str, Any]:
-    """Write one frame to ``out`` (atomically); returns where it came from and its size."""
+    """Write one frame to ``out`` (atomically; a folder: a new file in it); returns where it
+    came from, its size and ``path``."""
+    out = output_path(out)
     try:
         reply = request(cfg.control_socket, "snapshot", annotate=annotated)
     except AgentNotRunning:
@@ -84,5 +101,9 @@ def take(cfg: Config, out: Path, *, annotated: bool = False) -> dict[str, Any]:
         data = base64.b64decode(reply["jpeg_b64"])
         info = {k: reply.get(k) for k in ("width", "height", "seq", "result")}
         info["from"] = "running agent"
-    atomic_write_bytes(out, data, mode=0o644)
+    try:
+        atomic_write_bytes(out, data, mode=0o644)
+    except OSError as exc:
+        raise ConfigError(f"{out}: cannot write the JPEG ({exc.strerror})") from None
+    info["path"] = str(out)
     return info

@@ -218,3 +218,10 @@ class UpdateBusy(UpdateError):
 
     exit_code = ExitCode.UPDATE_BUSY
     reason = "busy"
+
+
+class StoreInUse(UpdateBusy):
+    """``models activate | rollback`` while the agent runs on the same store: changing the store
+    behind it is refused (it would run the old model and report the new one)."""
+
+    reason = "agent_running"

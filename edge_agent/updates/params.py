@@ -46,7 +46,7 @@ class UpdateParams(BaseModel):
         model, version = data.get("model"), data.get("version")
         if not isinstance(model, str) or not isinstance(version, str) or not model or not version:
             raise ValueError(
-                "update needs 'model' and 'version' as strings (fleet cmd: 'version=\"2.0\"'; "
+                "update needs 'model' and 'version' as strings (fleet cmd sends k=v as a string; "
                 "or use `edge-agent fleet push-update`)"
             )
         did = data.get("deployment") or data.get("id")

@@ -359,9 +359,13 @@ class Store:
             e for e in self.installed() if e.version == version and name in (None, e.name)
         ]
         if not matches:
+            have = sorted({f"{e.name} {e.version}" for e in self.installed()
+                           if name in (None, e.name)})
+            which = f" of {name}" if name else ""
+            listed = f"installed: {', '.join(have)}" if have else "nothing is installed yet"
             raise VersionNotFound(
-                f"version {version} of {name or 'any model'} is not installed "
-                "(see `edge-agent models list`)"
+                f"version {version}{which} is not installed ({listed}; see `edge-agent models "
+                "list`)"
             )
         return matches[-1]
 

@@ -185,6 +185,10 @@ def test_fleet_watch_json_and_group_cmd(mosquitto: Mosquitto, agent: AgentProc) 
     r = run_cli("fleet", "cmd", "--group", "lab", "ping", "--broker", broker, "--timeout", "2")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout.splitlines()[0])["device"] == "dev1"
+    r = run_cli("fleet", "cmd", "--group", "nobody", "ping", "--broker", broker, "--timeout",
+                "0.5")  # issue 12: a group nobody answers is an error like a silent device
+    assert r.returncode == CommandTimeout.exit_code, r
+    assert r.stderr.startswith("error: no device of group nobody answered ping within 0.5 s")
     r = run_cli("fleet", "cmd", "dev1", "nosuch", "--broker", broker)
     assert r.returncode == 1 and json.loads(r.stdout)["error"]["code"] == "unknown_command"
     r = run_cli("fleet", "cmd", "dev1", "ping", "oops", "--broker", broker)
