@@ -143,6 +143,11 @@ class CameraConfig(_Section):
 class PipelineConfig(_Section):
     snapshot_ring: int = Field(default=8, ge=0, le=256, description="Annotated frames kept")
     stdout_jsonl: bool = Field(default=False, description="Print each result as a JSON line")
+    schedule: Literal["auto", "overlap", "serial"] = Field(
+        default="auto",
+        description="auto: overlap decode/preprocess with invoke when the interpreter's "
+        "threads leave a core free, else serial; or force one",
+    )
 
 
 class MetricsConfig(_Section):

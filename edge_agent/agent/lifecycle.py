@@ -40,8 +40,10 @@ from ..component import Component
 from ..config import Config
 from ..errors import ComponentError, ConfigError, EdgeAgentError, FrameError, SourceError
 from ..telemetry import ResourceSampler, build_snapshot, summarize
+from ..telemetry.cgroup import available_cores
 from .pipeline import FrameResult, JsonLinesSink, Pipeline, tune_process
 from .runner_loader import RunnerLoader
+from .schedule import choose_schedule
 
 log = logging.getLogger("edge_agent.agent")
 
@@ -204,12 +206,15 @@ class Agent:
             slot,
             backoff=Backoff(cfg.camera.reconnect_initial_s, cfg.camera.reconnect_max_s),
         )
+        schedule = choose_schedule(cfg.model.threads, available_cores(), cfg.pipeline.schedule)
+        log.info("pipeline schedule %s (%s)", schedule.schedule, schedule.reason)
         pipeline = Pipeline(
             runner_factory,
             reader,
             limit=frames,
             model_name=boot.path.name,
             snapshot_ring=cfg.pipeline.snapshot_ring,
+            schedule=schedule,
         )
         model = pipeline.runner.model
         self.model_info = {
@@ -255,6 +260,11 @@ class Agent:
             resources=self._sampler.sample(),
             camera=self.pipeline.reader.stats(),
             model=dict(self.model_info),
+            pipeline={
+                **self.pipeline.schedule_info(),
+                "invoke_busy": round(self.pipeline.invoke_busy(), 3),
+                "invoke_starved": round(self.pipeline.invoke_starved(), 3),
+            },
         )
         self._prev_counters = counters
         self._window_start = now

@@ -1,9 +1,12 @@
-"""capture -> preprocess -> invoke -> postprocess -> sinks, with the stages overlapping.
+"""capture -> preprocess -> invoke -> postprocess -> sinks, on one of two schedules.
 
-Threads (one pipeline = one inference worker = one interpreter):
+One pipeline = one inference worker = one interpreter. The ``camera-reader`` thread
+(:class:`~edge_agent.camera.CameraReader`) decodes frames into the
+:class:`~edge_agent.camera.LatestFrameSlot`; what follows depends on the schedule
+(:mod:`.schedule` chooses it from the interpreter's threads and the usable CPUs):
 
-* ``camera-reader`` (:class:`~edge_agent.camera.CameraReader`) decodes frames into the
-  :class:`~edge_agent.camera.LatestFrameSlot`.
+``overlap`` (a core is free beside the interpreter) — the stages overlap:
+
 * ``pipeline-prep`` takes a frame and preprocesses it into a staging buffer shaped like the
   model input, *while the previous frame is being invoked*. It starts "just in time": when the
   worker begins an invoke, prep waits until ``invoke estimate - preprocess estimate - margin``
@@ -14,6 +17,15 @@ Threads (one pipeline = one inference worker = one interpreter):
   outputs out.
 * ``pipeline-post`` decodes the outputs into a Result and hands a :class:`FrameResult` to every
   sink (JSON lines, snapshot ring, the Agent's components).
+
+``serial`` (the interpreter's threads take every core) — one ``pipeline-worker`` thread
+preprocesses straight into the interpreter's input, invokes, asks the reader for the next frame
+(a file read on demand is decoded while this thread post-processes, never during an invoke),
+decodes the outputs and calls the sinks.
+
+Threads sleep when there is nothing to do: every wait is woken by the event it waits for (a
+frame, a staged input, outputs, the end of the source, :meth:`Pipeline.stop`); the timeouts
+only bound a wait, they are no polling period.
 
 Counters: ``captured`` = frames the reader handed to the slot; ``processed`` = frames that
 went through every stage; ``dropped`` = frames discarded (``stale``: replaced in the slot under
@@ -40,15 +52,20 @@ from ..camera import CameraReader, Frame, LatestFrameSlot
 from ..common.throttle import ThrottledLog, cause_of
 from ..errors import PipelineError
 from ..telemetry.latency import StageLatencies
+from .schedule import SCHEDULES, Schedule, ScheduleChoice
 from .sinks import FrameResult, JsonLinesSink, Sink, SnapshotRing
 
 log = logging.getLogger("edge_agent.pipeline")
 
 JIT_MARGIN_S = 0.0008  # lower bound of the adaptive margin (see _Estimate.margin_s)
 JIT_MARGIN_MAX_S = 0.02
+WAIT_S = 0.25  # the longest a thread sleeps before it looks at the stop flag again
 DROP_REASONS = ("stale", "error", "swap", "shutdown")
 
-__all__ = ["FrameResult", "JsonLinesSink", "Pipeline", "Sink", "SnapshotRing", "tune_process"]
+__all__ = [
+    "FrameResult", "JsonLinesSink", "Pipeline", "ScheduleChoice", "Sink", "SnapshotRing",
+    "tune_process",
+]
 
 
 class RunnerLike(Protocol):
@@ -130,9 +147,11 @@ class Counters:
 
 
 class Pipeline:
-    """One worker: a reader, a prep thread, an infer thread and a post thread (see module doc).
+    """One worker: a reader and, by ``schedule``, a prep, an infer and a post thread
+    (``overlap``) or one worker thread (``serial``); see the module doc.
 
-    ``runner_factory()`` builds the Runner (one interpreter) this pipeline uses;
+    ``schedule``: ``overlap``, ``serial`` or a :class:`ScheduleChoice` (kept for
+    :meth:`stats`). ``runner_factory()`` builds the Runner (one interpreter) this pipeline uses;
     :meth:`swap` replaces it between two frames. ``limit``: stop taking frames after that
     many (``--frames N``); :attr:`done` is set when they are all processed, when a finite
     source ended and everything taken was processed, or at :meth:`stop`.
@@ -150,7 +169,16 @@ class Pipeline:
         just_in_time: bool = True,
         keep_images: bool = True,
         snapshot_ring: int = 0,
+        schedule: Schedule | ScheduleChoice = "overlap",
     ) -> None:
+        if isinstance(schedule, ScheduleChoice):
+            self.schedule_choice: ScheduleChoice | None = schedule
+            schedule = schedule.schedule
+        else:
+            self.schedule_choice = None
+        if schedule not in SCHEDULES:
+            raise PipelineError(f"unknown pipeline schedule {schedule!r}; use overlap or serial")
+        self.schedule: Schedule = schedule
         self.reader = reader
         self.slot: LatestFrameSlot = reader.slot
         self.sinks: list[Sink] = list(sinks)
@@ -168,7 +196,7 @@ class Pipeline:
         self._buffers: dict[int, list[np.ndarray]] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._staged: queue.Queue[_Staged] = queue.Queue(maxsize=1)
+        self._staged: queue.Queue[_Staged | None] = queue.Queue(maxsize=1)
         self._invoked: queue.Queue[_Invoked | None] = queue.Queue(maxsize=2)
         self._taken_event = threading.Event()  # infer took the staged item (an invoke begins)
         self._t_invoke_start = 0.0
@@ -196,11 +224,16 @@ class Pipeline:
     def start(self) -> None:
         if self._threads:
             raise RuntimeError("pipeline already started")
-        for name, target in (
-            ("pipeline-post", self._post_loop),
-            ("pipeline-infer", self._infer_loop),
-            ("pipeline-prep", self._prep_loop),
-        ):
+        loops: tuple[tuple[str, Callable[[], None]], ...] = (
+            (("pipeline-worker", self._serial_loop),)
+            if self.schedule == "serial"
+            else (
+                ("pipeline-post", self._post_loop),
+                ("pipeline-infer", self._infer_loop),
+                ("pipeline-prep", self._prep_loop),
+            )
+        )
+        for name, target in loops:
             t = threading.Thread(target=target, name=name, daemon=True)
             self._threads.append(t)
             t.start()
@@ -211,6 +244,12 @@ class Pipeline:
         deadline = time.monotonic() + timeout
         self._stop.set()
         self.slot.close()
+        self._taken_event.set()  # wake prep waiting for infer to take its input
+        for q in (self._staged, self._invoked):
+            try:  # wake a thread waiting on an empty queue (a full one wakes by itself)
+                q.put_nowait(None)
+            except queue.Full:
+                pass
         ok = self.reader.stop(timeout=max(0.05, (deadline - time.monotonic()) / 2))
         for t in self._threads:
             t.join(max(0.0, deadline - time.monotonic()))
@@ -270,6 +309,7 @@ class Pipeline:
     def stats(self) -> dict[str, Any]:
         """Counters, camera state and the estimates the prep thread schedules with."""
         return {
+            "schedule": self.schedule_info(),
             "counters": self.counters(),
             "camera": self.reader.stats(),
             "invoke_busy": round(self.invoke_busy(), 4),
@@ -280,6 +320,12 @@ class Pipeline:
                 "invoke": round(self._estimate.invoke_s * 1000, 3),
             },
         }
+
+    def schedule_info(self) -> dict[str, Any]:
+        """The schedule in force (and, when it was chosen, the setting, threads, CPUs, why)."""
+        if self.schedule_choice is not None:
+            return self.schedule_choice.to_json()
+        return {"schedule": self.schedule}
 
     # -- helpers -----------------------------------------------------------------------------
     def _drop(self, reason: str, error: bool = False) -> None:
@@ -319,7 +365,33 @@ class Pipeline:
                 self._sink_errors += 1
                 self._log.warn(f"sink {sink!r}", f"result sink {sink!r} failed: {exc!r}")
 
-    # -- prep --------------------------------------------------------------------------------
+    # -- stages shared by both schedules ----------------------------------------------------
+    def _prepare(self, frame: Frame, runner: Any, t_pick: float, into: np.ndarray | None = None
+                 ) -> tuple[Any, float] | None:
+        """Preprocess ``frame`` for ``runner`` into ``into`` (default: the next staging buffer
+        of :meth:`_buffer`); returns (transform, seconds), None when it failed (reported)."""
+        try:
+            buf = self._buffer(runner) if into is None else into
+            transform = runner.preprocessor.run(frame.image, buf)
+        except Exception as exc:
+            self._drop("error", error=True)
+            self._report_error(frame, "preprocess", exc, self.model_name)
+            return None
+        return transform, self.clock() - t_pick
+
+    def _note_invoke(self, t0: float, t1: float) -> None:
+        with self._lock:
+            if not self._first_invoke:
+                self._first_invoke = t0
+            self._last_invoke_end = t1
+            self._invoke_total += t1 - t0
+
+    def _note_starved(self, seconds: float) -> None:
+        if self._first_invoke:
+            with self._lock:
+                self._starved_total += seconds
+
+    # -- overlap: prep -----------------------------------------------------------------------
     def _wait_until_due(self) -> float:
         """Wait for the moment to pick the next frame (just in time for the running invoke);
         returns when the wait ended, or 0.0 when there was nothing to wait for."""
@@ -342,67 +414,65 @@ class Pipeline:
                     break
                 t_woke = self._wait_until_due()
                 self.slot.request()
-                frame = self.slot.get(timeout=0.05)
+                frame = self.slot.get(timeout=WAIT_S)
                 if frame is None:
-                    if self.reader.ended.is_set() and self.slot.pending == 0:
-                        break
+                    if self.slot.closed and self.slot.pending == 0:
+                        break  # the source ended (or stop): nothing more will come
                     continue
                 self._picked += 1
                 t_pick = self.clock()
                 runner = self._runner
-                try:
-                    buf = self._buffer(runner)
-                    transform = runner.preprocessor.run(frame.image, buf)
-                except Exception as exc:
-                    self._drop("error", error=True)
-                    self._report_error(frame, "preprocess", exc, self.model_name)
+                buf = self._buffer(runner)
+                prepared = self._prepare(frame, runner, t_pick, buf)
+                if prepared is None:
                     continue
-                staged = _Staged(
-                    frame, runner, buf, transform, t_pick, self.clock() - t_pick, t_woke
-                )
+                transform, pre_s = prepared
+                staged = _Staged(frame, runner, buf, transform, t_pick, pre_s, t_woke)
                 self._taken_event.clear()
                 if not self._put(self._staged, staged):
                     self._drop("shutdown")
                     break
                 # wait until infer takes it (its invoke starts) before preparing the next one
-                while not self._taken_event.wait(0.1):
+                while not self._taken_event.wait(WAIT_S):
                     if self._stop.is_set():
                         return
         finally:
             self._prep_finished.set()
+            self._put(self._staged, None)  # infer: nothing more comes
 
     def _put(self, q: queue.Queue[Any], item: Any) -> bool:
         while not self._stop.is_set():
             try:
-                q.put(item, timeout=0.1)
+                q.put(item, timeout=WAIT_S)
                 return True
             except queue.Full:
                 continue
         return False
 
-    # -- infer -------------------------------------------------------------------------------
+    # -- overlap: infer ----------------------------------------------------------------------
     def _infer_loop(self) -> None:
         try:
             while True:
                 t_wait = self.clock()
                 try:
-                    st = self._staged.get(timeout=0.05)
+                    st = self._staged.get(timeout=WAIT_S)
                 except queue.Empty:
                     if self._stop.is_set() or self._prep_finished.is_set():
                         if self._staged.empty():
                             break
                     continue
+                if st is None:  # prep finished (or stop): nothing more comes
+                    break
                 if self._stop.is_set():
                     self._drop("shutdown")
                     self._taken_event.set()
                     continue
-                t_got = self.clock()
-                if self._first_invoke:
-                    with self._lock:
-                        self._starved_total += t_got - t_wait
+                self._note_starved(self.clock() - t_wait)
                 # the interpreter waited while prep was still holding back: prep was late
                 late = max(0.0, st.t_woke - t_wait) if st.t_woke else 0.0
-                self._invoke_one(st, late)
+                invoked = self._invoke_staged(st, late)
+                if invoked is not None and not self._put(self._invoked, invoked):
+                    self._drop("shutdown")
         finally:
             self._infer_finished.set()
             try:
@@ -410,26 +480,26 @@ class Pipeline:
             except queue.Full:
                 pass
 
-    def _invoke_one(self, st: _Staged, late: float) -> None:
+    def _invoke_staged(self, st: _Staged, late: float) -> _Invoked | None:
         runner = self._runner
         frame = st.frame
         pre_s = st.pre_s
-        try:
-            if runner is not st.runner:  # swapped since prep: prepare again for the new model
-                t0 = self.clock()
-                buf = self._buffer(runner)
+        if runner is not st.runner:  # swapped since prep: prepare again for the new model
+            t0 = self.clock()
+            buf = self._buffer(runner)
+            try:
                 transform = runner.preprocessor.run(frame.image, buf)
-                st = _Staged(frame, runner, buf, transform, st.t_pick, self.clock() - t0)
-                pre_s += st.pre_s
-        except Exception as exc:
-            self._taken_event.set()
-            self._drop("swap", error=True)
-            self._report_error(frame, "preprocess after swap", exc, self.model_name)
-            return
+            except Exception as exc:
+                self._taken_event.set()
+                self._drop("swap", error=True)
+                self._report_error(frame, "preprocess after swap", exc, self.model_name)
+                return None
+            st = _Staged(frame, runner, buf, transform, st.t_pick, self.clock() - t0)
+            pre_s += st.pre_s
         model = runner.model
         try:
             np.copyto(model.input_view(0), st.buffer)
-            self._t_invoke_start = self.clock()
+            self._t_invoke_start = t0 = self.clock()
             self._taken_event.set()
             model.invoke()
             t1 = self.clock()
@@ -438,24 +508,18 @@ class Pipeline:
             self._taken_event.set()
             self._drop("error", error=True)
             self._report_error(frame, "invoke", exc, self.model_name)
-            return
-        invoke_s = t1 - self._t_invoke_start
-        with self._lock:
-            if not self._first_invoke:
-                self._first_invoke = self._t_invoke_start
-            self._last_invoke_end = t1
-            self._invoke_total += invoke_s
-        self._estimate.update(st.pre_s, invoke_s, late)
-        times = {"age": st.t_pick - frame.t_capture, "preprocess": pre_s, "invoke": invoke_s}
-        if not self._put(self._invoked, _Invoked(frame, runner, st.transform, outputs, times)):
-            self._drop("shutdown")
+            return None
+        self._note_invoke(t0, t1)
+        self._estimate.update(st.pre_s, t1 - t0, late)
+        times = {"age": st.t_pick - frame.t_capture, "preprocess": pre_s, "invoke": t1 - t0}
+        return _Invoked(frame, runner, st.transform, outputs, times)
 
-    # -- post --------------------------------------------------------------------------------
+    # -- overlap: post -----------------------------------------------------------------------
     def _post_loop(self) -> None:
         try:
             while True:
                 try:
-                    item = self._invoked.get(timeout=0.05)
+                    item = self._invoked.get(timeout=WAIT_S)
                 except queue.Empty:
                     if self._infer_finished.is_set() and self._invoked.empty():
                         break
@@ -482,7 +546,7 @@ class Pipeline:
             self._report_error(item.frame, "postprocess", exc, self.model_name)
             return
         t1 = self.clock()
-        times = dict(item.times)
+        times = item.times
         times["postprocess"] = t1 - t0
         times["e2e"] = t1 - item.frame.t_capture
         self.latencies.record_many(times)
@@ -501,6 +565,67 @@ class Pipeline:
         self._emit(fr)
         if self.limit is not None and processed >= self.limit:
             self.done.set()
+
+    # -- serial: one worker ------------------------------------------------------------------
+    def _serial_loop(self) -> None:
+        requested = False  # a frame was asked of an on-demand reader and not taken yet
+        try:
+            while not self._stop.is_set():
+                if self.limit is not None and self._picked >= self.limit:
+                    break
+                if not requested:
+                    self.slot.request()
+                    requested = True
+                t_wait = self.clock()
+                frame = self.slot.get(timeout=WAIT_S)
+                if frame is None:
+                    if self.slot.closed and self.slot.pending == 0:
+                        break  # the source ended (or stop): nothing more will come
+                    continue
+                requested = False
+                self._picked += 1
+                t_pick = self.clock()
+                self._note_starved(t_pick - t_wait)
+                more = self.limit is None or self._picked < self.limit
+                invoked = self._serial_one(frame, t_pick, more)
+                requested = more
+                if invoked is not None:
+                    self._post_one(invoked)
+        finally:
+            self._prep_finished.set()
+            self._infer_finished.set()
+            self.done.set()
+
+    def _serial_one(self, frame: Frame, t_pick: float, more: bool) -> _Invoked | None:
+        """Preprocess into the interpreter's input, invoke, ask for the next frame (``more``),
+        copy the outputs out."""
+        runner = self._runner
+        model = runner.model
+        view = model.input_view(0)
+        prepared = self._prepare(frame, runner, t_pick, view)
+        del view  # the runtime refuses to invoke while a view of its input is alive
+        if prepared is None:
+            if more:
+                self.slot.request()
+            return None
+        transform, pre_s = prepared
+        try:
+            t0 = self.clock()
+            try:
+                model.invoke()
+            finally:
+                t1 = self.clock()
+                if more:
+                    self.slot.request()  # decoded while this thread post-processes
+            outputs = model.outputs_all()
+        except Exception as exc:
+            self._drop("error", error=True)
+            self._report_error(frame, "invoke", exc, self.model_name)
+            return None
+        self._note_invoke(t0, t1)
+        self._estimate.update(pre_s, t1 - t0, 0.0)
+        times = {"age": t_pick - frame.t_capture, "preprocess": pre_s, "invoke": t1 - t0}
+        return _Invoked(frame, runner, transform, outputs, times)
 
 
 def tune_process() -> Callable[[], None]:

@@ -150,6 +150,7 @@ class CameraReader:
                 log.info("%s: end of source", self.source.name)
                 self.health = "ended"
                 self.ended.set()
+                self.slot.close()  # no more frames: wakes a worker waiting in get()
                 break
             self.read_s = 0.8 * self.read_s + 0.2 * (self.clock() - t0) if self.frames else (
                 self.clock() - t0

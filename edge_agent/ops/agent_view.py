@@ -47,6 +47,12 @@ class AgentView:
         reader = getattr(pipeline, "reader", None)
         return dict(reader.stats()) if reader is not None else {}
 
+    def pipeline(self) -> dict[str, Any]:
+        """The pipeline's schedule (which one runs and why), or {} before build."""
+        pipeline = getattr(self.agent, "pipeline", None)
+        info = getattr(pipeline, "schedule_info", None)
+        return dict(info()) if callable(info) else {}
+
     def model_label(self) -> str:
         info = self.model_info()
         name = info.get("name") or "?"
@@ -69,6 +75,7 @@ class AgentView:
             "uptime_s": round(time.time() - self.started, 1),
             "model": self.model_info(),
             "camera": {"source": cfg.camera.source, **self.camera()},
+            "pipeline": self.pipeline(),
             "broker": {"enabled": cfg.mqtt.enabled, "host": cfg.mqtt.host, "port": cfg.mqtt.port},
             **store_facts(self.store()),
         }

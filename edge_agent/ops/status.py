@@ -57,6 +57,7 @@ def summarize(
         "latency_p95_ms": _stage_p95(snapshot),
         # the live camera facts win over the last heartbeat's (health changes between them)
         "camera": {**(snapshot.get("camera") or {}), **facts.get("camera", {})},
+        "pipeline": {**(snapshot.get("pipeline") or {}), **(facts.get("pipeline") or {})},
         "broker": _broker(snapshot, facts),
         "bridge": snapshot.get("bridge") or facts.get("bridge") or {},
         "update": {**(facts.get("update") or {}), **(snapshot.get("update") or {})},
@@ -118,6 +119,7 @@ def render(status: dict[str, Any], *, running: bool) -> str:
     lines.append(f"fps: {_fmt_dict(status.get('fps'))}")
     lines.append(f"p95 ms: {_fmt_dict(status.get('latency_p95_ms'))}")
     lines.append(f"camera: {_fmt_dict(status.get('camera'))}")
+    lines.append(f"pipeline: {_fmt_dict(status.get('pipeline'))}")
     lines.append(f"broker: {_fmt_dict(status.get('broker'))}")
     lines.append(f"bridge: {_fmt_dict(status.get('bridge'))}")
     lines.append(f"last update: {_fmt_dict(status.get('update'))}")

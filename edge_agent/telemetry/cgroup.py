@@ -18,6 +18,7 @@ only opens files, under ``proc`` and the mount found there (tests pass fake tree
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -109,6 +110,24 @@ def read(proc: Path = Path("/proc")) -> Limits:
         d = d.parent
     used = parse_bytes(_read(here / "memory.current") or "")
     return Limits(cpu_cores=cpu, memory_bytes=mem, memory_used_bytes=used, path=path)
+
+
+def usable_cores(affinity: int, machine: int, quota: float | None) -> float:
+    """CPUs a process may run on: its affinity mask (``machine`` when unknown), capped by the
+    cgroup CPU quota (``None``: no quota)."""
+    usable = float(affinity or machine or 1)
+    return min(usable, quota) if quota is not None else usable
+
+
+def available_cores(proc: Path = Path("/proc"), limits: Limits | None = None) -> float:
+    """This process's usable CPUs (:func:`usable_cores` of its affinity and cgroup quota)."""
+    if limits is None:
+        limits = read(proc)
+    try:
+        affinity = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - not on Linux
+        affinity = 0
+    return usable_cores(affinity, os.cpu_count() or 1, limits.cpu_cores)
 
 
 def _read(path: Path) -> str | None:

@@ -65,7 +65,7 @@ class ResourceSampler:
             load = (0.0, 0.0, 0.0)
         limits = cgroup.read(self.proc)
         cores = psutil.cpu_count() or 1
-        available = self._available_cores(cores, limits.cpu_cores)
+        available = cgroup.available_cores(self.proc, limits)
         cpu = self._process_percent()
         return {
             "cpu": {
@@ -93,14 +93,6 @@ class ResourceSampler:
         if wall <= wall0:
             return 0.0
         return max(0.0, 100.0 * (cpu - cpu0) / (wall - wall0))
-
-    def _available_cores(self, cores: int, limit: float | None) -> float:
-        """Logical CPUs this process may run on (affinity), capped by the cgroup CPU quota."""
-        try:
-            usable = float(len(os.sched_getaffinity(0)) or cores)
-        except (AttributeError, OSError):  # pragma: no cover - not on Linux
-            usable = float(cores)
-        return min(usable, limit) if limit is not None else usable
 
     def _disk(self) -> dict[str, Any]:
         path = self.disk_path

@@ -22,8 +22,10 @@ def build_snapshot(
     resources: dict[str, Any],
     camera: dict[str, Any],
     model: dict[str, Any],
+    pipeline: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """One interval's metrics. ``previous``: the counters at the start of the window.
+    """One interval's metrics. ``previous``: the counters at the start of the window;
+    ``pipeline``: the schedule in force (and how busy the interpreter was), when known.
 
     Top-level ``seq``, ``ts`` and ``device`` are left to the MQTT publisher (docs/mqtt.md).
     """
@@ -33,7 +35,7 @@ def build_snapshot(
     def rate(key: str) -> float:
         return round((counters.get(key, 0) - prev.get(key, 0)) / seconds, 2)
 
-    return {
+    snap: dict[str, Any] = {
         "schema": SCHEMA,
         "agent_version": agent_version,
         "window": {
@@ -52,6 +54,9 @@ def build_snapshot(
         "model": model,
         **resources,
     }
+    if pipeline is not None:
+        snap["pipeline"] = pipeline
+    return snap
 
 
 def _ms(v: Any) -> str:

@@ -3,7 +3,8 @@
 1. ``raw``: a bare interpreter invoking in a loop on a fixed input (the ceiling).
 2. ``naive``: the loop people write by hand: read -> cvtColor/resize -> set_tensor -> invoke ->
    get_tensor, one frame after the other on one thread.
-3. ``pipeline``: the agent's :class:`~..agent.pipeline.Pipeline` (policy ``all``: every frame).
+3. ``pipeline``: the agent's :class:`~..agent.pipeline.Pipeline` (policy ``all``: every frame),
+   on the schedule the agent would choose (``schedule="auto"``) or the one given.
 
 Each method gets its own interpreter (same file, backend, threads) and its own freshly opened
 source, so decoding is paid by naive and pipeline alike. Rates are steady-state: frames between
@@ -33,6 +34,7 @@ MAX_FRAMES = 100_000
 class PipelineBench:
     frames: int
     threads: int
+    schedule: str
     raw_fps: float
     naive_fps: float
     pipeline_fps: float
@@ -118,7 +120,9 @@ def run_naive(interp: Any, source: str, frames: int) -> float:
     return _steady_fps(stamps)
 
 
-def run_pipeline(runner: Any, source: str, frames: int) -> tuple[float, Pipeline]:
+def run_pipeline(
+    runner: Any, source: str, frames: int, schedule: str = "overlap"
+) -> tuple[float, Pipeline]:
     src = open_source(CameraConfig(source=source, loop=False))
     src.pace_fps = None
     slot = LatestFrameSlot("all", on_demand=not src.live)
@@ -128,7 +132,10 @@ def run_pipeline(runner: Any, source: str, frames: int) -> tuple[float, Pipeline
     def stamp(_fr: FrameResult) -> None:
         stamps.append(time.perf_counter())
 
-    pipeline = Pipeline(lambda: runner, reader, sinks=[stamp], limit=frames, keep_images=False)
+    pipeline = Pipeline(
+        lambda: runner, reader, sinks=[stamp], limit=frames, keep_images=False,
+        schedule=schedule,  # type: ignore[arg-type]
+    )
     untune = tune_process()  # as the agent runs it
     try:
         pipeline.start()
@@ -146,9 +153,15 @@ def bench_pipeline(
     threads: int = 1,
     frames: int = 300,
     backend: str = "auto",
+    schedule: str = "auto",
 ) -> PipelineBench:
-    """One round of the three ways on ``frames`` frames of ``source``."""
+    """One round of the three ways on ``frames`` frames of ``source``; ``schedule`` as
+    ``pipeline.schedule`` (``auto``: chosen from ``threads`` and the usable CPUs)."""
+    from ..agent.schedule import choose_schedule
     from ..inference import Runner, select_backend
+    from ..telemetry.cgroup import available_cores
+
+    chosen = choose_schedule(threads, available_cores(), schedule).schedule
 
     frames = max(10, min(int(frames), MAX_FRAMES))
     be = select_backend(backend)
@@ -161,12 +174,13 @@ def bench_pipeline(
     runner = Runner.open(model_path, threads=threads, backend=backend, warmup=3)
     raw_fps, raw_ms = run_raw(_bare(model_path, threads, be), frames)
     naive_fps = run_naive(_bare(model_path, threads, be), source, frames)
-    pipeline_fps, pipeline = run_pipeline(runner, source, frames)
+    pipeline_fps, pipeline = run_pipeline(runner, source, frames, chosen)
     lat = pipeline.latencies.total()
     rss = psutil.Process().memory_info().rss / (1024 * 1024)
     return PipelineBench(
         frames=pipeline.counters()["processed"],
         threads=threads,
+        schedule=chosen,
         raw_fps=raw_fps,
         naive_fps=naive_fps,
         pipeline_fps=pipeline_fps,

@@ -27,6 +27,18 @@ def config(tmp_path: Path, **camera: Any) -> Any:
     )
 
 
+def test_pipeline_schedule_setting_forces_the_schedule(tmp_path: Path) -> None:
+    for forced in ("serial", "overlap"):
+        cfg = config(tmp_path)
+        cfg.pipeline.schedule = forced
+        agent = Agent(cfg)
+        pipeline = agent.build(frames=5)
+        assert pipeline.schedule == forced
+        assert pipeline.schedule_info()["reason"] == "forced by pipeline.schedule"
+        summary = agent.run(frames=5)
+        assert summary["counters"]["processed"] == 5 and summary["threads_left"] == []
+
+
 class Recorder(Component):
     def __init__(self, name: str, log: list[str], stop_after_results: int | None = None) -> None:
         self.name = name
@@ -84,6 +96,9 @@ class TestComponents:
         assert snap["a"] == {"results": snap["a"]["results"]} and "b" in snap
         assert snap["schema"].startswith("edge-agent/metrics/")
         assert snap["model"]["source"] == "config"
+        assert snap["pipeline"]["schedule"] == agent.pipeline.schedule  # type: ignore[union-attr]
+        assert snap["pipeline"]["setting"] == "auto" and snap["pipeline"]["reason"]
+        assert 0.0 < snap["pipeline"]["invoke_busy"] <= 1.0
         assert summary["threads_left"] == []
         with pytest.raises(RuntimeError, match="before the agent starts"):
             agent.add_component(Recorder("c", log))

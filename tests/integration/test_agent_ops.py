@@ -221,9 +221,11 @@ def test_status_running_then_stopped(tmp_path: Path, agents: list[AgentProcess])
     assert st["model"]["name"] == "digits_int8"  # type: ignore[index]
     assert "invoke" in st["latency_p95_ms"]  # type: ignore[operator]
     assert str(st["camera"]["source"]).startswith("synthetic")  # type: ignore[index]
+    assert st["pipeline"]["schedule"] in ("overlap", "serial")  # type: ignore[index]
     human = run_cli("status", "--config", str(cfg))
     assert human.returncode == 0 and human.stdout.startswith("agent: running (pid ")
     assert "model: digits_int8" in human.stdout and "p95 ms: " in human.stdout
+    assert "pipeline: schedule=" in human.stdout and "setting=auto" in human.stdout
     # the camera belongs to the running agent: the snapshot comes from it
     shot = tmp_path / "shot.jpg"
     r = run_cli("camera", "snapshot", str(shot), "--annotate", "--config", str(cfg))

@@ -43,11 +43,19 @@ def slow_runner(path: Path, extra_s: float) -> Runner:
 
 
 def make_pipeline(
-    runner_factory: Any, source: Any, policy: str = "all", limit: int | None = None, **kw: Any
+    schedule: str,
+    runner_factory: Any,
+    source: Any,
+    policy: str = "all",
+    limit: int | None = None,
+    **kw: Any,
 ) -> Pipeline:
     slot = LatestFrameSlot(policy, on_demand=policy == "all" and not source.live)  # type: ignore[arg-type]
     reader = CameraReader(source, slot, backoff=Backoff(0.01, 0.05, rng=random.Random(0)))
-    return Pipeline(runner_factory, reader, limit=limit, model_name="m", **kw)
+    return Pipeline(
+        runner_factory, reader, limit=limit, model_name="m", schedule=schedule,  # type: ignore[arg-type]
+        **kw,
+    )
 
 
 def run_to_completion(p: Pipeline, timeout: float = 60) -> list[FrameResult]:
@@ -59,16 +67,22 @@ def run_to_completion(p: Pipeline, timeout: float = 60) -> list[FrameResult]:
     return results
 
 
+@pytest.fixture(params=["overlap", "serial"])
+def schedule(request: pytest.FixtureRequest) -> str:
+    """Every behaviour below holds on both schedules."""
+    return str(request.param)
+
+
 def _summary(fr: FrameResult) -> tuple[Any, ...]:
     return (fr.seq, tuple((c.class_id, round(c.score, 6)) for c in fr.result.classes))
 
 
 class TestDeterminism:
-    def test_synthetic_source_gives_the_same_results_every_run(self) -> None:
+    def test_synthetic_source_gives_the_same_results_every_run(self, schedule: str) -> None:
         runs = []
         for _ in range(2):
             p = make_pipeline(
-                lambda: Runner.open(DIGITS), SyntheticSource(64, 48, fps=None), limit=25
+                schedule, lambda: Runner.open(DIGITS), SyntheticSource(64, 48, fps=None), limit=25
             )
             results = run_to_completion(p)
             runs.append([_summary(r) for r in results])
@@ -79,8 +93,12 @@ class TestDeterminism:
         assert [s[0] for s in runs[0]] == list(range(25))  # policy all: every frame, in order
         assert len({s[1][0][0] for s in runs[0]}) > 1  # the pattern moves, results change
 
-    def test_timings_and_json_line(self, capsys: pytest.CaptureFixture[str]) -> None:
-        p = make_pipeline(lambda: Runner.open(DIGITS), SyntheticSource(64, 48, fps=None), limit=3)
+    def test_timings_and_json_line(
+        self, schedule: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        p = make_pipeline(
+            schedule, lambda: Runner.open(DIGITS), SyntheticSource(64, 48, fps=None), limit=3
+        )
         p.add_sink(JsonLinesSink())
         results = run_to_completion(p)
         t = results[0].timings
@@ -92,9 +110,9 @@ class TestDeterminism:
 
 
 class TestDropPolicy:
-    def test_latest_drops_and_counts_every_frame_with_a_slow_model(self) -> None:
+    def test_latest_drops_and_counts_every_frame_with_a_slow_model(self, schedule: str) -> None:
         p = make_pipeline(
-            lambda: slow_runner(DIGITS, 0.03), SyntheticSource(64, 48, fps=300), "latest"
+            schedule, lambda: slow_runner(DIGITS, 0.03), SyntheticSource(64, 48, fps=300), "latest"
         )
         results: list[FrameResult] = []
         p.add_sink(results.append)
@@ -110,11 +128,11 @@ class TestDropPolicy:
         seqs = [r.seq for r in results]
         assert seqs == sorted(seqs) and seqs[-1] - seqs[0] > len(seqs)  # skipped stale frames
 
-    def test_all_drops_nothing_with_a_slow_model(self, tmp_path: Path) -> None:
+    def test_all_drops_nothing_with_a_slow_model(self, schedule: str, tmp_path: Path) -> None:
         clip = tmp_path / "clip.avi"
         write_clip(clip, synthetic_frames(12, 96, 72))
         p = make_pipeline(
-            lambda: slow_runner(DIGITS, 0.01), OpenCVSource(str(clip), live=False), "all"
+            schedule, lambda: slow_runner(DIGITS, 0.01), OpenCVSource(str(clip), live=False), "all"
         )
         results = run_to_completion(p)
         c = p.counters()
@@ -123,8 +141,8 @@ class TestDropPolicy:
 
 
 class TestSwapAndErrors:
-    def test_hot_swap_between_frames_drops_nothing(self) -> None:
-        p = make_pipeline(lambda: Runner.open(DIGITS), SyntheticSource(64, 48, fps=None))
+    def test_hot_swap_between_frames_drops_nothing(self, schedule: str) -> None:
+        p = make_pipeline(schedule, lambda: Runner.open(DIGITS), SyntheticSource(64, 48, fps=None))
         results: list[FrameResult] = []
         p.add_sink(results.append)
         p.start()
@@ -140,7 +158,7 @@ class TestSwapAndErrors:
         assert [r.seq for r in results] == list(range(len(results)))  # no frame lost
         assert c["captured"] == c["processed"] + c["dropped"]
 
-    def test_failing_stage_is_counted_and_reported_not_fatal(self) -> None:
+    def test_failing_stage_is_counted_and_reported_not_fatal(self, schedule: str) -> None:
         class Flaky:
             def __init__(self, model: Any) -> None:
                 self._model, self.n = model, 0
@@ -159,7 +177,7 @@ class TestSwapAndErrors:
             r.model = Flaky(r.model)
             return r
 
-        p = make_pipeline(factory, SyntheticSource(64, 48, fps=None), limit=9)
+        p = make_pipeline(schedule, factory, SyntheticSource(64, 48, fps=None), limit=9)
         results = run_to_completion(p)
         c = p.counters()
         assert c["errors"] == 3 and c["processed"] == 6 and c["dropped_by"]["error"] == 3
@@ -167,9 +185,9 @@ class TestSwapAndErrors:
         assert len(bad) == 3 and "delegate hiccup" in (bad[0].error or "")
         assert bad[0].to_json()["error"].startswith("frame ")
 
-    def test_snapshot_ring_saves_annotated_frames(self, tmp_path: Path) -> None:
+    def test_snapshot_ring_saves_annotated_frames(self, schedule: str, tmp_path: Path) -> None:
         p = make_pipeline(
-            lambda: Runner.open(DIGITS), SyntheticSource(64, 48, fps=None), limit=6,
+            schedule, lambda: Runner.open(DIGITS), SyntheticSource(64, 48, fps=None), limit=6,
             snapshot_ring=4,
         )
         assert p.latest_snapshot() is None

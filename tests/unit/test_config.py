@@ -78,3 +78,12 @@ def test_prefix_from_the_environment_is_checked_too(prefix: str) -> None:
         parse_config({}, environ={"EDGE_AGENT_MQTT__PREFIX": prefix})
     assert parse_config({"mqtt": {"prefix": "site-3/line.2/cam_1"}}).mqtt_prefix == (
         "site-3/line.2/cam_1")
+
+
+def test_pipeline_schedule_is_auto_or_forced(tmp_path: Path) -> None:
+    assert parse_config({}).pipeline.schedule == "auto"
+    assert parse_config({"pipeline": {"schedule": "serial"}}).pipeline.schedule == "serial"
+    p = tmp_path / "agent.toml"
+    p.write_text('[pipeline]\nschedule = "fast"\n')
+    with pytest.raises(ConfigError, match=r"agent.toml:2: pipeline.schedule"):
+        load_config(p, environ={})
