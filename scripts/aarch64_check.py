@@ -15,10 +15,12 @@ This builds what a device has and runs the agent there, emulated:
   the layout whose shipped models were once not found.
 
 Then, for each set: ``--version``, ``models inspect`` and ``infer`` (three test photos) on every
-shipped model, ``bench`` with a few runs and ``run --frames 20`` on the demo clip, each as its
-own emulated process, each compared with x86 running the same command on the same LiteRT
-version: same version string, same model summary, same detections (boxes IoU, score
-difference printed) and classes. Exit status 1 if any differs or fails.
+shipped model, ``bench`` with a few runs on the int8 models and ``run --frames 20`` on the demo
+clip, each compared with x86 running the same command on the same LiteRT version: same version
+string, same model summary, same detections (boxes IoU, score difference printed) and classes.
+``--version`` and ``run`` are processes of their own; the model commands of a set go through
+the CLI's entry point one after the other in one interpreter (see BATCH). Prints one line per
+command and closes with ``aarch64: N passed, N failed``; exit status 1 if any differs or fails.
 
 Cached under ``$EDGE_AGENT_CI_CACHE`` (default ``~/.cache/edge-agent-ci``)/aarch64: qemu, the
 arm64 root, the wheels and the installed dependencies, each under a key of what made it; a
@@ -460,6 +462,7 @@ class Batch:
 
     wset: str
     jobs: list[Job]
+    arch: str
     seconds: float = 0.0
     cpu: float = 0.0
 
@@ -523,8 +526,8 @@ class Runner:
 
     def _batch(self, batch: Batch) -> None:
         code, out, err, batch.seconds, batch.cpu = self._spawn(
-            [*self.python("arm"), "-c", BATCH, json.dumps([j.args for j in batch.jobs])],
-            self.env("arm", batch.wset, "batch"))
+            [*self.python(batch.arch), "-c", BATCH, json.dumps([j.args for j in batch.jobs])],
+            self.env(batch.arch, batch.wset, "batch"))
         try:
             results = json.loads(out.strip().splitlines()[-1])
         except (ValueError, IndexError):
@@ -659,30 +662,31 @@ def main() -> int:
         config.write_text(RUN_CONFIG)
         runner = Runner(qemu, root, project, work, sets, x86_paths)
         pairs: list[tuple[Job, Job]] = []
-        items: list[Job | Batch] = []
+        work_of: dict[str, list[Job | Batch]] = {"x86": [], "arm": []}
         for name in sets:
             jobs = jobs_for(name, models, photos, config)
-            arm = [Job(j.label, name, j.args, "arm") for j in jobs]
-            pairs += [(Job(j.label, name, j.args, "x86"), a) for j, a in zip(jobs, arm,
-                                                                          strict=True)]
-            items.append(Batch(name, [a for a in arm if not own_process(a)]))
-            items += [a for a in arm if own_process(a)]
-        t = time.monotonic()
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            list(pool.map(runner.run, [x for x, _ in pairs]))
-        log(f"x86 reference: {len(pairs)} commands in {time.monotonic() - t:.1f} s")
-        t = time.monotonic()
-        with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-            list(pool.map(runner.run, items))  # the batches first: they take longest
-        emulated = time.monotonic() - t
-        log(f"aarch64 under qemu: {len(pairs)} commands in {len(items)} processes, "
-            f"{emulated:.1f} s ({args.jobs} at a time), "
-            f"{sum(i.cpu for i in items):.0f} CPU s; "
-            + ", ".join(f"{'batch ' if isinstance(i, Batch) else ''}{i.wset}"
-                        f"{'' if isinstance(i, Batch) else ' ' + i.label.split()[0]} "
-                        f"{i.seconds:.0f} s / {i.cpu:.0f} CPU s" for i in items))
+            by_arch = {a: [Job(j.label, name, j.args, a) for j in jobs] for a in work_of}
+            pairs += list(zip(by_arch["x86"], by_arch["arm"], strict=True))
+            for a, js in by_arch.items():  # the batch first: it takes longest
+                work_of[a].append(Batch(name, [j for j in js if not own_process(j)], a))
+                work_of[a] += [j for j in js if own_process(j)]
+        seconds = {}
+        for a in ("x86", "arm"):
+            t = time.monotonic()
+            with ThreadPoolExecutor(max_workers=2 if a == "x86" else max(1, args.jobs)) as pool:
+                list(pool.map(runner.run, work_of[a]))
+            seconds[a] = time.monotonic() - t
+            log(f"{'x86 reference' if a == 'x86' else 'aarch64 under qemu'}: {len(pairs)} "
+                f"commands in {len(work_of[a])} processes, {seconds[a]:.1f} s, "
+                f"{sum(i.cpu for i in work_of[a]):.0f} CPU s: "
+                + ", ".join(f"{'batch ' if isinstance(i, Batch) else ''}{i.wset}"
+                            f"{'' if isinstance(i, Batch) else ' ' + i.label.split()[0]} "
+                            f"{i.seconds:.0f} s / {i.cpu:.0f} CPU s" for i in work_of[a]))
+        emulated = seconds["arm"]
         failed = 0
-        print(f"\n{'command':<34} {'set':<7} {'litert':<7} {'x86 s':>6} {'arm s':>6}  result")
+        print("\n(seconds: a model command's own, in its set's interpreter; --version and run: the"
+              " whole process)")
+        print(f"{'command':<34} {'set':<7} {'litert':<7} {'x86 s':>6} {'arm s':>6}  result")
         for x86, arm in pairs:
             ok, what = judge(x86, arm)
             failed += not ok

@@ -18,7 +18,7 @@ else:
     import tomli as tomllib
 
 from edge_agent.telemetry.snapshot import final_summary, summary_line
-from tests.helpers import ROOT
+from tests.support.helpers import ROOT
 
 
 def _script() -> ModuleType:
