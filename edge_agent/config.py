@@ -12,6 +12,7 @@ as JSON when they parse as JSON (numbers, booleans, lists), otherwise as strings
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -294,6 +295,49 @@ class ControlConfig(_Section):
     )
 
 
+class HTTPConfig(_Section):
+    """The device's HTTP API, /metrics, health probes and technician page (docs/http.md)."""
+
+    enabled: bool = Field(default=True, description="Serve the HTTP API inside the agent")
+    host: str = Field(
+        default="127.0.0.1", min_length=1,
+        description="Bind address; anything but loopback needs token_file",
+    )
+    port: int = Field(default=8770, ge=0, le=65535, description="TCP port (0: any free port)")
+    token_file: Path | None = Field(
+        default=None,
+        description="Bearer token (>= 16 characters); required beyond loopback and for the "
+        "commands that change state",
+    )
+    cert: Path | None = Field(default=None, description="TLS certificate (PEM); with key")
+    key: Path | None = Field(default=None, description="TLS private key (PEM); with cert")
+    max_body_bytes: int = Field(
+        default=8 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024,
+        description="Largest /v1/infer body (larger: 413)",
+    )
+    infer_workers: int = Field(
+        default=1, ge=1, le=8, description="Interpreters of /v1/infer (apart from the camera's)"
+    )
+    max_infer: int = Field(
+        default=4, ge=1, le=256, description="/v1/infer requests running or waiting (more: 429)"
+    )
+    max_requests: int = Field(
+        default=64, ge=1, le=10_000, description="Connections served at once (more: 503)"
+    )
+    stream_clients: int = Field(default=4, ge=1, le=64, description="/v1/stream.mjpg viewers")
+    stream_fps: float = Field(default=5.0, gt=0, le=60, description="/v1/stream.mjpg rate")
+    ready_max_frame_age_s: float = Field(
+        default=10.0, gt=0, le=3600,
+        description="/readyz: 503 when no frame was processed for this long",
+    )
+
+    @model_validator(mode="after")
+    def _cert_and_key(self) -> HTTPConfig:
+        if (self.cert is None) != (self.key is None):
+            raise ValueError("http.cert and http.key go together: set both or neither")
+        return self
+
+
 class Config(_Section):
     """The whole agent's configuration."""
 
@@ -308,6 +352,7 @@ class Config(_Section):
     bridge: BridgeConfig = Field(default_factory=BridgeConfig)
     captures: CapturesConfig = Field(default_factory=CapturesConfig)
     control: ControlConfig = Field(default_factory=ControlConfig)
+    http: HTTPConfig = Field(default_factory=HTTPConfig)
     _source: Path | None = PrivateAttr(default=None)
     _warnings: list[str] = PrivateAttr(default_factory=list)
 
@@ -509,7 +554,34 @@ def _resolve_relative(cfg: Config, base: Path) -> Config:
     cfg.updates.trusted_keys = [fix(k) or k for k in cfg.updates.trusted_keys]
     cfg.updates.ca = fix(cfg.updates.ca)
     cfg.control.socket = fix(cfg.control.socket)
+    cfg.http.token_file = fix(cfg.http.token_file)
+    cfg.http.cert = fix(cfg.http.cert)
+    cfg.http.key = fix(cfg.http.key)
     return cfg
+
+
+def is_loopback(host: str) -> bool:
+    """``localhost`` or a loopback address (127.0.0.0/8, ::1): reachable from this host only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def read_token(path: Path | None, what: str) -> str | None:
+    """A bearer token file's token (stripped; at least 16 characters), None for no file."""
+    if path is None:
+        return None
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise ConfigError(f"{what} {path}: cannot read it ({reason})") from None
+    if len(token) < 16:
+        raise ConfigError(f"{what} {path}: the token is shorter than 16 characters")
+    return token
 
 
 SECRET_KEYS = frozenset({"password", "key", "password_file"})

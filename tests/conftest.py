@@ -32,6 +32,12 @@ settings.load_profile("ci" if os.environ.get("CI") else "default")
 
 TESTS = Path(__file__).resolve().parent
 
+# The agents the suite starts serve no HTTP API (on by default, on one fixed port: parallel
+# agents would contend for it, and each would pay for FastAPI's import). The HTTP tests turn it
+# on with a free port (tests/support/http_agent.py drops this variable for their agent).
+HTTP_OFF = "EDGE_AGENT_HTTP__ENABLED"
+os.environ.setdefault(HTTP_OFF, "false")
+
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:

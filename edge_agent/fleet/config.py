@@ -15,13 +15,13 @@ host = "broker.example.com"
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ..config import MQTTConfig, read_toml, validation_message
+from ..config import read_token as read_token_file
 from ..errors import ConfigError
 
 
@@ -102,22 +102,5 @@ def split_listen(listen: str) -> tuple[str, int]:
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def read_token(path: Path | None, what: str = "fleet.token_file") -> str | None:
-    if path is None:
-        return None
-    try:
-        token = path.read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        raise ConfigError(f"{what} {path}: cannot read it ({exc.strerror})") from None
-    if len(token) < 16:
-        raise ConfigError(f"{what} {path}: the token is shorter than 16 characters")
-    return token
+    return read_token_file(path, what)

@@ -10,9 +10,11 @@ import threading
 from pathlib import Path
 from types import FrameType
 
+from ..common.asgi_thread import ServerThread
+from ..config import is_loopback
 from ..errors import ConfigError
 from ..mqtt.link import settings_from_mqtt
-from .config import FleetFile, is_loopback, is_url, read_token, split_listen
+from .config import FleetFile, is_url, read_token, split_listen
 from .errors import FleetError
 from .service import FleetService, ServeSettings
 from .sql_store import SqlStore
@@ -34,8 +36,6 @@ def open_store(database: str) -> SqlStore:
 
 def serve(cfg: FleetFile, *, ready: threading.Event | None = None,
           stop: threading.Event | None = None) -> None:
-    import uvicorn
-
     from .http import create_app
 
     f = cfg.fleet
@@ -53,11 +53,12 @@ def serve(cfg: FleetFile, *, ready: threading.Event | None = None,
             root=f.root, share_group=f.share_group, shared=f.shared, max_devices=f.max_devices,
             registry=f.registry))
         service.start()
-        app = create_app(service, store, token)
-        server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
-                                               access_log=False, lifespan="off"))
-        web = threading.Thread(target=server.run, name="fleet-http", daemon=True)
-        web.start()
+        try:
+            web = ServerThread(create_app(service, store, token), host, port, name="fleet-http")
+            web.start()
+        except (OSError, RuntimeError) as exc:
+            raise FleetError(f"fleet.listen {f.listen}: the HTTP API could not start "
+                             f"({exc})") from None
 
         def on_signal(signum: int, frame: FrameType | None) -> None:
             stop.set()
@@ -67,11 +68,6 @@ def serve(cfg: FleetFile, *, ready: threading.Event | None = None,
         else:
             old = {}
         try:
-            while not server.started and web.is_alive():
-                stop.wait(0.05)
-            if not web.is_alive():
-                raise FleetError(f"fleet.listen {f.listen}: the HTTP API could not start "
-                                 "(address in use?)")
             log.info("fleet serve: HTTP API on http://%s:%d (%s), database %s", host, port,
                      "token required" if token else "no token: loopback only", store.where)
             if ready is not None:
@@ -82,8 +78,7 @@ def serve(cfg: FleetFile, *, ready: threading.Event | None = None,
         finally:
             for s, h in old.items():
                 signal.signal(s, h)
-            server.should_exit = True
-            web.join(5)
+            web.stop(5)
     finally:
         if service is not None:
             service.stop()

@@ -134,6 +134,11 @@ class MqttComponent(Component):
     def command_names(self) -> list[str]:
         return self._registry.names()
 
+    def run_command(self, name: str, params: dict[str, Any]) -> dict[str, Any]:
+        """Run a registered command now (the HTTP API's ``POST /v1/commands/{name}``);
+        any refusal or failure is a :class:`CommandError`."""
+        return self._registry.run(name, params)
+
     # -- Component lifecycle ---------------------------------------------------------------
     def start(self, agent: Any) -> None:
         self.agent = agent

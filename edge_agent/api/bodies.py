@@ -1,0 +1,55 @@
+"""What ``POST /v1/infer`` accepts as an image: checks and decoding, one :class:`BodyError`
+(with its HTTP status) per way a body can be wrong. No sockets, no threads."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+# What a client may send as the body itself (anything else: 415); multipart is read apart.
+IMAGE_TYPES = frozenset({
+    "image/jpeg", "image/jpg", "image/png", "image/bmp", "image/webp", "image/tiff",
+    "application/octet-stream", "",
+})
+JPEG_SOI = b"\xff\xd8"
+JPEG_EOI = b"\xff\xd9"
+MAX_PIXELS = 40_000_000  # 40 MP: more than any camera frame; a bigger image is refused
+
+
+class BodyError(Exception):
+    """A request body that is not what the endpoint takes; ``status`` is the HTTP answer."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def media_type(content_type: str | None) -> str:
+    """``image/jpeg; charset=x`` -> ``image/jpeg`` (lower case; "" when absent)."""
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
+def check_type(content_type: str | None) -> str:
+    mt = media_type(content_type)
+    if mt != "multipart/form-data" and mt not in IMAGE_TYPES:
+        raise BodyError(415, f"Content-Type {mt!r} is not an image: send image/jpeg, image/png, "
+                        "application/octet-stream or multipart/form-data with a file part")
+    return mt
+
+
+def decode_image(data: bytes, where: str = "body") -> np.ndarray:
+    """A BGR image from encoded bytes; :class:`BodyError` (422) for empty, truncated or
+    undecodable data."""
+    if not data:
+        raise BodyError(422, f"{where}: empty; send the image's bytes")
+    if data.startswith(JPEG_SOI) and JPEG_EOI not in data[-64:]:
+        raise BodyError(422, f"{where}: truncated JPEG ({len(data)} bytes, no end-of-image "
+                        "marker); send the whole file")
+    img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+    if img is None:
+        raise BodyError(422, f"{where}: {len(data)} bytes that are not an image OpenCV can "
+                        "decode (JPEG, PNG, BMP, WebP, TIFF)")
+    h, w = img.shape[:2]
+    if h * w > MAX_PIXELS:
+        raise BodyError(413, f"{where}: {w}x{h} pixels, more than {MAX_PIXELS}")
+    return img

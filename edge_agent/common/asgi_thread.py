@@ -1,0 +1,90 @@
+"""An ASGI app served by uvicorn on its own thread (the agent's HTTP API, ``fleet serve``).
+
+The socket is bound here, before the thread starts, so a port in use or a bad address is an
+``OSError`` in the caller (with ``port=0`` the kernel picks a port: :attr:`ServerThread.port`).
+uvicorn's logging setup is left alone (the agent configured logging already), it installs no
+signal handlers off the main thread, and :meth:`ServerThread.stop` is bounded: open
+connections (a live stream) get ``graceful_s`` to finish, then are cancelled.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from typing import Any
+
+
+class ServerThread:
+    def __init__(
+        self,
+        app: Any,
+        host: str,
+        port: int,
+        *,
+        name: str = "http",
+        certfile: str | None = None,
+        keyfile: str | None = None,
+        limit_concurrency: int | None = None,
+        graceful_s: float = 0.5,
+    ) -> None:
+        import uvicorn
+
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+            sock.listen(128)
+        except OSError:
+            sock.close()
+            raise
+        sock.set_inheritable(False)
+        self.sock = sock
+        self.host = host
+        self.port: int = sock.getsockname()[1]
+        self.server = uvicorn.Server(uvicorn.Config(
+            app, log_config=None, log_level="warning", access_log=False, lifespan="off",
+            ssl_certfile=certfile, ssl_keyfile=keyfile, limit_concurrency=limit_concurrency,
+            timeout_graceful_shutdown=graceful_s,  # type: ignore[arg-type]  # a float works
+            loop="asyncio", http="h11", ws="none",
+            server_header=False,
+        ))
+        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self.error: BaseException | None = None
+
+    def _run(self) -> None:
+        try:
+            self.server.run(sockets=[self.sock])
+        except BaseException as exc:  # SystemExit from uvicorn's startup included
+            self.error = exc
+
+    def start(self, timeout: float = 10.0) -> None:
+        """Start serving; RuntimeError when uvicorn does not come up within ``timeout``."""
+        self.thread.start()
+        deadline = time.monotonic() + timeout
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                self.stop(0.5)
+                raise RuntimeError(f"the HTTP server did not start ({self.error!r})"
+                                   if self.error else "the HTTP server did not start in time")
+            time.sleep(0.01)
+
+    def stop(self, timeout: float = 1.0) -> bool:
+        """Ask uvicorn to exit; True when its thread ended within ``timeout``."""
+        self.server.should_exit = True
+        if self.thread.is_alive():
+            self.thread.join(timeout)
+        alive = self.thread.is_alive()
+        if not alive:
+            self.sock.close()
+        return not alive
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.server.config.ssl_certfile else "http"
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.scheme}://{host}:{self.port}"
