@@ -34,8 +34,8 @@ READ_ONLY_COMMANDS = frozenset({"ping", "snapshot"})
 """Commands that change nothing; every other one needs the token, even on loopback."""
 HISTORY_POINTS = 240  # metrics windows kept for the page's chart (20 min at 5 s)
 RECENT_DETECTIONS = 20
-COMMAND_STATUS = {"invalid_params": 422, "invalid_payload": 422, "unknown_command": 404,
-                  "busy": 409, "unavailable": 503, "invalid_config": 422}
+COMMAND_STATUS = {"failed": 500, "unknown_command": 404, "busy": 409, "unavailable": 503}
+"""HTTP status of a command's error code; any other code is a refusal of the request (422)."""
 
 
 @dataclass(frozen=True)
@@ -271,7 +271,7 @@ class HttpComponent(Component):
             else:
                 result = self._own.run(name, params)
         except CommandError as exc:
-            return COMMAND_STATUS.get(exc.code, 500), _error(exc.code, exc.message)
+            return COMMAND_STATUS.get(exc.code, 422), _error(exc.code, exc.message)
         return 200, {"ok": True, "command": name, "result": result}
 
     def _ping(self, params: dict[str, Any]) -> dict[str, Any]:

@@ -26,7 +26,7 @@ def test_dockerfile_is_non_root_with_healthcheck() -> None:
     text = (DOCKER / "Dockerfile").read_text()
     users = [ln.split()[1] for ln in text.splitlines() if ln.startswith("USER ")]
     assert users and users[-1].split(":")[0] not in ("root", "0")
-    assert 'CMD ["edge-agent", "status"]' in text
+    assert "http://127.0.0.1:8770/healthz" in text  # the default [http] port (docs/http.md)
     assert "bookworm-slim" in text
 
 

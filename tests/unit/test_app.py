@@ -36,15 +36,20 @@ def test_fixed_order_and_explicit_wiring(tmp_path: Path) -> None:
     loader = RunnerLoader(cfg)
     parts = components(cfg, loader)
     assert [c.name for c in parts] == ["reload", "control", "mqtt", "updates", "bridge",
-                                       "sdnotify"]
-    reload, _control, mqtt, updates, bridge, _sd = parts
+                                       "http", "sdnotify"]
+    reload, control, mqtt, updates, bridge, http, _sd = parts
     assert isinstance(mqtt, MqttComponent) and isinstance(updates, UpdateComponent)
     assert mqtt.reload_hook == reload.reload_live  # type: ignore[attr-defined]
     assert updates.load_runner is loader and updates.messaging is mqtt
     assert bridge.publish == mqtt.publish  # type: ignore[attr-defined]
+    assert http._commands is mqtt  # type: ignore[attr-defined]  # MQTT's commands over HTTP
+    assert http.status == control.status  # type: ignore[attr-defined]
     off = components(parse_config({"device": {"state_dir": str(tmp_path)}}), loader)
-    assert [c.name for c in off] == ["reload", "control", "updates", "sdnotify"]
+    assert [c.name for c in off] == ["reload", "control", "updates", "http", "sdnotify"]
     assert off[2].messaging is None  # type: ignore[attr-defined]
+    assert off[3].command_names() == ["cancel", "ping", "reload", "rollback", "update"]  # type: ignore[attr-defined]
+    bare = parse_config({"device": {"state_dir": str(tmp_path)}, "http": {"enabled": False}})
+    assert "http" not in [c.name for c in components(bare, loader)]
 
 
 def test_every_command_is_registered_before_mqtt_connects(tmp_path: Path) -> None:

@@ -1,0 +1,187 @@
+"""The HTTP API's parts in-process: body checks, /metrics families, the /v1/infer pool's
+admission and model following, the [http] config rules (the server itself: tests/integration/
+test_http_api.py)."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from edge_agent.api.bodies import BodyError, check_type, decode_image
+from edge_agent.api.infer import Busy, InferPool
+from edge_agent.api.metrics import build_registry, exposition
+from edge_agent.config import is_loopback, parse_config, read_token
+from edge_agent.errors import ConfigError
+from tests.support.helpers import DATA, MODELS
+
+PHOTO = DATA / "astronaut.jpg"
+
+
+def test_decode_image_refuses_each_kind_of_bad_body_with_its_status() -> None:
+    jpeg = PHOTO.read_bytes()
+    assert decode_image(jpeg).shape == (512, 512, 3)
+    cases = {
+        b"": (422, "empty"),
+        jpeg[:-200]: (422, "truncated JPEG"),
+        np.random.default_rng(1).bytes(4000): (422, "not an image"),
+        b"GIF89a" + b"\0" * 100: (422, "not an image"),
+    }
+    for body, (status, words) in cases.items():
+        with pytest.raises(BodyError) as e:
+            decode_image(body, "body")
+        assert e.value.status == status and words in str(e.value), str(e.value)
+    _, png = cv2.imencode(".png", np.zeros((20, 30, 3), np.uint8))
+    assert decode_image(png.tobytes()).shape == (20, 30, 3)
+
+
+def test_content_types() -> None:
+    assert check_type("image/JPEG; q=1") == "image/jpeg"
+    assert check_type(None) == ""
+    assert check_type("multipart/form-data; boundary=x") == "multipart/form-data"
+    for bad in ("text/plain", "application/json", "video/mp4"):
+        with pytest.raises(BodyError) as e:
+            check_type(bad)
+        assert e.value.status == 415 and bad in str(e.value)
+
+
+class Device:
+    """What the collector reads (the component's accessors), with a bridge and MQTT."""
+
+    def counters(self) -> dict[str, Any]:
+        return {"captured": 10, "processed": 9, "errors": 1, "in_flight": 0, "swaps": 0,
+                "dropped_by": {"stale": 0, "error": 1, "swap": 0, "shutdown": 0}}
+
+    def camera(self) -> dict[str, Any]:
+        return {"health": "reconnecting", "reconnects": 2, "bad_frames": 0}
+
+    def model_info(self) -> dict[str, Any]:
+        return {"name": "m", "version": "3", "sha256": "ab" * 32, "backend": "litert",
+                "delegate": "cpu"}
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"fps": {"processed": 7.5}, "cpu": {"percent_of_available": 50.0},
+                "temperature": {"cpu_c": 51.0},
+                "bridge": {"connected": True, "board_temp_c": 40.5, "accel_temp_c": 60.0,
+                           "power_w": 4.25},
+                "mqtt": {"connected": False, "outbox": {"pending": 12,
+                                                        "dropped": {"metrics.records": 3}}}}
+
+    def api_counts(self) -> dict[str, Any]:
+        return {"ok": 4, "busy": 1, "stream_clients": 0}
+
+
+def test_metrics_follow_prometheus_naming() -> None:
+    reg, hist = build_registry(Device(), "9.9")
+    hist.observe({"invoke": 0.004, "e2e": 0.02, "unknown_stage": 1.0})
+    body, ctype = exposition(reg)
+    assert ctype.startswith("text/plain")
+    fams = {f.name: f for f in text_string_to_metric_families(body.decode())}
+    value = {(s.name, tuple(sorted(s.labels.items()))): s.value
+             for f in fams.values() for s in f.samples}
+    assert value[("edge_agent_board_power_watts", ())] == 4.25
+    assert value[("edge_agent_board_temperature_celsius", (("sensor", "board"),))] == 40.5
+    assert value[("edge_agent_cpu_temperature_celsius", ())] == 51.0
+    assert value[("edge_agent_cpu_ratio", ())] == 0.5
+    assert value[("edge_agent_outbox_pending_records", ())] == 12
+    assert value[("edge_agent_outbox_lost_records_total", ())] == 3
+    assert value[("edge_agent_camera_up", ())] == 0
+    assert value[("edge_agent_camera_state", (("state", "reconnecting"),))] == 1
+    assert value[("edge_agent_frames_dropped_total", (("reason", "error"),))] == 1
+    assert value[("edge_agent_stage_latency_seconds_count", (("stage", "invoke"),))] == 1
+    assert value[("edge_agent_stage_latency_seconds_bucket",
+                  (("le", "0.005"), ("stage", "invoke")))] == 1
+    assert value[("edge_agent_http_infer_requests_total", (("outcome", "busy"),))] == 1
+    assert fams["edge_agent_fps"].type == "gauge"
+    assert fams["edge_agent_outbox_lost_records"].type == "counter"
+    # no label whose values grow with traffic
+    for f in fams.values():
+        for s in f.samples:
+            assert set(s.labels) <= {"stage", "le", "reason", "kind", "state", "sensor",
+                                     "outcome", "version", "name", "sha256", "backend",
+                                     "delegate"}, s
+
+
+@pytest.fixture(scope="module")
+def runner() -> Any:
+    from edge_agent.inference import Runner
+
+    return Runner.open(MODELS / "blazeface_int8.tflite")
+
+
+def test_infer_pool_admits_a_bounded_number_then_busy(runner: Any) -> None:
+    pool = InferPool(lambda: runner, workers=1, max_pending=2)
+    pool.admit()
+    pool.admit()
+    with pytest.raises(Busy, match=r"http\.max_infer"):
+        pool.admit()
+    pool.release()
+    pool.admit()
+    assert pool.counts["busy"] == 1
+
+
+def test_infer_pool_uses_its_own_interpreter_and_follows_a_swap(runner: Any) -> None:
+    current = [runner]
+    pool = InferPool(lambda: current[0], workers=1, max_pending=4)
+    out = pool.run_bytes(PHOTO.read_bytes())
+    assert len(out["detections"]) == 1 and out["detections"][0]["label"] == "face"
+    worker = pool._free.queue[0]
+    assert worker.runner.model is not runner.model  # a clone, not the pipeline's
+    strict = pool.run_bytes(PHOTO.read_bytes(), threshold=0.99)
+    assert strict["detections"] == []
+    swapped = runner.clone()
+    current[0] = swapped
+    pool.run_bytes(PHOTO.read_bytes())
+    assert worker.origin is swapped and worker.runner.model is not swapped.model
+    pool = InferPool(lambda: current[0], workers=2, max_pending=4)
+    # many threads at once: every worker used by one caller at a time
+    errors: list[BaseException] = []
+
+    def hammer() -> None:
+        try:
+            for _ in range(5):
+                assert len(pool.run_bytes(PHOTO.read_bytes())["detections"]) == 1
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=hammer) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+
+
+def test_http_config_rules(tmp_path: Path) -> None:
+    cfg = parse_config({})
+    assert cfg.http.enabled and cfg.http.host == "127.0.0.1" and cfg.http.port == 8770
+    with pytest.raises(ConfigError, match=r"http\.cert and http\.key"):
+        parse_config({"http": {"cert": "/x.pem"}})
+    with pytest.raises(ConfigError, match=r"http\.max_body_bytes"):
+        parse_config({"http": {"max_body_bytes": 10}})
+    short = tmp_path / "t"
+    short.write_text("short\n")
+    with pytest.raises(ConfigError, match="shorter than 16"):
+        read_token(short, "http.token_file")
+    with pytest.raises(ConfigError, match="cannot read"):
+        read_token(tmp_path / "missing", "http.token_file")
+    assert is_loopback("127.0.0.2") and is_loopback("::1") and is_loopback("localhost")
+    assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.4")
+
+
+def test_component_refuses_a_public_bind_without_token(tmp_path: Path) -> None:
+    from edge_agent.api.component import HttpComponent
+
+    cfg = parse_config({"http": {"host": "0.0.0.0"}})
+    with pytest.raises(ConfigError) as e:
+        HttpComponent(cfg, status=dict)
+    assert "http.host 0.0.0.0" in str(e.value) and "http.token_file" in str(e.value)
+    token = tmp_path / "token"
+    token.write_text("x" * 32)
+    cfg = parse_config({"http": {"host": "0.0.0.0", "token_file": str(token)}})
+    assert HttpComponent(cfg, status=dict).token == "x" * 32
