@@ -1,0 +1,264 @@
+"""The device's HTTP API, measured side by side in one run (issue 15).
+
+1. ``POST /v1/infer`` requests/s and client-side p50/p99 latency at concurrency 1 and 4 against
+   calling the Runner directly on the same JPEG bytes (decode + run: what a local program would
+   do itself), with the same number of interpreters (``http.infer_workers``, 1 by default; the
+   direct callers share as many Runners behind a queue). Goal: >= 0.85 of direct at conc 1.
+2. Pipeline fps while the API is under that load divided by idle fps, read from the agent's own
+   ``/metrics`` (``edge_agent_frames_processed_total`` over a window), for a camera the
+   pipeline keeps up with (the demo clip at its own rate) and one it cannot (a synthetic camera
+   at 1000 fps: the pipeline runs flat out). Goal >= 0.9 on 2 cores, 1 inference thread each.
+3. RSS added by the HTTP server: the same agent with ``http.enabled`` false and true (after
+   warm-up, and after the load), medians of a few samples.
+
+    python3 benchmarks/http.py [--seconds 8] [--requests 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import queue
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import psutil  # noqa: E402
+from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
+
+from edge_agent.api.bodies import decode_image  # noqa: E402
+from edge_agent.inference import Runner  # noqa: E402
+
+PHOTO = (ROOT / "tests" / "data" / "astronaut.jpg").read_bytes()
+MODEL = ROOT / "models" / "blazeface_int8.tflite"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Agent:
+    def __init__(self, tmp: Path, name: str, camera: str, fps: float | None, http: bool,
+                 workers: int = 1) -> None:
+        self.port = free_port()
+        cfg = tmp / f"{name}.toml"
+        lines = ["[device]", f'id = "bench-{name}"', f'state_dir = "{tmp / name}"',
+                 "[camera]", f'source = "{camera}"']
+        if fps:
+            lines.append(f"fps = {fps}")
+        lines += ["[metrics]", "interval_s = 1", "[http]", f"enabled = {str(http).lower()}",
+                  f"port = {self.port}", f"infer_workers = {workers}", "max_infer = 16"]
+        cfg.write_text("\n".join(lines) + "\n")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("EDGE_AGENT_")}
+        env["PYTHONPATH"] = str(ROOT)
+        self.proc = subprocess.Popen([sys.executable, "-m", "edge_agent", "run", "--config",
+                                      str(cfg)], stdout=subprocess.DEVNULL,
+                                     stderr=(tmp / f"{name}.log").open("wb"), env=env, cwd=ROOT)
+        self.ps = psutil.Process(self.proc.pid)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if not http:
+                time.sleep(5)
+                return
+            try:
+                if request(self.port, "GET", "/readyz")[0] == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"agent {name} did not become ready")
+
+    def rss_mb(self, samples: int = 5) -> float:
+        out = []
+        for _ in range(samples):
+            out.append(self.ps.memory_info().rss / 2**20)
+            time.sleep(0.2)
+        return statistics.median(out)
+
+    def processed(self) -> float:
+        _, body = request(self.port, "GET", "/metrics")
+        for fam in text_string_to_metric_families(body.decode()):
+            if fam.name == "edge_agent_frames_processed":
+                return float(fam.samples[0].value)
+        raise RuntimeError("no edge_agent_frames_processed in /metrics")
+
+    def fps(self, seconds: float) -> float:
+        a, t0 = self.processed(), time.monotonic()
+        time.sleep(seconds)
+        return (self.processed() - a) / (time.monotonic() - t0)
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def request(port: int, method: str, path: str, body: bytes | None = None,
+            conn: http.client.HTTPConnection | None = None) -> tuple[int, bytes]:
+    own = conn is None
+    c = conn or http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        c.request(method, path, body=body,
+                  headers={"Content-Type": "image/jpeg"} if body else {})
+        r = c.getresponse()
+        return r.status, r.read()
+    finally:
+        if own:
+            c.close()
+
+
+def load(call: Any, concurrency: int, total: int) -> dict[str, float]:
+    """``total`` calls from ``concurrency`` threads (each its own connection); req/s, p50/p99."""
+    lat: list[float] = []
+    lock = threading.Lock()
+    left = [total]
+
+    def worker() -> None:
+        state: dict[str, Any] = {}
+        while True:
+            with lock:
+                if left[0] <= 0:
+                    return
+                left[0] -= 1
+            t = time.perf_counter()
+            call(state)
+            d = time.perf_counter() - t
+            with lock:
+                lat.append(d)
+
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - t0
+    lat.sort()
+    return {"rps": len(lat) / wall, "p50_ms": lat[len(lat) // 2] * 1000,
+            "p99_ms": lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000}
+
+
+def api_call(port: int) -> Any:
+    def call(state: dict[str, Any]) -> None:
+        conn = state.get("conn")
+        if conn is None:
+            conn = state["conn"] = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        status, _ = request(port, "POST", "/v1/infer", PHOTO, conn=conn)
+        if status != 200:
+            raise RuntimeError(f"/v1/infer answered {status}")
+    return call
+
+
+def direct_call(workers: int) -> Any:
+    base = Runner.open(MODEL, threads=1)
+    pool: queue.Queue[Any] = queue.Queue()
+    for _ in range(workers):
+        pool.put(base.clone())
+
+    def call(state: dict[str, Any]) -> None:
+        image = decode_image(PHOTO)
+        r = pool.get()
+        try:
+            r.run(image)
+        finally:
+            pool.put(r)
+    return call
+
+
+def fps_under_load(agent: Agent, seconds: float) -> float:
+    """The pipeline's fps while 4 clients keep /v1/infer busy."""
+    stop = threading.Event()
+    api = api_call(agent.port)
+
+    def background() -> None:
+        while not stop.is_set():
+            load(api, 4, 20)
+
+    bg = threading.Thread(target=background)
+    bg.start()
+    try:
+        time.sleep(1)
+        return agent.fps(seconds)
+    finally:
+        stop.set()
+        bg.join()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=8.0, help="fps measurement window")
+    ap.add_argument("--requests", type=int, default=200, help="/v1/infer calls per run")
+    ap.add_argument("--workers", type=int, default=1, help="http.infer_workers")
+    args = ap.parse_args()
+    print(f"# {os.cpu_count()} cores, {args.requests} requests per run, "
+          f"{args.workers} API interpreter(s), 1 thread each")
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        # 1. throughput and latency, with the demo clip running in the pipeline meanwhile
+        agent = Agent(tmp, "demo", "demo", None, True, args.workers)
+        try:
+            idle_demo = agent.fps(args.seconds)
+            direct = direct_call(args.workers)
+            api = api_call(agent.port)
+            for f in (direct, api):  # warm-up
+                load(f, 1, 10)
+            rows = []
+            for conc in (1, 4):
+                d_ = load(direct, conc, args.requests)
+                a_ = load(api, conc, args.requests)
+                rows.append((conc, d_, a_))
+            busy_demo = fps_under_load(agent, args.seconds)
+            rss_http_after = agent.rss_mb()
+        finally:
+            agent.stop()
+        print("\n/v1/infer vs the Runner called directly (decode + run of the same JPEG)")
+        print(f"{'conc':>4} {'direct req/s':>13} {'API req/s':>10} {'ratio':>6} "
+              f"{'direct p50/p99 ms':>18} {'API p50/p99 ms':>15}")
+        for conc, d_, a_ in rows:
+            print(f"{conc:>4} {d_['rps']:>13.1f} {a_['rps']:>10.1f} {a_['rps'] / d_['rps']:>6.2f} "
+                  f"{d_['p50_ms']:>8.2f}/{d_['p99_ms']:<9.2f} {a_['p50_ms']:>6.2f}/"
+                  f"{a_['p99_ms']:.2f}")
+        # 2. a pipeline running flat out
+        agent = Agent(tmp, "flat", "synthetic", 1000, True, args.workers)
+        try:
+            idle_flat = agent.fps(args.seconds)
+            busy_flat = fps_under_load(agent, args.seconds)
+        finally:
+            agent.stop()
+        print("\npipeline fps under /v1/infer load (4 clients) / idle fps")
+        print(f"  demo clip (paced):      {idle_demo:6.1f} -> {busy_demo:6.1f}  "
+              f"ratio {busy_demo / idle_demo:.2f}")
+        print(f"  synthetic, flat out:    {idle_flat:6.1f} -> {busy_flat:6.1f}  "
+              f"ratio {busy_flat / idle_flat:.2f}")
+        # 3. RSS
+        rss = {}
+        for http_on in (False, True):
+            a = Agent(tmp, f"rss{int(http_on)}", "demo", None, http_on, args.workers)
+            try:
+                time.sleep(2)
+                rss[http_on] = a.rss_mb()
+            finally:
+                a.stop()
+        print("\nRSS of the agent on the demo clip (median of 5 samples)")
+        print(f"  http off {rss[False]:.1f} MB, on {rss[True]:.1f} MB: "
+              f"+{rss[True] - rss[False]:.1f} MB idle; +{rss_http_after - rss[False]:.1f} MB "
+              "after the load above")
+
+
+if __name__ == "__main__":
+    main()
