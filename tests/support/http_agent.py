@@ -86,7 +86,7 @@ class HttpAgent:
         env.pop("EDGE_AGENT_HTTP__ENABLED", None)  # tests/conftest.py turns HTTP off
         return env
 
-    def start(self, timeout: float = 60.0) -> None:
+    def start(self, timeout: float = 120.0) -> None:
         with self.log.open("ab") as logf:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "edge_agent", "run", "--config", str(self.config)],
