@@ -233,6 +233,11 @@ class UpdatesConfig(_Section):
     trial_inferences: int = Field(default=200, ge=1)
     trial_seconds: float = Field(default=30.0, gt=0)
     trial_attempts: int = Field(default=2, ge=1, le=10)
+    trial_camera_wait_s: float = Field(
+        default=300.0, gt=0,
+        description="How long a trial waits for a missing camera (its window stands still) "
+        "before it ends camera_unavailable",
+    )
     preflight_timeout_s: float = Field(default=60.0, gt=0)
     ca: Path | None = Field(default=None, description="CA bundle for an https registry")
 

@@ -10,6 +10,9 @@ per cause (:mod:`edge_agent.common.throttle`): the first line, then a count per 
 :meth:`CameraReader.waiting` tells the watchdogs (sd_notify, the board's) that no frame comes
 because the reader is legitimately waiting for its source: opening it or backing off, each step
 within its time budget. A reader stuck past that budget is a stall like any other.
+:meth:`CameraReader.add_listener` registers a callback for the moments frames start or stop
+flowing (health becomes ``ok``, or leaves it; the source ends or the reader stops): a trial
+waits on it for the camera instead of polling ``health``.
 ``clock`` and ``sleep`` are injectable: tests drive the backoff with a fake clock.
 """
 
@@ -75,6 +78,7 @@ class CameraReader:
         self.read_s = 0.0  # moving average of one read (decode) in seconds
         self._log = ThrottledLog(log, log_interval_s, clock=clock)
         self._step_deadline: float | None = None  # while waiting for the source: step's end
+        self._listeners: list[Callable[[], None]] = []
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -96,7 +100,25 @@ class CameraReader:
             self._close_source()
             if self.health not in ("ended",):
                 self.health = "stopped"
+            self._changed()
         return not alive
+
+    def add_listener(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` (from the reader's thread; it must not block) whenever frames
+        start or stop flowing; read :attr:`health` for the new state."""
+        with self._lock:
+            self._listeners = [*self._listeners, callback]
+
+    def remove_listener(self, callback: Callable[[], None]) -> None:
+        with self._lock:
+            self._listeners = [c for c in self._listeners if c != callback]  # bound methods: ==
+
+    def _changed(self) -> None:
+        for callback in self._listeners:
+            try:
+                callback()
+            except Exception as exc:  # a listener's bug must not kill the reader
+                log.debug("camera listener %r: %r", callback, exc)
 
     @property
     def running(self) -> bool:
@@ -151,6 +173,7 @@ class CameraReader:
                 self.health = "ended"
                 self.ended.set()
                 self.slot.close()  # no more frames: wakes a worker waiting in get()
+                self._changed()
                 break
             self.read_s = 0.8 * self.read_s + 0.2 * (self.clock() - t0) if self.frames else (
                 self.clock() - t0
@@ -189,6 +212,7 @@ class CameraReader:
                 log.info("%s: frames flowing again", self.source.name)
             self.health = "ok"
             self._step_deadline = None
+            self._changed()
         self.consecutive_failures = 0
         self.backoff.reset()
         frame = Frame(image=image, seq=self.frames, t_capture=self.clock(), wall_time=self.wall())
@@ -204,7 +228,10 @@ class CameraReader:
         self.consecutive_failures += 1
         if self.health in ("ok", "starting") and self.frames:
             self.reconnects += 1
+        was_ok = self.health == "ok"
         self.health = "failed" if self.consecutive_failures >= self.failed_after else "reconnecting"
+        if was_ok:
+            self._changed()
         delay = self.backoff.next_delay()
         with self._lock:
             self.delays.append(delay)

@@ -5,8 +5,9 @@ loader, so the ``[model]`` overrides apply) and handed to ``agent.pipeline.swap`
 between two frames. During the trial every invoke of the new model is timed and its outputs
 checked for NaN/inf (:class:`WatchedModel`); :class:`.trial.TrialMonitor` decides. The watcher
 sleeps until the monitor can decide (enough inferences, a failure, or the end of the window:
-``WatchedModel`` signals the first two, the window's end is the wait's timeout), an operator
-rollback or the agent's stop — it does not poll.
+``WatchedModel`` signals the first two, the window's end is the wait's timeout), the camera
+starts or stops delivering frames (the window stands still while it does not; the camera
+reader's listener), an operator rollback or the agent's stop — it does not poll.
 
 The command side (:mod:`.component`) runs these on its worker thread.
 """
@@ -196,6 +197,20 @@ class Activation:
             self.updater.send(r.deployment)
         return r
 
+    @staticmethod
+    def _observe_camera(mon: TrialMonitor, reader: Any) -> None:
+        now, health = time.monotonic(), reader.health
+        if health == "ok":
+            if mon.down_since is not None:
+                log.info("trial: camera frames flowing again, the trial window runs on")
+            mon.source_up(now)
+        else:
+            if mon.down_since is None:
+                log.warning("trial: the camera delivers no frames (%s); the trial window "
+                            "waits for it", health)
+            mon.source_down(now, f"camera {health}: {reader.last_error or 'no frame yet'}",
+                            ended=health in ("ended", "stopped"))
+
     def policy(self, entry: Entry, d: Deployment) -> TrialPolicy:
         cfg = self.config.updates
         health = None
@@ -212,32 +227,41 @@ class Activation:
             max_latency_ratio=health.max_latency_ratio if health else 2.0,
             baseline_p95_ms=d.baseline_ms,
             baseline_p50_ms=d.baseline_p50_ms,
+            camera_wait_s=cfg.trial_camera_wait_s,
         )
 
     def watch_trial(self, r: R.Rollout, watched: WatchedModel, old_runner: Any) -> None:
-        """Wait for the verdict (woken by the model, a rollback or stop), then commit or roll
-        back. On stop the trial goes on at the next start (attempts permitting)."""
+        """Wait for the verdict (woken by the model, the camera, a rollback or stop), then
+        commit or roll back. On stop the trial goes on at the next start (attempts permitting).
+        While the camera delivers no frames the trial window stands still."""
         mon = watched.monitor
         assert mon is not None
+        reader = getattr(self.agent.pipeline, "reader", None)
+        if reader is not None:
+            reader.add_listener(self._wake.set)
         watched.on_decided = self._wake.set
-        window_end = mon.started + mon.policy.seconds
         verdict: Verdict | None = None
-        while verdict is None:
-            if self._stop.is_set():
-                watched.on_decided = None
-                return
-            if self._abort:
-                why = "cancelled" if "cancel" in self._abort else "operator_rollback"
-                verdict = Verdict(False, why, self._abort)
-                self._abort = None
-                break
-            verdict = mon.verdict(time.monotonic())
-            if verdict is None:
-                # past the window's end the monitor always decides: the wait is bounded
-                self._wake.wait(max(window_end - time.monotonic(), 0.0) + 0.01)
-                self._wake.clear()
+        try:
+            while verdict is None:
+                self._wake.clear()  # before the checks: a signal after them ends the wait
+                if self._stop.is_set():
+                    return
+                if self._abort:
+                    why = "cancelled" if "cancel" in self._abort else "operator_rollback"
+                    verdict = Verdict(False, why, self._abort)
+                    self._abort = None
+                    break
+                if reader is not None:
+                    self._observe_camera(mon, reader)
+                verdict = mon.verdict(time.monotonic())
+                if verdict is None:
+                    # past the monitor's deadline it always decides: the wait is bounded
+                    self._wake.wait(max(mon.next_deadline() - time.monotonic(), 0.0) + 0.01)
+        finally:
+            watched.on_decided = None
+            if reader is not None:
+                reader.remove_listener(self._wake.set)
         watched.monitor = None
-        watched.on_decided = None
         if verdict.healthy:
             self.updater.advance(r, "healthy", detail=verdict.detail, change=commit_trial)
             s = self.store.load()

@@ -7,6 +7,12 @@ pipeline, when the update began), with the median slower by the same ratio too (
 scheduling spikes move the tail, a slower model moves everything); differences under
 ``MIN_SLOWDOWN_MS`` are noise, and the first ``WARMUP_SAMPLES`` invokes are not judged.
 It fails at once on NaN/inf outputs or repeated errors.
+
+The window counts only time in which the camera delivers frames: while the source is down
+(:meth:`TrialMonitor.source_down`) the window stands still, so an update started while the
+camera is missing waits for it instead of failing ``no_inferences``. A camera still missing
+after ``camera_wait_s`` (or a finite source that has ended) ends the trial
+``camera_unavailable``: the model could not be judged.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ class TrialPolicy:
     max_latency_ratio: float = 2.0
     baseline_p95_ms: float | None = None
     baseline_p50_ms: float | None = None
+    camera_wait_s: float = 300.0
 
 
 @dataclass(frozen=True)
@@ -55,6 +62,10 @@ class TrialMonitor:
         self.nonfinite = 0
         self.errors = 0
         self.last_error = ""
+        self.paused_s = 0.0  # window time the source was down (not counted)
+        self.down_since: float | None = None
+        self.down_why = ""
+        self.source_ended = False
 
     @property
     def count(self) -> int:
@@ -73,13 +84,43 @@ class TrialMonitor:
         self.errors += 1
         self.last_error = message
 
+    def source_down(self, now: float, why: str, *, ended: bool = False) -> None:
+        """The camera delivers no frames (since ``now``; ``ended``: a finite source that will
+        never deliver again). The window stands still until :meth:`source_up`."""
+        if self.down_since is None:
+            self.down_since = now
+        self.down_why = why
+        self.source_ended = self.source_ended or ended
+
+    def source_up(self, now: float) -> None:
+        if self.down_since is not None:
+            self.paused_s += max(now - self.down_since, 0.0)
+            self.down_since = None
+
+    def elapsed(self, now: float) -> float:
+        """Window time so far: wall time since the start less the time the source was down."""
+        down = 0.0 if self.down_since is None else max(now - self.down_since, 0.0)
+        return now - self.started - self.paused_s - down
+
+    def next_deadline(self) -> float:
+        """When the monitor decides at the latest without any new observation."""
+        if self.down_since is not None:
+            return self.down_since + self.policy.camera_wait_s
+        return self.started + self.paused_s + self.policy.seconds
+
+    def _camera_gone(self, now: float) -> bool:
+        return self.down_since is not None and (
+            self.source_ended or now - self.down_since >= self.policy.camera_wait_s
+        )
+
     def decided(self, now: float) -> bool:
         """Whether :meth:`verdict` has an answer now (cheap: called after every inference)."""
         return bool(
             self.nonfinite
             or self.errors >= MAX_ERRORS
             or self.count >= self.policy.inferences
-            or now - self.started >= self.policy.seconds
+            or self._camera_gone(now)
+            or (self.down_since is None and self.elapsed(now) >= self.policy.seconds)
         )
 
     def verdict(self, now: float) -> Verdict | None:
@@ -94,9 +135,20 @@ class TrialMonitor:
             return Verdict(
                 False, "errors", f"{self.errors} inference errors in trial: {self.last_error}"
             )
-        elapsed = now - self.started
+        elapsed = self.elapsed(now)
         enough = self.count >= pol.inferences
-        if not enough and elapsed < pol.seconds:
+        if not enough and self._camera_gone(now):
+            assert self.down_since is not None
+            gone = "ended" if self.source_ended else (
+                f"delivered no frames for {now - self.down_since:.0f} s"
+            )
+            return Verdict(
+                False,
+                "camera_unavailable",
+                f"the camera {gone} during the trial ({self.down_why}); the model could not be "
+                f"judged ({self.count} inferences; [updates] trial_camera_wait_s)",
+            )
+        if not enough and (self.down_since is not None or elapsed < pol.seconds):
             return None
         if self.count < min(MIN_SAMPLES, pol.inferences):
             return Verdict(

@@ -26,6 +26,7 @@ from edge_agent.updates.publish import publish
 from edge_agent.updates.store import Store
 from tests.support.crafted_models import nan_model, slower_copy
 from tests.support.helpers import MODELS, cli_env, run_cli
+from tests.support.ops import MjpegCamera, free_port
 from tests.support.updates import Nginx, new_key, nginx, seed_store
 
 DIGITS = MODELS / "digits_int8.tflite"
@@ -80,7 +81,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 class Agent:
     """``python -m edge_agent run`` as a child process, watched over MQTT."""
 
-    def __init__(self, world: World, tmp: Path, model: str, **updates: Any) -> None:
+    def __init__(self, world: World, tmp: Path, model: str, camera: str = "synthetic",
+                 **updates: Any) -> None:
         self.world = world
         self.device = f"dev-{uuid.uuid4().hex[:8]}"
         self.state = tmp / "state"
@@ -93,7 +95,8 @@ class Agent:
         lines = [
             "[device]", f'id = "{self.device}"', f'state_dir = "{self.state}"',
             f'groups = ["{self.group}"]',
-            "[camera]", 'source = "synthetic"', "width = 320", "height = 240", "fps = 30",
+            "[camera]", f"source = {json.dumps(camera)}", "width = 320", "height = 240",
+            "fps = 30", "reconnect_initial_s = 0.2", "reconnect_max_s = 1.0",
             "[metrics]", "interval_s = 0.5",
             "[mqtt]", "enabled = true", 'host = "127.0.0.1"', f"port = {world.broker.port}",
             "[updates]",
@@ -277,6 +280,42 @@ def test_bad_trial_is_rolled_back_automatically(
     s = Store(a.state).load()
     assert s.active is not None and s.active.version == "1.0" and s.trial is None
     assert any(b.startswith(f"{model}/{version}-") for b in s.bad)
+
+
+def test_update_while_the_camera_is_missing_waits_for_it(
+    world: World, tmp_path: Path, agents: list[Agent]
+) -> None:
+    """The trial window stands still while no frame comes: an update started before the camera
+    is up commits once it is (it is not rolled back ``no_inferences``); a camera that never
+    comes ends the trial ``camera_unavailable`` after ``trial_camera_wait_s``."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/stream.mjpg"
+    (tmp_path / "late").mkdir()
+    (tmp_path / "never").mkdir()
+    late = Agent(world, tmp_path / "late", "digits", camera=url, trial_seconds=2).start()
+    never = Agent(world, tmp_path / "never", "digits", trial_seconds=2, trial_camera_wait_s=4,
+                  camera=f"http://127.0.0.1:{free_port()}/stream.mjpg").start()
+    agents += [late, never]
+    late.wait_online()
+    never.wait_online()
+    late.command("update", {"model": "digits", "version": "2.0", "deployment": "dep-late"})
+    never.command("update", {"model": "digits", "version": "2.0", "deployment": "dep-never"})
+    assert late.rec.wait(lambda r: R.TRIAL in [x["state"] for x in late.updates("dep-late")],
+                         60), late.tail()
+    final = never.wait_final("dep-never")
+    assert final["state"] == R.ROLLED_BACK and final["reason"] == "camera_unavailable", final
+    assert "no frames for" in final["detail"] and "0 inferences" in final["detail"], final
+    assert never.running_model_verifies()["version"] == "1.0"
+    # the late device's 2 s window has long passed with no frame: it is still in its trial
+    assert not any(x.get("final") for x in late.updates("dep-late")), late.updates("dep-late")
+    camera = MjpegCamera(fps=20, port=port)
+    try:
+        final = late.wait_final("dep-late")
+        assert final["state"] == R.COMMITTED, (final, late.tail())
+        assert late.running_model_verifies()["version"] == "2.0"
+        assert "trial window waits for it" in late.tail()
+    finally:
+        camera.close()
 
 
 KILL_POINTS = [R.RECEIVED, R.DOWNLOADING, "downloading:progress", R.VERIFYING, R.PREFLIGHT,

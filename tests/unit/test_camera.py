@@ -206,6 +206,32 @@ class TestReaderRecovery:
         finally:
             assert reader.stop(timeout=2)
 
+    def test_listeners_hear_frames_start_and_stop_flowing(self, tmp_path: Path) -> None:
+        path = tmp_path / "clip.avi"
+        saved = tmp_path / "saved.avi"
+        write_clip(saved, synthetic_frames(3, 80, 60))
+        clock = FakeClock()
+        reader = _reader(OpenCVSource(str(path), live=False), clock)  # not there yet
+        heard: list[str] = []
+        reader.add_listener(lambda: heard.append(reader.health))
+        reader.add_listener(self._boom)  # a failing listener is only logged
+        reader.start()
+        try:
+            wait_for(lambda: reader.failures >= 2)
+            assert heard == []  # starting -> reconnecting: still no frames, nothing to hear
+            shutil.copy(saved, path)
+            _drain(reader, 3)
+            wait_for(lambda: reader.health == "ended")
+            assert heard == ["ok", "ended"]
+            reader.remove_listener(self._boom)
+            assert len(reader._listeners) == 1  # removed by equality (bound methods)
+        finally:
+            assert reader.stop(timeout=2)
+        assert heard == ["ok", "ended", "ended"]  # stop keeps "ended"; it is heard again
+
+    def _boom(self) -> None:
+        raise RuntimeError("listener bug")
+
     def test_unopenable_source_reports_failed_and_keeps_trying(self, tmp_path: Path) -> None:
         clock = FakeClock()
         reader = _reader(OpenCVSource(str(tmp_path / "none.avi"), live=False), clock)

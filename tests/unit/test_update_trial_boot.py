@@ -66,6 +66,44 @@ def test_trial_window_without_inferences_fails() -> None:
     assert v is not None and v.reason == "no_inferences"
 
 
+def test_trial_window_stands_still_while_the_camera_is_missing() -> None:
+    pol = TrialPolicy(inferences=200, seconds=5, camera_wait_s=60)
+    m = TrialMonitor(pol, started=0.0)
+    m.source_down(0.0, "camera reconnecting: connection refused")
+    assert m.verdict(30.0) is None and not m.decided(30.0)  # past the window: still waiting
+    assert m.next_deadline() == 60.0
+    m.source_up(40.0)  # frames at last: the 5 s window starts now
+    assert m.next_deadline() == 45.0 and m.verdict(44.0) is None
+    for _ in range(20):
+        m.record(1.0)
+    v = m.verdict(45.5)
+    assert v is not None and v.healthy and "in 5.5 s" in v.detail, v
+
+
+def test_trial_without_a_camera_past_its_wait_is_camera_unavailable() -> None:
+    m = TrialMonitor(TrialPolicy(inferences=200, seconds=5, camera_wait_s=60), started=0.0)
+    for _ in range(4):
+        m.record(1.0)
+    m.source_down(2.0, "camera failed: connection refused")
+    assert m.verdict(61.0) is None
+    assert m.decided(62.0)
+    v = m.verdict(62.0)
+    assert v is not None and not v.healthy and v.reason == "camera_unavailable", v
+    assert "no frames for 60 s" in v.detail and "connection refused" in v.detail
+    assert "4 inferences" in v.detail
+    ended = TrialMonitor(TrialPolicy(inferences=200, seconds=5), started=0.0)
+    ended.source_down(1.0, "camera ended", ended=True)  # a finite clip: never comes back
+    v2 = ended.verdict(1.0)
+    assert v2 is not None and v2.reason == "camera_unavailable" and "ended" in v2.detail
+    # enough inferences before the camera went: judged on them, as before
+    done = TrialMonitor(TrialPolicy(inferences=3, seconds=5), started=0.0)
+    for _ in range(3):
+        done.record(1.0)
+    done.source_down(1.0, "camera ended", ended=True)
+    v3 = done.verdict(1.0)
+    assert v3 is not None and v3.healthy
+
+
 def _install(store: Store, version: str, seq: int, data: bytes) -> S.Entry:
     st = store.staging(f"d{version}")
     (st / "manifest.json").write_text(json.dumps(
