@@ -186,6 +186,11 @@ class MQTTConfig(_Section):
     tls: TLSConfig | None = None
     protocol: Literal["5", "3.1.1"] = "5"
     keepalive_s: int = Field(default=30, ge=5, le=3600)
+    connect_timeout_s: float = Field(
+        default=10.0, gt=0, le=300,
+        description="Deadline of one connection attempt: TCP connect, TLS handshake and the "
+        "broker's CONNACK (then the next attempt, after the backoff)",
+    )
     session_expiry_s: int = Field(default=24 * 3600, ge=0)
     prefix: str | None = Field(default=None, description="Default: edge/<device id>")
     group_prefix: str = Field(default="edge/group", description="Group command topics root")

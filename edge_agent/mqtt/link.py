@@ -7,6 +7,13 @@ with jitter, reset only once a connection held ``reconnect_hold_s``), handed to 
 ``reconnect_delay_set`` from the disconnect / connect-failure callbacks. Callbacks only put
 events on queues or call short functions passed in; no paho lock is held while our code
 takes its own locks (on_publish is called with paho's message lock held).
+
+Every connection attempt has a deadline (``connect_timeout_s``): paho's ``connect_timeout``
+bounds the TCP connect and the whole TLS handshake (CPython's ``do_handshake`` has one
+deadline for all of it), and a timer armed when the socket opens shuts it down if the broker's
+CONNACK has not come by then (without it a broker or middlebox that accepts the connection and
+never answers would hold the link "connecting" for a whole keepalive). Name resolution is not
+bounded by it.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import logging
 import os
 import queue
 import random
+import socket
 import ssl
 import threading
 import time
@@ -57,6 +65,7 @@ class LinkSettings:
     client_id: str = "edge-agent"
     protocol: str = "5"
     keepalive_s: int = 30
+    connect_timeout_s: float = 10.0
     session_expiry_s: int = 24 * 3600
     clean_start: bool = False
     username: str | None = None
@@ -106,6 +115,7 @@ def settings_from_mqtt(m: MQTTConfig, client_id: str) -> LinkSettings:
         client_id=client_id,
         protocol=m.protocol,
         keepalive_s=m.keepalive_s,
+        connect_timeout_s=m.connect_timeout_s,
         session_expiry_s=m.session_expiry_s,
         username=m.username,
         password=read_password(m),
@@ -166,6 +176,7 @@ def make_client(
         max(1, round(s.reconnect_initial_s)), max(1, round(s.reconnect_max_s))
     )
     client.max_inflight_messages_set(s.max_inflight)
+    client.connect_timeout = s.connect_timeout_s  # TCP connect, the whole TLS handshake
     return client
 
 
@@ -190,6 +201,9 @@ def describe_error(exc: BaseException) -> str:
         return f"TLS: the broker's certificate was not accepted: {exc.verify_message}"
     if isinstance(exc, ssl.SSLError):
         return f"TLS handshake failed: {exc.reason or exc}"
+    if isinstance(exc, TimeoutError):
+        return ("timed out connecting: no TCP connection or no finished TLS handshake within "
+                "[mqtt] connect_timeout_s")
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused (is the broker running and listening on this port?)"
     if isinstance(exc, (TimeoutError, OSError)):
@@ -259,7 +273,11 @@ class Link:
         self._client.on_publish = self._handle_publish
         self._client.on_message = self._handle_message
         self._client.on_subscribe = self._handle_subscribe
+        self._client.on_pre_connect = self._handle_pre_connect
+        self._client.on_socket_open = self._handle_socket_open
         self._started = False
+        self._attempt_at = 0.0  # monotonic start of the current connection attempt
+        self._connack_timer: threading.Timer | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self, wait: float | None = None) -> None:
@@ -304,6 +322,7 @@ class Link:
         self._client.disconnect()
         self._client.loop_stop()
         self._started = False
+        self._disarm()
         self.connected.clear()
 
     # -- publishing ------------------------------------------------------------------------
@@ -340,9 +359,39 @@ class Link:
         return bool(rc == MQTTErrorCode.MQTT_ERR_SUCCESS)
 
     # -- paho callbacks (network thread) ---------------------------------------------------
+    def _handle_pre_connect(self, client: paho.Client, userdata: Any) -> None:
+        self._attempt_at = time.monotonic()
+
+    def _handle_socket_open(self, client: paho.Client, userdata: Any, sock: Any) -> None:
+        """The TCP (+TLS) connection is up and CONNECT about to go: arm the CONNACK deadline."""
+        self._disarm()
+        now = time.monotonic()
+        began, self._attempt_at = (self._attempt_at or now), 0.0  # 0: no pre_connect seen
+        left = began + self.settings.connect_timeout_s - now
+        timer = threading.Timer(max(left, 0.0), self._connack_overdue, (sock,))
+        timer.daemon = True
+        self._connack_timer = timer
+        timer.start()
+
+    def _disarm(self) -> None:
+        timer, self._connack_timer = self._connack_timer, None
+        if timer is not None:
+            timer.cancel()
+
+    def _connack_overdue(self, sock: Any) -> None:
+        if self.connected.is_set() or self._refused.is_set():
+            return
+        self.last_error = (
+            f"no CONNACK within {self.settings.connect_timeout_s:g} s of connecting (a broker "
+            "or proxy that accepts connections and does not answer; [mqtt] connect_timeout_s)"
+        )
+        log.warning("%s: %s", self.settings.where, self.last_error)
+        _shut_down(sock)  # paho sees the connection lost and retries after the backoff
+
     def _handle_connect(
         self, client: paho.Client, userdata: Any, flags: Any, rc: ReasonCode, props: Any
     ) -> None:
+        self._disarm()
         if rc.is_failure:
             hint = " (check the user name and password)" if "auth" in rc.getName().lower() else ""
             self.last_error = f"the broker refused the connection: {rc.getName()}{hint}"
@@ -424,6 +473,19 @@ class Link:
                                       bool(msg.retain), self.connects))
         except Exception:  # never let our bug kill paho's network thread
             log.exception("error handling a message on %s", msg.topic)
+
+
+def _shut_down(sock: Any) -> None:
+    """Shut a connection down under paho's blocked or waiting reads, through a duplicate of its
+    descriptor: the (possibly TLS) socket object paho uses is not touched from this thread."""
+    try:
+        fd = sock.fileno()
+        if fd < 0:
+            return
+        with socket.socket(fileno=os.dup(fd)) as dup:
+            dup.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # already closed
 
 
 def check_broker(cfg: Config, timeout: float = 5.0) -> tuple[bool, str]:
