@@ -17,26 +17,16 @@ Writes ``tests/data/reference/mediapipe.json``. Nothing of ``edge_agent`` is imp
 
 from __future__ import annotations
 
-import json
-import os
-import sys
-from pathlib import Path
-
 import numpy as np
-
-ROOT = Path(__file__).resolve().parents[2]
-IMAGES = ("astronaut.jpg", "chelsea.jpg", "coffee.jpg")
+from references import IMAGES, image_path, models_folder, write
 
 
 def main() -> int:
     import mediapipe as mp
     from mediapipe.tasks.python import BaseOptions, vision
 
-    sys.path.insert(0, str(ROOT / "models" / "real"))
-    from fetch import cache_dir
-
-    folder = Path(os.environ.get("EDGE_AGENT_REAL_MODELS") or cache_dir())
-    images = {n: mp.Image.create_from_file(str(ROOT / "tests" / "data" / n)) for n in IMAGES}
+    folder = models_folder()
+    images = {n: mp.Image.create_from_file(str(image_path(n))) for n in IMAGES}
     out: dict[str, dict] = {"mediapipe": {"version": mp.__version__}}
 
     def opts(name: str) -> BaseOptions:
@@ -94,11 +84,7 @@ def main() -> int:
     out["face_short_range.tflite"] = result
     fd.close()
 
-    target = ROOT / "tests" / "data" / "reference" / "mediapipe.json"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(json.dumps(out, indent=1, sort_keys=True) + "\n")
-    print(json.dumps(out, sort_keys=True))
-    return 0
+    return write("mediapipe.json", out)
 
 
 if __name__ == "__main__":

@@ -22,17 +22,13 @@ Writes ``tests/data/reference/script.json``:
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
+from references import IMAGES, image_path, models_folder, write
 
-ROOT = Path(__file__).resolve().parents[2]
-IMAGES = ("astronaut.jpg", "chelsea.jpg", "coffee.jpg")
 THRESHOLD = 0.5
 
 
@@ -45,7 +41,7 @@ def interpreter(path: Path):  # type: ignore[no-untyped-def]
 
 
 def rgb(name: str) -> np.ndarray:
-    img = cv2.imread(str(ROOT / "tests" / "data" / name), cv2.IMREAD_COLOR)
+    img = cv2.imread(str(image_path(name)), cv2.IMREAD_COLOR)
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
@@ -197,10 +193,7 @@ def anchor_detector(model: Path, cfg: dict) -> dict[str, list[dict]]:
 
 
 def main() -> int:
-    sys.path.insert(0, str(ROOT / "models" / "real"))
-    from fetch import cache_dir
-
-    folder = Path(os.environ.get("EDGE_AGENT_REAL_MODELS") or cache_dir())
+    folder = models_folder()
     out: dict[str, dict] = {}
     labels = coco_labels(folder / "coco_labels.txt")
     out["ssd_mobilenet_v2_coco_quant_postprocess.tflite"] = ssd(
@@ -208,11 +201,7 @@ def main() -> int:
     )
     for model, cfg in CONFIGS.items():
         out[model] = anchor_detector(folder / model, cfg)
-    target = ROOT / "tests" / "data" / "reference" / "script.json"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(json.dumps(out, indent=1, sort_keys=True) + "\n")
-    print(json.dumps(out, sort_keys=True))
-    return 0
+    return write("script.json", out)
 
 
 if __name__ == "__main__":
