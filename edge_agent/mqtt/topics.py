@@ -77,9 +77,6 @@ class Topics:
         """Reply topic for clients without an MQTT 5 response topic (3.1.1)."""
         return f"{self.prefix}/cmd/{name}/reply"
 
-    def group_cmd(self, group: str, name: str) -> str:
-        return group_cmd_topic(self.group_prefix, group, name)
-
     def command_filters(self) -> list[str]:
         """Subscriptions of the device: its own commands and its groups' commands."""
         return [f"{self.prefix}/cmd/+"] + [f"{self.group_prefix}/{g}/cmd/+" for g in self.groups]

@@ -153,12 +153,6 @@ class Manifest(_Strict):
     def input_shape(self) -> list[int]:
         return self.model.inputs[0].shape
 
-    def to_json_bytes(self) -> bytes:
-        return (
-            json.dumps(self.model_dump(mode="json", by_alias=True), indent=1, sort_keys=True)
-            + "\n"
-        ).encode()
-
 
 def check_file_name(name: str) -> None:
     """A file name in a manifest must be one plain path component (:mod:`edge_agent.common.names`)
