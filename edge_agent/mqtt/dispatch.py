@@ -60,7 +60,8 @@ class CommandDispatcher:
         self.limits = dict(limits or {})
         self.clock = clock
         self.refusals = RefusalLog(clock)
-        self._queue: queue.Queue[Incoming] = queue.Queue(maxsize=queue_size)
+        # None: the wake-up of stop (the worker blocks on the queue, it does not poll)
+        self._queue: queue.Queue[Incoming | None] = queue.Queue(maxsize=queue_size)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -80,6 +81,10 @@ class CommandDispatcher:
 
     def stop(self, timeout: float = 1.0) -> None:
         self._stop.set()
+        try:
+            self._queue.put_nowait(None)
+        except queue.Full:
+            pass  # the worker is busy: it sees the stop before it takes the next command
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
@@ -128,9 +133,8 @@ class CommandDispatcher:
     # -- worker thread ---------------------------------------------------------------------
     def _loop(self) -> None:
         while not self._stop.is_set():
-            try:
-                msg = self._queue.get(timeout=0.2)
-            except queue.Empty:
+            msg = self._queue.get()
+            if msg is None:  # stop's wake-up (or an old one, after a restart)
                 continue
             try:
                 self.run(msg)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -191,3 +192,24 @@ def test_fuzz_every_payload_gets_exactly_one_reply(tmp_path_factory: pytest.Temp
             assert reply["error"]["message"] and "\n" not in reply["error"]["message"]
     assert dev.d.counters["commands_errors"] == 0
     dev.outbox.close()
+
+
+def test_the_worker_blocks_on_its_queue_and_stop_wakes_it(tmp_path: Path) -> None:
+    """No timeout polling: stop's wake-up ends the worker; a wake-up left in the queue by a
+    stop the worker did not need is skipped after a restart, and commands still run."""
+    dev = Device(tmp_path / "o.sqlite")
+    ran = threading.Event()
+    dev.d.reply = lambda msg, name, body: (dev.replies.append((name, body)), ran.set())
+    dev.d.start()
+    worker = dev.d._thread
+    assert worker is not None
+    dev.d.stop(timeout=30)
+    assert not worker.is_alive()
+    dev.d._queue.put_nowait(None)  # as if a stop's wake-up had not been taken
+    dev.d.start()
+    try:
+        dev.d.on_message(Incoming("edge/dev1/cmd/count", json.dumps({"id": "r1"}).encode()))
+        assert ran.wait(30)
+        assert dev.replies[-1][1]["ok"] and len(dev.calls) == 1
+    finally:
+        dev.d.stop(timeout=30)
