@@ -114,7 +114,8 @@ class _Deadline:
 
 
 class _Conn(http.client.HTTPConnection):
-    """An HTTP connection that hands its socket to ``on_sock`` once connected."""
+    """An HTTP connection that hands its socket to ``on_sock`` once connected (for https,
+    :class:`_TLSConn`: once the TLS handshake is done)."""
 
     def __init__(self, *args: Any, on_sock: Callable[[socket.socket], None], **kw: Any) -> None:
         super().__init__(*args, **kw)
@@ -125,31 +126,20 @@ class _Conn(http.client.HTTPConnection):
         self._on_sock(self.sock)
 
 
-class _TLSConn(http.client.HTTPSConnection):
-    def __init__(self, *args: Any, on_sock: Callable[[socket.socket], None], **kw: Any) -> None:
-        super().__init__(*args, **kw)
-        self._on_sock = on_sock
-
-    def connect(self) -> None:
-        super().connect()
-        self._on_sock(self.sock)
+class _TLSConn(_Conn, http.client.HTTPSConnection):
+    pass
 
 
-class _Handler(urllib.request.HTTPHandler):
-    def __init__(self, on_sock: Callable[[socket.socket], None]) -> None:
-        super().__init__()
-        self.on_sock = on_sock
+class _Handler(urllib.request.HTTPHandler, urllib.request.HTTPSHandler):
+    """Opens http:// and https:// with connections that register their sockets."""
 
-    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
-        conn = functools.partial(_Conn, on_sock=self.on_sock)
-        return self.do_open(conn, req)
-
-
-class _TLSHandler(urllib.request.HTTPSHandler):
     def __init__(self, context: ssl.SSLContext, on_sock: Callable[[socket.socket], None]) -> None:
         super().__init__(context=context)
         self.context = context
         self.on_sock = on_sock
+
+    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(functools.partial(_Conn, on_sock=self.on_sock), req)
 
     def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
         conn = functools.partial(_TLSConn, on_sock=self.on_sock)
@@ -229,9 +219,7 @@ class Fetcher:
             raise DownloadError(f"{url}: unsupported scheme {scheme!r} (http, https, file)")
         headers = {"Range": f"bytes={offset}-"} if offset else {}
         req = urllib.request.Request(url, headers=headers)
-        opener = urllib.request.build_opener(
-            _Handler(dl.register), _TLSHandler(self._ssl, dl.register)
-        )
+        opener = urllib.request.build_opener(_Handler(self._ssl, dl.register))
         try:
             resp = opener.open(req, timeout=dl.read_timeout(self.timeout_s))
         except urllib.error.HTTPError as exc:
