@@ -185,3 +185,21 @@ def test_component_refuses_a_public_bind_without_token(tmp_path: Path) -> None:
     token.write_text("x" * 32)
     cfg = parse_config({"http": {"host": "0.0.0.0", "token_file": str(token)}})
     assert HttpComponent(cfg, status=dict).token == "x" * 32
+
+
+def test_without_fastapi_the_agent_says_so_and_runs_without_http(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    import sys
+
+    from edge_agent.agent.runner_loader import RunnerLoader
+    from edge_agent.app import components
+
+    cfg = parse_config({"device": {"state_dir": str(tmp_path)}})
+    monkeypatch.setitem(sys.modules, "uvicorn", None)  # what find_spec sees when not installed
+    with caplog.at_level("ERROR", logger="edge_agent.app"):
+        names = [c.name for c in components(cfg, RunnerLoader(cfg))]
+    assert "http" not in names and "updates" in names
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 1 and "uvicorn is not installed" in lines[0], lines
+    assert "http.enabled = false" in lines[0]
