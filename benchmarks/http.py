@@ -68,22 +68,17 @@ class Agent:
         cfg.write_text("\n".join(lines) + "\n")
         env = {k: v for k, v in os.environ.items() if not k.startswith("EDGE_AGENT_")}
         env["PYTHONPATH"] = str(ROOT)
+        self.out = tmp / f"{name}.out"
         self.proc = subprocess.Popen([sys.executable, "-m", "edge_agent", "run", "--config",
-                                      str(cfg)], stdout=subprocess.DEVNULL,
+                                      str(cfg)], stdout=self.out.open("wb"),
                                      stderr=(tmp / f"{name}.log").open("wb"), env=env, cwd=ROOT)
         self.ps = psutil.Process(self.proc.pid)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if not http:
-                time.sleep(5)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # running: 3 console lines (one per second)
+            if self.out.read_text(errors="replace").count("fps in") >= 3:
                 return
-            try:
-                if request(self.port, "GET", "/readyz")[0] == 200:
-                    return
-            except OSError:
-                pass
             time.sleep(0.1)
-        raise RuntimeError(f"agent {name} did not become ready")
+        raise RuntimeError(f"agent {name} did not start: {(tmp / f'{name}.log').read_text()}")
 
     def rss_mb(self, samples: int = 5) -> float:
         out = []
@@ -254,7 +249,6 @@ def main() -> None:
         for http_on in (False, True):
             a = Agent(tmp, f"rss{int(http_on)}", "demo", None, http_on, args.workers)
             try:
-                time.sleep(2)
                 rss[http_on] = a.rss_mb()
             finally:
                 a.stop()
