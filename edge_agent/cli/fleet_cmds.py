@@ -216,27 +216,42 @@ def _ago(ts: float | None) -> str:
     if ts is None:
         return "-"
     d = max(0.0, time.time() - ts)
-    return f"{d:.0f}s ago" if d < 120 else f"{d / 60:.0f}m ago"
+    if d < 120:
+        return f"{d:.0f}s"
+    return f"{d / 60:.0f}m" if d < 7200 else f"{d / 3600:.0f}h"
 
 
-def render_table(state: Any) -> Any:
+WIDE = 110  # columns from which the backend and the offline reason get their own space
+
+
+def render_table(state: Any, width: int = 80) -> Any:
+    """The live table; it fits ``width`` columns (80: a technician's terminal). An offline
+    device keeps the model it ran last."""
     from rich.table import Table
 
-    table = Table(title=f"edge-agent fleet ({len(state.devices)} devices)")
-    for col in ("device", "online", "model", "version", "backend", "fps", "p95", "CPU", "temp",
-                "seen", "gaps"):
-        table.add_column(col)
+    wide = width >= WIDE
+    online_count = sum(1 for r in state.rows() if r.online)
+    table = Table(title=f"edge-agent fleet: {len(state.devices)} devices, {online_count} online",
+                  padding=(0, 1, 0, 0), pad_edge=False, box=None, header_style="bold")
+    table.add_column("device", overflow="ellipsis", no_wrap=True, max_width=28 if wide else 20)
+    table.add_column("state", no_wrap=True, min_width=7)
+    table.add_column("model", overflow="ellipsis", no_wrap=True, max_width=32 if wide else 16)
+    if wide:
+        table.add_column("backend", no_wrap=True)
+    for col in ("fps", "p95", "cpu", "temp", "seen", "gaps"):
+        table.add_column(col, justify="right", no_wrap=True, min_width=len(col))
     for r in state.rows():
-        online = {True: "[green]online[/]", False: f"[red]offline[/] {r.reason or ''}".rstrip(),
-                  None: "?"}[r.online]
+        why = f" {r.reason}" if wide and r.reason else ""
+        online = {True: "[green]online[/]", False: f"[red]offline[/]{why}", None: "?"}[r.online]
         gaps = f"[red]{r.gaps}[/]" if r.gaps else "0"
         if r.lost:
-            gaps += f" [yellow](+{r.lost} reported lost)[/]"
-        if r.duplicates:
-            gaps += f" (+{r.duplicates} dup)"
-        table.add_row(r.device, online, r.model or "-", r.version or "-", r.backend or "-",
-                      _fmt(r.fps), _fmt(r.p95_ms, " ms"), _fmt(r.cpu_percent, " %"),
-                      _fmt(r.temperature_c, " °C"), _ago(r.last_seen), gaps)
+            gaps += f" [yellow]+{r.lost}[/]"
+        if r.duplicates and wide:
+            gaps += f" ({r.duplicates} dup)"
+        model = " ".join(x for x in (r.model, r.version) if x) or "-"
+        cells = [r.device, online, model] + ([r.backend or "-"] if wide else [])
+        table.add_row(*cells, _fmt(r.fps), _fmt(r.p95_ms, "ms", 0), _fmt(r.cpu_percent, "%", 0),
+                      _fmt(r.temperature_c, "°C", 0), _ago(r.last_seen), gaps)
     return table
 
 
@@ -249,7 +264,8 @@ def watch_cmd(
     duration: float | None = typer.Option(None, "--duration", min=0, help="Stop after S seconds"),
     count: int | None = typer.Option(None, "--count", min=1, help="Stop after N records"),
 ) -> None:
-    """Live table of devices: online, model, backend, fps, p95, CPU, temperature, seq gaps.
+    """Live table of devices: online, model, fps, p95, CPU, temperature, last seen, seq gaps
+    (+ reported lost); it fits 80 columns (backend and offline reason from 110).
 
     Example: edge-agent fleet watch -c /etc/edge-fleet/fleet.toml
     """
@@ -267,10 +283,11 @@ def watch_cmd(
     from ..mqtt.fleet import FleetState
 
     console = Console()
-    with Live(render_table(FleetState(root)), console=console, auto_refresh=False) as live:
+    with Live(render_table(FleetState(root), console.width), console=console,
+              auto_refresh=False) as live:
 
         def refresh(state: FleetState) -> None:
-            live.update(render_table(state), refresh=True)
+            live.update(render_table(state, console.width), refresh=True)
 
         final = watch(settings, lambda row: None, root=root, duration=duration, count=count,
                       on_idle=refresh)

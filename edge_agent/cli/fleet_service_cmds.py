@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from ..common.extras import pip_hint
 from ..errors import ConfigError
 from .common import handle_errors, print_json
 from .fleet_cmds import app, load_fleet
@@ -40,7 +41,7 @@ def _central_extra() -> None:
         import uvicorn  # noqa: F401
     except ImportError as exc:
         raise ConfigError(f"fleet serve needs the central extra ({exc.name} is missing): "
-                          "pip install 'edge-agent[central]'") from None
+                          + pip_hint("central")) from None
 
 
 @app.command("serve")

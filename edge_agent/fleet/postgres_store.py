@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from ..common.extras import pip_hint
 from .errors import FleetStoreError
 from .sql_store import SqlStore
 
@@ -53,7 +54,7 @@ class PostgresStore(SqlStore):
     def __init__(self, url: str, *, connect_timeout: float = 10) -> None:
         if psycopg is None:
             raise FleetStoreError("fleet database postgresql://...: psycopg is not installed; "
-                                  "pip install 'edge-agent[central]'")
+                                  + pip_hint("central"))
         self.url = url
         self.where = describe(url)
         self.connect_timeout = connect_timeout

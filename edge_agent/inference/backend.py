@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ..common.extras import pip_hint
 from ..errors import BackendError
 from .native import quiet_native_stderr
 
@@ -28,7 +29,7 @@ _SOURCES: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 _INSTALL_HINT = {
     "litert": "pip install ai-edge-litert",
-    "tflite_runtime": "pip install 'edge-agent[legacy]' (tflite-runtime, needs numpy<2)",
+    "tflite_runtime": pip_hint("legacy") + " (tflite-runtime, needs numpy<2)",
     "tensorflow": "pip install tensorflow-cpu",
 }
 

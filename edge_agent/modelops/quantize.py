@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from ..common.atomicfile import atomic_write_bytes, write_json_atomic
+from ..common.extras import pip_hint
 from ..errors import ModelError, QuantizeError, UnquantizableOpError
 from ..inference.description import ModelDescription, description_path, normalize_lut
 from ..inference.native import quiet_native_stderr
@@ -36,7 +37,7 @@ from .frames import FrameFeed
 MODES = ("int8", "int8-float-io", "dynamic", "fp16", "int16x8")
 CALIBRATED = ("int8", "int8-float-io", "int16x8")
 DEFAULT_FRAMES = 100
-PIP_HINT = "pip install 'edge-agent[modelops]' (ai-edge-quantizer; no TensorFlow needed)"
+PIP_HINT = pip_hint("modelops") + " (ai-edge-quantizer; no TensorFlow needed)"
 
 Progress = Callable[[int, int], None]
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..common.extras import pip_hint
 from ..errors import TruthError
 from ..inference.result import Result
 
@@ -159,8 +160,7 @@ def coco_map(truth: Truth, results: Sequence[Result]) -> dict[str, Any]:
         from pycocotools.cocoeval import COCOeval
     except ImportError as exc:
         raise TruthError(
-            f"pycocotools is needed for COCO ground truth ({exc}); "
-            "pip install 'edge-agent[modelops]'"
+            f"pycocotools is needed for COCO ground truth ({exc}); {pip_hint('modelops')}"
         ) from None
     assert truth.coco is not None
     cats = {c["name"]: c["id"] for c in truth.coco["categories"]}

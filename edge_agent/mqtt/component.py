@@ -315,6 +315,9 @@ class MqttComponent(Component):
             body["groups"] = list(self.config.device.groups)  # rollouts by group (fleet serve)
         if not online:
             body["reason"] = reason
+            for key in ("model", "models"):  # what it ran, for `fleet watch` while it is away
+                if key in self.status_fields:
+                    body[key] = self.status_fields[key]
         else:
             body.update(dict(self.status_fields))  # a copy: other threads add fields
         return body

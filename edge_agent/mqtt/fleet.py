@@ -323,7 +323,8 @@ class FleetState:
         online = data.get("online")
         row.online = bool(online) if online is not None else None
         row.reason = None if row.online else data.get("reason")
-        if row.online:
+        # an offline record carries the last model too (the agent's will and its stop record)
+        if row.online or _pick(data, "model.name", "models.active") is not None:
             row.model = _pick(data, "model.name", "model") or row.model
             v = _pick(data, "model.version", "model_version")
             active = _pick(data, "models.active")  # "name version" from the update component

@@ -82,7 +82,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for name in PACKAGES:
         shutil.copytree(ROOT / name, src / name, ignore=ignore)
     _pip("wheel", "--no-deps", "-w", str(tmp / "dist"), str(src))
-    (whl,) = (tmp / "dist").glob("edge_agent-*.whl")
+    (whl,) = (tmp / "dist").glob("litert_edge_agent-*.whl")
     return whl
 
 

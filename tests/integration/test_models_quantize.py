@@ -155,7 +155,7 @@ def test_without_the_quantizer_the_error_says_what_to_install(tmp_path):
          str(tmp_path / "q.tflite")],
         capture_output=True, text=True, env=cli_env(), timeout=120, check=False)
     assert r.returncode == ExitCode.QUANTIZE, r.stderr
-    assert "pip install 'edge-agent[modelops]'" in r.stderr
+    assert "pip install -e '.[modelops]'" in r.stderr
 
 
 def test_progress_bar_on_a_terminal(tmp_path):

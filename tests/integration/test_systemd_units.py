@@ -22,7 +22,7 @@ def _installed_copy(tmp_path: Path) -> Path:
     """The unit with ExecStart pointing at an executable that exists here (verify checks it)."""
     exe = shutil.which("edge-agent") or sys.executable
     unit = tmp_path / "edge-agent.service"
-    unit.write_text(UNIT.read_text().replace("/usr/bin/edge-agent", exe))
+    unit.write_text(UNIT.read_text().replace("/opt/edge-agent/bin/edge-agent", exe))
     return unit
 
 
@@ -111,7 +111,7 @@ def test_fleet_serve_unit_verifies_and_scores_low(tmp_path: Path) -> None:
     exe = shutil.which("edge-agent") or sys.executable
     unit = tmp_path / "edge-fleet.service"
     unit.write_text((ROOT / "systemd" / "edge-fleet.service").read_text()
-                    .replace("/usr/bin/edge-agent", exe))
+                    .replace("/opt/edge-agent/bin/edge-agent", exe))
     r = subprocess.run([analyze, "verify", str(unit)], capture_output=True, text=True)
     assert r.returncode == 0 and r.stderr.strip() == "", r.stderr
     r = subprocess.run([analyze, "security", "--offline=yes", "--no-pager", str(unit)],
