@@ -41,7 +41,7 @@ def create_app(device: Any, token: str | None) -> FastAPI:
                   version=device.version)
     limits = device.limits
 
-    def auth(request: Request) -> None:
+    async def auth(request: Request) -> None:  # async: checked on the loop, no thread hop
         if token is not None and not bearer_ok(request.headers.get("authorization", ""), token):
             raise HTTPException(401, "missing or wrong token (Authorization: Bearer <token>)",
                                 headers={"WWW-Authenticate": "Bearer"})
