@@ -27,6 +27,7 @@ from .. import __version__
 from ..component import Component
 from ..config import Config, is_loopback, read_token
 from ..errors import ConfigError
+from .infer import NICE
 
 log = logging.getLogger("edge_agent.api")
 
@@ -114,7 +115,7 @@ class HttpComponent(Component):
             self._server = ServerThread(
                 app, h.host, h.port, name="http",
                 certfile=str(h.cert) if h.cert else None, keyfile=str(h.key) if h.key else None,
-                limit_concurrency=h.max_requests)
+                limit_concurrency=h.max_requests, nice=NICE)
             self._server.start()
         except (OSError, RuntimeError) as exc:
             self._server = None

@@ -5,7 +5,9 @@ pipeline's current Runner (its own interpreter of the same model, same preproces
 decoder), made again when the pipeline swaps models (an update, a rollback). At most
 ``max_pending`` requests are admitted (running or waiting for a worker); one more is
 :class:`Busy` (429) at once, never queued without bound. ``?threshold=`` / ``?top_k=`` get a
-Runner with those decoder settings over the same interpreter (a few kept per worker).
+Runner with those decoder settings over the same interpreter (a few kept per worker). The
+threads that decode and run API images run at nice +10 (:data:`NICE`): under CPU contention the
+camera's pipeline keeps its share.
 """
 
 from __future__ import annotations
@@ -22,6 +24,17 @@ import numpy as np
 from .bodies import decode_image
 
 MAX_VARIANTS = 8  # decoder settings kept per worker
+NICE = 10  # the API's threads yield the CPU to the camera's pipeline under contention
+_tuned = threading.local()
+
+
+def _below_pipeline() -> None:
+    """Once per thread that runs API inferences: lower its priority (see :data:`NICE`)."""
+    if not getattr(_tuned, "done", False):
+        from ..common.asgi_thread import lower_thread_priority
+
+        lower_thread_priority(NICE)
+        _tuned.done = True
 
 
 class Busy(Exception):
@@ -92,6 +105,7 @@ class InferPool:
     def run_bytes(self, data: bytes, threshold: float | None = None,
                   top_k: int | None = None, where: str = "body") -> dict[str, Any]:
         """Decode ``data`` (BodyError when it is no image), run the model, the reply body."""
+        _below_pipeline()
         t0 = time.perf_counter()
         image = decode_image(data, where)
         decode_s = time.perf_counter() - t0

@@ -4,15 +4,31 @@ The socket is bound here, before the thread starts, so a port in use or a bad ad
 ``OSError`` in the caller (with ``port=0`` the kernel picks a port: :attr:`ServerThread.port`).
 uvicorn's logging setup is left alone (the agent configured logging already), it installs no
 signal handlers off the main thread, and :meth:`ServerThread.stop` is bounded: open
-connections (a live stream) get ``graceful_s`` to finish, then are cancelled.
+connections (a live stream) get ``graceful_s`` to finish, then are cancelled. ``nice``: the
+event loop's thread runs that much lower in priority (the device's API below its pipeline).
 """
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
 from typing import Any
+
+
+def lower_thread_priority(by: int) -> bool:
+    """Raise the calling thread's nice value by ``by`` (Linux: per thread), so that under CPU
+    contention the scheduler favours the agent's other threads (the camera's pipeline); False
+    where the platform cannot (any user may lower a priority, only raising needs a right)."""
+    if by <= 0 or not hasattr(os, "setpriority"):
+        return False
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(os.getpriority(os.PRIO_PROCESS, tid) + by, 19))
+    except OSError:
+        return False
+    return True
 
 
 class ServerThread:
@@ -27,6 +43,7 @@ class ServerThread:
         keyfile: str | None = None,
         limit_concurrency: int | None = None,
         graceful_s: float = 0.5,
+        nice: int = 0,
     ) -> None:
         import uvicorn
 
@@ -52,8 +69,10 @@ class ServerThread:
         ))
         self.thread = threading.Thread(target=self._run, name=name, daemon=True)
         self.error: BaseException | None = None
+        self.nice = nice
 
     def _run(self) -> None:
+        lower_thread_priority(self.nice)
         try:
             self.server.run(sockets=[self.sock])
         except BaseException as exc:  # SystemExit from uvicorn's startup included

@@ -107,11 +107,34 @@ def test_metrics_follow_prometheus_naming() -> None:
                                      "delegate"}, s
 
 
-@pytest.fixture(scope="module")
-def runner() -> Any:
+@pytest.fixture
+def runner(monkeypatch: pytest.MonkeyPatch) -> Any:
+    import edge_agent.api.infer as infer
     from edge_agent.inference import Runner
 
+    monkeypatch.setattr(infer, "NICE", 0)  # the test's own thread keeps its priority
     return Runner.open(MODELS / "blazeface_int8.tflite")
+
+
+def test_api_threads_run_below_the_pipeline() -> None:
+    import os
+
+    from edge_agent.common.asgi_thread import lower_thread_priority
+
+    seen: list[tuple[int, int]] = []
+
+    def body() -> None:
+        tid = threading.get_native_id()
+        before = os.getpriority(os.PRIO_PROCESS, tid)
+        assert lower_thread_priority(10)
+        seen.append((before, os.getpriority(os.PRIO_PROCESS, tid)))
+
+    t = threading.Thread(target=body)
+    t.start()
+    t.join()
+    (before, after), = seen
+    assert after == min(before + 10, 19)
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == before  # only it
 
 
 def test_infer_pool_admits_a_bounded_number_then_busy(runner: Any) -> None:
