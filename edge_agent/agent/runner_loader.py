@@ -42,14 +42,20 @@ class RunnerLoader:
         self.labels = read_labels(self.model.labels)
 
     def __call__(
-        self, path: Path, description: Path | None = None, *, warmup: int = 1
+        self,
+        path: Path,
+        description: Path | None = None,
+        *,
+        warmup: int = 1,
+        threads: int | None = None,
     ) -> Runner:
+        """``threads``: instead of ``[model] threads`` (a shadow candidate runs on one)."""
         from ..inference import Runner
 
         m = self.model
         return Runner.open(
             path,
-            threads=m.threads,
+            threads=m.threads if threads is None else threads,
             delegates=m.delegates,
             backend=m.backend,
             description=description,

@@ -70,14 +70,21 @@ def publish(
         None, "--report", help="`models compare --report` file about this model: its summary "
         "goes into the signed manifest (evaluation)"
     ),
+    shadow: str | None = typer.Option(
+        None, "--shadow", help="Shadow evaluation before the swap: 'on' (defaults) or "
+        "key=value,... of sample_rate, min_frames, min_agreement, cpu_budget, max_seconds "
+        "(agents without shadow support refuse the manifest)"
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON"),
 ) -> None:
     """Write NAME/VERSION/manifest.json, its signature and the files into DIR.
 
     Example: edge-agent registry publish m.tflite --name digits --version 1.4 --key k --to /srv/r
     """
-    from ..updates.publish import describe, evaluation_from_report
+    from ..updates.publish import describe, evaluation_from_report, parse_shadow_option
     from ..updates.publish import publish as do_publish
+
+    shadow_spec = parse_shadow_option(shadow) if shadow is not None else None
 
     evaluation = evaluation_from_report(report, model) if report is not None else None
     desc = None
@@ -113,6 +120,7 @@ def publish(
         expires_days=expires_days,
         min_agent=min_agent,
         evaluation=evaluation,
+        shadow=shadow_spec,
     )
     m = rel.manifest
     if as_json:

@@ -215,6 +215,7 @@ class FrameAgreement:
     kind: str
     detections: DetectionAgreement | None = None
     classes: ClassAgreement | None = None
+    mask: MaskAgreement | None = None
 
     def disagreement(self) -> float:
         """One number to rank frames by (higher = the two models disagree more)."""
@@ -222,6 +223,8 @@ class FrameAgreement:
             return self.detections.disagreement()
         if self.classes is not None:
             return self.classes.disagreement()
+        if self.mask is not None:
+            return self.mask.disagreement()
         return 0.0
 
 
@@ -237,6 +240,11 @@ def compare_results(
         )
     if a.kind == "classification":
         return FrameAgreement("classification", classes=class_agreement(a.classes, b.classes, k))
+    if a.kind == "segmentation" and a.mask is not None and b.mask is not None:
+        if a.mask.classes.shape == b.mask.classes.shape:
+            return FrameAgreement(
+                "segmentation", mask=mask_agreement(a.mask.classes, b.mask.classes)
+            )
     return FrameAgreement(a.kind)
 
 
@@ -251,6 +259,9 @@ class AgreementTally:
     topk: int = 0
     k: int = TOP_K
     class_shifts: list[float] = field(default_factory=list)
+    mask_pixels: int = 0
+    mask_same: int = 0
+    judged: int = 0  # frames that carried something to compare (a raw result carries nothing)
 
     def add(self, frame: FrameAgreement) -> None:
         if frame.kind != self.kind:
@@ -262,6 +273,28 @@ class AgreementTally:
             self.top1 += int(frame.classes.top1)
             self.topk += int(frame.classes.topk)
             self.class_shifts.append(frame.classes.score_shift)
+        if frame.mask is not None:
+            self.mask_pixels += frame.mask.pixels
+            self.mask_same += frame.mask.same
+        if any(x is not None for x in (frame.detections, frame.classes, frame.mask)):
+            self.judged += 1
+
+    def agreement(self) -> float | None:
+        """One figure in [0, 1] for "how far b agrees with a" over the frames (None: nothing
+        comparable, e.g. raw outputs): detections: the F1 of the matches,
+        ``2 * matched / (detections of a + detections of b)`` (1.0 when neither found anything);
+        classification: top-1 agreement; segmentation: the share of pixels of the same class."""
+        if not self.judged:
+            return None
+        if self.kind == "detection":
+            d = self.detections
+            total = d.ref + d.cand
+            return 2.0 * d.matched / total if total else 1.0
+        if self.kind == "classification":
+            return self.top1 / self.judged
+        if self.kind == "segmentation":
+            return self.mask_same / self.mask_pixels if self.mask_pixels else 1.0
+        return None
 
     def summary(self) -> dict[str, Any]:
         out: dict[str, Any] = {"kind": self.kind, "frames": self.frames}
@@ -294,6 +327,8 @@ class AgreementTally:
                     else None,
                 }
             )
+        elif self.kind == "segmentation" and self.mask_pixels:
+            out["pixel_agreement"] = round(self.mask_same / self.mask_pixels, 4)
         return out
 
 

@@ -27,8 +27,10 @@ import numpy as np
 from ..component import AgentContext
 from ..config import Config
 from . import rollout as R
+from .cancel import Cancel
 from .errors import NoPreviousVersion, UpdateError
-from .manifest import MANIFEST_NAME, parse_manifest
+from .manifest import MANIFEST_NAME, Shadow, parse_manifest
+from .shadow import ShadowOutcome, ShadowRun
 from .state import Deployment, Entry, abandon_trial, commit_trial, rollback
 from .store import Store
 from .trial import TrialMonitor, TrialPolicy, Verdict
@@ -117,6 +119,7 @@ class Activation:
         self._wake = threading.Event()  # the trial can be decided, or a rollback/stop came
         self._stop = threading.Event()
         self._abort: str | None = None
+        self._shadow: ShadowRun | None = None
 
     # -- signals from the command side -------------------------------------------------------
     def abort_trial(self, reason: str) -> None:
@@ -132,6 +135,39 @@ class Activation:
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
+        run = self._shadow
+        if run is not None:
+            run.close()
+
+    def on_result(self, fr: Any) -> None:
+        """Every result of the active pipeline (its post thread): to the running shadow."""
+        run = self._shadow
+        if run is not None:
+            run.on_result(fr)
+
+    def shadow_figures(self) -> dict[str, Any] | None:
+        run = self._shadow
+        return run.figures().to_json() if run is not None else None
+
+    # -- shadow evaluation before the swap ---------------------------------------------------
+    def shadow(self, entry: Entry, policy: Shadow, cancel: Cancel) -> ShadowOutcome:
+        """Run ``entry`` on its own one-thread interpreter beside the active model, on the live
+        frames the policy samples, until a verdict (:mod:`.shadow`); the active model is not
+        touched."""
+        runner = self.load_runner(self.store.model_path(entry), warmup=1, threads=1)
+
+        def active_ms() -> list[float]:
+            return list(watch(self.agent.pipeline.runner).latencies_ms)
+
+        run = ShadowRun(runner, policy, active_latencies_ms=active_ms)
+        self._shadow = run.start()
+        try:
+            if self._stop.is_set():
+                run.close()
+            return run.wait(cancel)
+        finally:
+            self._shadow = None
+            run.close()
 
     # -- the running model -------------------------------------------------------------------
     def load(self, path: Path) -> Any:

@@ -205,6 +205,15 @@ class UpdateComponent(Component):
         r = self._rollout
         if r is not None:
             snapshot["update"] = {"deployment": r.deployment.id, "state": r.state}
+            shadow = self.activation.shadow_figures() if self.activation else None
+            if shadow is None:
+                shadow = r.deployment.shadow
+            if shadow is not None:
+                snapshot["update"]["shadow"] = shadow
+
+    def on_result(self, result: Any) -> None:
+        if self.activation is not None:
+            self.activation.on_result(result)
 
     # -- commands ----------------------------------------------------------------------------
     def cmd_update(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -355,12 +364,13 @@ class UpdateComponent(Component):
             d = replace(d, baseline_ms=p95(ring) or None, baseline_p50_ms=p50(ring) or None)
         r = up.start(d)
         self._rollout = r
+        assert self.activation is not None
         prepared = up.prepare(
-            r, input_shape=self._input_shape(), runtime=self._runtime(), cancel=cancel
+            r, input_shape=self._input_shape(), runtime=self._runtime(), cancel=cancel,
+            shadow=self.activation.shadow if p is not None else None,
         )
         if prepared is None:
             return
-        assert self.activation is not None
         self.activation.activate(r, prepared.entry)
 
     # -- after a restart ---------------------------------------------------------------------

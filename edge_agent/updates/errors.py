@@ -154,6 +154,26 @@ class TrialFailed(ModelRejected):
     reason = "trial_failed"
 
 
+class ShadowDisagreement(ModelRejected):
+    """Beside the active model on live frames, the candidate's results agree less than the
+    manifest's ``health.shadow.min_agreement`` (or are of another kind)."""
+
+    reason = "shadow_disagreement"
+
+
+class ShadowIncomplete(ModelRejected):
+    """Too few frames compared within ``health.shadow.max_seconds`` (no camera frames, or the
+    CPU budget left too little), or results with nothing to compare (raw outputs)."""
+
+    reason = "shadow_incomplete"
+
+
+class ShadowFailed(ModelRejected):
+    """The candidate raised on live frames during the shadow evaluation."""
+
+    reason = "shadow_failed"
+
+
 # --- the device's store ----------------------------------------------------------------------
 class StoreError(UpdateError):
     exit_code = ExitCode.STORE

@@ -89,12 +89,28 @@ class Golden(_Strict):
     rtol: float = Field(default=0.0, ge=0)
 
 
+class Shadow(_Strict):
+    """Shadow evaluation before the swap (:mod:`.shadow`): the candidate runs on its own
+    interpreter beside the active model on a sample of the live frames; the update goes on only
+    if its results agree with the active model's on ``min_frames`` frames at least
+    ``min_agreement`` (:meth:`edge_agent.inference.agreement.AgreementTally.agreement`)."""
+
+    sample_rate: float = Field(default=0.5, gt=0, le=1, description="share of frames offered")
+    min_frames: int = Field(default=30, ge=1, le=100_000)
+    min_agreement: float = Field(default=0.8, ge=0, le=1)
+    cpu_budget: float = Field(
+        default=0.25, gt=0, le=1, description="share of one core the shadow may use"
+    )
+    max_seconds: float = Field(default=300.0, gt=0, le=86_400)
+
+
 class Health(_Strict):
     latency_budget_ms: float | None = Field(default=None, gt=0)
     golden: Golden | None = None
     trial_inferences: int | None = Field(default=None, ge=1)
     trial_seconds: float | None = Field(default=None, gt=0)
     max_latency_ratio: float = Field(default=2.0, gt=1.0, description="trial p95 / old p95")
+    shadow: Shadow | None = None  # an agent without shadow support refuses it (extra key)
 
 
 class Evaluation(BaseModel):

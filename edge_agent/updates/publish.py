@@ -137,6 +137,7 @@ def publish(
     extra_files: list[Path] | None = None,
     min_agent: str | None = None,
     evaluation: dict[str, Any] | None = None,
+    shadow: dict[str, Any] | None = None,
 ) -> Release:
     """Write one signed release; returns where and what.
 
@@ -174,6 +175,8 @@ def publish(
         health["trial_inferences"] = trial_inferences
     if trial_seconds is not None:
         health["trial_seconds"] = trial_seconds
+    if shadow is not None:
+        health["shadow"] = shadow
     io = model_io(model_path)
     doc = {
         "schema": 1,
@@ -281,3 +284,34 @@ def _point_latest(model_dir: Path, version: str, seq: int) -> None:
     except (OSError, ValueError, AttributeError):
         pass
     write_atomic(latest, (json.dumps({"version": version, "seq": seq}) + "\n").encode())
+
+
+def parse_shadow_option(spec: str) -> dict[str, Any]:
+    """``--shadow``: ``on`` (every default) or ``key=value,...`` of ``health.shadow``
+    (sample_rate, min_frames, min_agreement, cpu_budget, max_seconds); checked here."""
+    from pydantic import ValidationError
+
+    from .manifest import Shadow
+
+    out: dict[str, Any] = {}
+    text = spec.strip()
+    if text not in ("", "on", "defaults"):
+        for part in text.split(","):
+            key, sep, value = part.partition("=")
+            key = key.strip()
+            if not sep or key not in Shadow.model_fields:
+                raise ConfigError(
+                    f"--shadow {part.strip()!r}: expected key=value with key one of "
+                    + ", ".join(Shadow.model_fields)
+                )
+            try:
+                out[key] = float(value) if key != "min_frames" else int(value)
+            except ValueError:
+                raise ConfigError(f"--shadow {key}={value.strip()!r}: not a number") from None
+    try:
+        Shadow.model_validate(out)
+    except ValidationError as err:
+        e = err.errors()[0]
+        where = ".".join(str(x) for x in e.get("loc", ()))
+        raise ConfigError(f"--shadow {where}: {e.get('msg', 'invalid')}") from None
+    return out

@@ -7,9 +7,10 @@ error (:class:`IllegalTransition` names the event and the state).
 ```
 received --accepted--> downloading --downloaded--> verifying --verified--> preflight
 preflight --passed--> activating --swapped--> trial --healthy--> committed
-any of received..preflight --reject--> rejected     (the registry or the model is at fault)
-received..preflight --error--> failed              (network, deadline, full disk)
-received..preflight --cancel--> cancelled          (`cancel`/`rollback` command)
+preflight --shadowing--> shadow --passed--> activating   (the manifest asks for health.shadow)
+any of received..shadow --reject--> rejected       (the registry or the model is at fault)
+received..shadow --error--> failed                 (network, deadline, full disk)
+received..shadow --cancel--> cancelled             (`cancel`/`rollback` command)
 activating --error--> rolled_back                   (the agent could not load it)
 trial --unhealthy--> rolled_back                    (also `cancel`/`rollback` during the trial)
 any non-final --abort--> failed
@@ -28,6 +29,7 @@ REJECTED = "rejected"
 DOWNLOADING = "downloading"
 VERIFYING = "verifying"
 PREFLIGHT = "preflight"
+SHADOW = "shadow"
 ACTIVATING = "activating"
 TRIAL = "trial"
 COMMITTED = "committed"
@@ -41,6 +43,7 @@ STATES = (
     DOWNLOADING,
     VERIFYING,
     PREFLIGHT,
+    SHADOW,
     ACTIVATING,
     TRIAL,
     COMMITTED,
@@ -49,7 +52,7 @@ STATES = (
     CANCELLED,
 )
 FINAL = frozenset({REJECTED, COMMITTED, ROLLED_BACK, FAILED, CANCELLED})
-BEFORE_SWAP = (RECEIVED, DOWNLOADING, VERIFYING, PREFLIGHT)
+BEFORE_SWAP = (RECEIVED, DOWNLOADING, VERIFYING, PREFLIGHT, SHADOW)
 """The states a ``cancel`` ends with ``cancelled`` (nothing was swapped in yet)."""
 
 TRANSITIONS: dict[tuple[str, str], str] = {
@@ -66,6 +69,10 @@ TRANSITIONS: dict[tuple[str, str], str] = {
     (PREFLIGHT, "passed"): ACTIVATING,
     (PREFLIGHT, "reject"): REJECTED,
     (PREFLIGHT, "error"): FAILED,
+    (PREFLIGHT, "shadowing"): SHADOW,
+    (SHADOW, "passed"): ACTIVATING,
+    (SHADOW, "reject"): REJECTED,
+    (SHADOW, "error"): FAILED,
     (ACTIVATING, "swapped"): TRIAL,
     (ACTIVATING, "error"): ROLLED_BACK,
     (TRIAL, "healthy"): COMMITTED,
@@ -133,5 +140,7 @@ def record(d: Deployment, progress: float | None = None, **extra: Any) -> dict[s
         out["detail"] = d.detail
     if d.evaluation:
         out["evaluation"] = d.evaluation
+    if d.shadow is not None:
+        out["shadow"] = dict(d.shadow)
     out.update(extra)
     return out

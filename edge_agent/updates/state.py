@@ -58,6 +58,7 @@ class Deployment:
     baseline_ms: float | None = None  # the old model's p95 invoke, measured before the swap
     baseline_p50_ms: float | None = None  # and its median
     evaluation: str = ""  # the manifest's evaluation summary (models compare before release)
+    shadow: dict[str, Any] | None = None  # the shadow evaluation's figures (frames, agreement..)
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,10 @@
 """One deployment from ``received`` to a preflighted version in the store.
 
 The :class:`Updater` strings the pure checks (manifest, rollout table) and the adapters (fetch,
-store, preflight) together. Every state change is persisted in ``state.json`` *before* it is
-published, so an outcome survives a power cut and is sent again after the restart. What comes
-after preflight (swap, trial, commit) needs the running pipeline and lives in
-:mod:`.component`.
+store, preflight, and the shadow evaluation it is handed) together. Every state change is
+persisted in ``state.json`` *before* it is published, so an outcome survives a power cut and
+is sent again after the restart. What comes after preflight (swap, trial, commit) needs the
+running pipeline and lives in :mod:`.activation`.
 
 ``EDGE_AGENT_TEST_KILL_AT=<state>`` makes the process SIGKILL itself right after that state is
 persisted (fault-injection tests loop over every state).
@@ -40,6 +40,7 @@ from .errors import (
     ModelRejected,
     NotTFLite,
     ReleaseTooLarge,
+    ShadowFailed,
     StoreError,
     UpdateError,
     WrongHash,
@@ -52,10 +53,12 @@ from .manifest import (
     MAX_SIGNATURE_BYTES,
     SIGNATURE_NAME,
     Manifest,
+    Shadow,
     utcnow,
     verify_manifest,
 )
 from .preflight import TFLITE_MAGIC, PreflightReport, run_preflight
+from .shadow import ShadowOutcome
 from .state import (
     Deployment,
     Entry,
@@ -72,6 +75,8 @@ KILL_ENV = "EDGE_AGENT_TEST_KILL_AT"
 Publish = Callable[[dict[str, Any]], None]
 REJECTED_DOWNLOADS = (WrongHash, WrongSize, FileTooLarge, ReleaseTooLarge)
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+ShadowEvaluator = Callable[[Entry, Shadow, Cancel], ShadowOutcome]
+"""Runs the candidate beside the active model (:meth:`.activation.Activation.shadow`)."""
 
 
 def checkpoint(state: str) -> None:
@@ -194,10 +199,12 @@ class Updater:
         input_shape: list[int] | None,
         runtime: str | None,
         cancel: Cancel | None = None,
+        shadow: ShadowEvaluator | None = None,
     ) -> Prepared | None:
-        """received -> ... -> preflight passed. None if the rollout ended (rejected, failed,
-        cancelled) or was interrupted by the shutdown (it stays persisted and resumes at the
-        next start)."""
+        """received -> ... -> preflight passed (-> shadow agreed, when the manifest asks for a
+        shadow evaluation and ``shadow`` can run one). None if the rollout ended (rejected,
+        failed, cancelled) or was interrupted by the shutdown (it stays persisted and resumes
+        at the next start)."""
         cancel = cancel or Cancel()
         d = r.deployment
         base = join_url(d.registry, d.model, d.version)
@@ -249,15 +256,48 @@ class Updater:
             self._discard(entry)
             self._cancelled(r, _cancelled_error(cancel))
             return None
+        detail = f"preflight p50 {report.p50_ms:.2f} ms"
+        policy = fetched.manifest.health.shadow
+        if policy is not None and shadow is not None:
+            self.advance(r, "shadowing", detail=detail)
+            detail = self._shadow(r, entry, policy, shadow, cancel)
+            if not detail:
+                return None
         attempts, did = self.cfg.trial_attempts, r.deployment.id
         self.advance(
             r,
             "passed",
-            detail=f"preflight p50 {report.p50_ms:.2f} ms",
+            detail=detail,
             # the trial and its first attempt are persisted before the model is loaded
             change=lambda s: consume_attempt(begin_trial(s, entry, attempts, did)),
         )
         return Prepared(fetched.manifest, entry, report)
+
+    def _shadow(
+        self, r: R.Rollout, entry: Entry, policy: Shadow, evaluate: ShadowEvaluator,
+        cancel: Cancel,
+    ) -> str:
+        """Run the shadow evaluation; the ``passed`` detail, or "" when the rollout ended
+        (rejected, cancelled, interrupted by the shutdown)."""
+        try:
+            out = evaluate(entry, policy, cancel)
+        except Exception as exc:  # the candidate could not even be loaded beside the active one
+            log.exception("update %s: shadow evaluation failed", r.deployment.id)
+            self._discard(entry)
+            err = ShadowFailed(f"shadow: could not run the candidate: {exc}")
+            self.advance(r, "reject", reason=err.reason, detail=str(err))
+            return ""
+        fig = out.figures
+        r.deployment = replace(r.deployment, shadow=fig.to_json())
+        if not out.decided:
+            self._discard(entry)
+            self._cancelled(r, _cancelled_error(cancel))
+            return ""
+        if out.rejection is not None:
+            self._discard(entry)
+            self.advance(r, "reject", reason=out.rejection.reason, detail=str(out.rejection))
+            return ""
+        return f"shadow agreement {fig.agreement:.3f} over {fig.frames} frames"
 
     def _cancelled(self, r: R.Rollout, exc: DownloadCancelled) -> None:
         if exc.why == "shutdown":  # not an outcome: the update resumes after the restart

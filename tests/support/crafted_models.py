@@ -87,3 +87,21 @@ def crashing_model(src: Path, dst: Path) -> Path:
     m.subgraphs[0].operators.insert(0, _call_once(m, 1))
     fbu.write_model(m, str(dst))
     return dst
+
+
+def zeroed_score_head(src: Path, dst: Path, head: bytes = b"classificator") -> Path:
+    """The same model with every weight and bias of its score head (the tensors whose names
+    start with ``head``) set to zero: it runs as fast as before, finite, and its scores are all
+    ``sigmoid(0) = 0.5``, under a detector's threshold: it finds nothing."""
+    m: Any = fbu.read_model(str(src))
+    sg = m.subgraphs[0]
+    zeroed = 0
+    for t in sg.tensors:
+        buf = m.buffers[t.buffer] if t.buffer < len(m.buffers) else None
+        if (t.name or b"").startswith(head) and buf is not None and buf.data is not None:
+            buf.data = np.zeros(len(buf.data), dtype=np.uint8)
+            zeroed += 1
+    if not zeroed:
+        raise ValueError(f"{src}: no constant tensor named {head!r}...")
+    fbu.write_model(m, str(dst))
+    return dst
