@@ -8,8 +8,9 @@ and the bridge are given MQTT's publish / add_command (or nothing when MQTT is o
 Start order (stop is the reverse): SIGHUP reload and the control socket (ops) first; MQTT when
 ``mqtt.enabled`` (opens its outbox at start, connects in ``on_started`` once every part has
 started, so every command is registered before one can arrive); updates (resumes or rolls back
-a trial even without a broker); the firmware bridge when ``bridge.enabled``; the HTTP API when
-``http.enabled`` (MQTT's commands when MQTT is on, else reload and the updates' own);
+a trial even without a broker); the firmware bridge when ``bridge.enabled``; the frame-rate
+governor when ``thermal.enabled`` (given the bridge's status for its readings); the HTTP API
+when ``http.enabled`` (MQTT's commands when MQTT is on, else reload and the updates' own);
 sd_notify last
 (READY once all started; STOPPING first at shutdown, the control socket's final status last).
 """
@@ -45,10 +46,19 @@ def components(config: Config, loader: RunnerLoader) -> list[Component]:
         out.append(mqtt)
     updates = UpdateComponent(config, load_runner=loader, messaging=mqtt)
     out.append(updates)
+    bridge = None
     if config.bridge.enabled:
         from .bridge.component import BridgeComponent  # pyserial only when the bridge is on
 
-        out.append(BridgeComponent(config, publish=mqtt.publish if mqtt is not None else None))
+        bridge = BridgeComponent(config, publish=mqtt.publish if mqtt is not None else None)
+        out.append(bridge)
+    if config.thermal.enabled:
+        from .ops.thermal import ThermalComponent
+
+        out.append(ThermalComponent(
+            config.thermal, bridge=bridge.status if bridge is not None else None,
+            publish=mqtt.publish if mqtt is not None else None,
+        ))
     if config.http.enabled and _http_installed():
         from .api.component import HttpComponent, add_local_commands  # FastAPI when HTTP is on
 

@@ -299,6 +299,27 @@ class CapturesConfig(_Section):
     burst: int = Field(default=5, ge=1, le=1000, description="Captures allowed back to back")
 
 
+class ThermalConfig(_Section):
+    """The frame-rate governor (``ops/thermal_governor.py``, docs/operations.md)."""
+
+    enabled: bool = False
+    root: Path = Field(default=Path("/"), description="Where /sys is looked for (tests: a fake)")
+    zones: list[str] = Field(
+        default_factory=list, description="Thermal zone types to watch (empty: all)"
+    )
+    vcgencmd: bool = Field(default=True, description="Ask vcgencmd when the sysfs node is absent")
+    interval_s: float = Field(default=1.0, gt=0, le=60)
+    target_c: float = Field(default=75.0, gt=0, le=150, description="Hold the forecast under it")
+    hysteresis_c: float = Field(default=5.0, gt=0, le=50)
+    horizon_s: float = Field(default=10.0, ge=0, le=600, description="Forecast this far ahead")
+    settle_s: float = Field(default=5.0, ge=0, le=600, description="Between two cap changes")
+    min_fps: float = Field(default=1.0, gt=0, le=1000)
+    max_fps: float | None = Field(
+        default=None, gt=0, le=1000, description="Uncapped rate (default: measured at capping)"
+    )
+    power_budget_w: float | None = Field(default=None, gt=0, description="Bridge board power")
+
+
 class ControlConfig(_Section):
     socket: Path | None = Field(
         default=None, description="Local status socket. Default: <state_dir>/agent.sock"
@@ -363,6 +384,7 @@ class Config(_Section):
     captures: CapturesConfig = Field(default_factory=CapturesConfig)
     control: ControlConfig = Field(default_factory=ControlConfig)
     http: HTTPConfig = Field(default_factory=HTTPConfig)
+    thermal: ThermalConfig = Field(default_factory=ThermalConfig)
     _source: Path | None = PrivateAttr(default=None)
     _warnings: list[str] = PrivateAttr(default_factory=list)
 

@@ -246,6 +246,11 @@ class BridgeClient:
         """Drive a simulated input (simulator only; a real board NACKs it)."""
         self.request(MsgType.SIM_INPUT, m.sim_input_body(pin, value), expect=MsgType.ACK)
 
+    def sim_load(self, fps: float) -> None:
+        """Tell the simulator the host's frame rate: its board temperature heats with it
+        (simulator only; a real board NACKs it)."""
+        self.request(MsgType.SIM_LOAD, m.sim_load_body(fps), expect=MsgType.ACK)
+
     # reader thread ------------------------------------------------------------------------
     def _on_bytes(self, data: bytes) -> None:
         for item in self._deframer.feed(data):

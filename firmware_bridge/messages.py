@@ -22,6 +22,7 @@ class MsgType(IntEnum):
     RESET = 0x09
     RESET_REASON_GET = 0x0A
     SIM_INPUT = 0x30
+    SIM_LOAD = 0x31
     GPIO_EVENT = 0x40
     TRIGGER = 0x41
     BOOT = 0x42
@@ -227,6 +228,10 @@ def trigger_config_body(pin: int | None, edge: str = "rising", debounce_ms: int 
 
 def sim_input_body(pin: int, value: int) -> bytes:
     return struct.pack("<BB", pin, 1 if value else 0)
+
+
+def sim_load_body(fps: float) -> bytes:
+    return struct.pack("<H", max(0, min(65535, round(fps * 100))))
 
 
 # --- events ------------------------------------------------------------------------------

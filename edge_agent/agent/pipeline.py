@@ -212,6 +212,8 @@ class Pipeline:
         self._last_invoke_end = 0.0
         self._invoke_total = 0.0
         self._starved_total = 0.0
+        self._min_interval = 0.0  # a frame-rate cap (set_rate_cap): seconds between two picks
+        self._last_pick = 0.0
 
     # -- public API --------------------------------------------------------------------------
     @property
@@ -274,6 +276,20 @@ class Pipeline:
             self._estimate = _Estimate()
         log.info("model swapped in between two frames")
         return old
+
+    def set_rate_cap(self, fps: float | None) -> None:
+        """Take at most ``fps`` frames per second (None: as many as come); frames the camera
+        delivers meanwhile are replaced in the slot (``dropped_by["stale"]``)."""
+        self._min_interval = 1.0 / fps if fps else 0.0
+
+    @property
+    def rate_cap(self) -> float | None:
+        return 1.0 / self._min_interval if self._min_interval else None
+
+    def _wait_rate_cap(self) -> None:
+        """Under a frame-rate cap: wait until the next frame may be taken."""
+        if self._min_interval:
+            self._stop.wait(max(0.0, self._last_pick + self._min_interval - self.clock()))
 
     def invoke_busy(self) -> float:
         """Share of the time since the first invoke that the interpreter spent invoking (1.0:
@@ -413,6 +429,7 @@ class Pipeline:
                 if self.limit is not None and self._picked >= self.limit:
                     break
                 t_woke = self._wait_until_due()
+                self._wait_rate_cap()
                 self.slot.request()
                 frame = self.slot.get(timeout=WAIT_S)
                 if frame is None:
@@ -420,7 +437,7 @@ class Pipeline:
                         break  # the source ended (or stop): nothing more will come
                     continue
                 self._picked += 1
-                t_pick = self.clock()
+                t_pick = self._last_pick = self.clock()
                 runner = self._runner
                 buf = self._buffer(runner)
                 prepared = self._prepare(frame, runner, t_pick, buf)
@@ -573,6 +590,7 @@ class Pipeline:
             while not self._stop.is_set():
                 if self.limit is not None and self._picked >= self.limit:
                     break
+                self._wait_rate_cap()
                 if not requested:
                     self.slot.request()
                     requested = True
@@ -584,7 +602,7 @@ class Pipeline:
                     continue
                 requested = False
                 self._picked += 1
-                t_pick = self.clock()
+                t_pick = self._last_pick = self.clock()
                 self._note_starved(t_pick - t_wait)
                 more = self.limit is None or self._picked < self.limit
                 invoked = self._serial_one(frame, t_pick, more)

@@ -60,6 +60,7 @@ def summarize(
         "pipeline": {**(snapshot.get("pipeline") or {}), **(facts.get("pipeline") or {})},
         "broker": _broker(snapshot, facts),
         "bridge": snapshot.get("bridge") or facts.get("bridge") or {},
+        "thermal": snapshot.get("thermal") or {},
         "update": {**(facts.get("update") or {}), **(snapshot.get("update") or {})},
         "model_store": facts.get("model_store") or {},
         "metrics": snapshot,
@@ -122,6 +123,15 @@ def render(status: dict[str, Any], *, running: bool) -> str:
     lines.append(f"pipeline: {_fmt_dict(status.get('pipeline'))}")
     lines.append(f"broker: {_fmt_dict(status.get('broker'))}")
     lines.append(f"bridge: {_fmt_dict(status.get('bridge'))}")
+    thermal = _dict(status, "thermal")
+    if thermal:
+        by = thermal.get("rate_limited_by")
+        cap = f"capped at {thermal.get('cap_fps')} fps by {by}" if by else "not capped"
+        lines.append(
+            f"thermal: {cap}, hottest {thermal.get('hottest')} forecast "
+            f"{thermal.get('forecast_c')} °C (target {thermal.get('target_c')}), capped "
+            f"{thermal.get('capped_s')} s in all"
+        )
     lines.append(f"last update: {_fmt_dict(status.get('update'))}")
     store = _dict(status, "model_store")
     if store.get("state") not in (None, "ok"):

@@ -11,6 +11,12 @@
  * flipped bit) and put random bytes between frames as often, to exercise the host's resync.
  * --garble-boot: corrupt the BOOT event after every start and reset (line noise at power-on),
  * so the host sees the reset only as its event seq going backwards.
+ *
+ * Thermal model: after the first SIM_LOAD request (0x31, `fps_centi u16`: the host's frame
+ * rate, relayed by a test), the board temperature follows that frame rate with a first-order
+ * lag instead of the load cycle: steady state = 40 C + --heat-per-fps CENTI_C (default 150 =
+ * 1.5 C per frame/s), time constant --thermal-tau-ms N (default 3000); it heats while the
+ * host runs fast and cools when its frame rate drops. Current and accelerator load follow it.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -38,7 +44,16 @@ typedef struct {
     int garble_next; /* corrupt the next frame sent (the BOOT event of a (re)start) */
     uint32_t rng;
     struct timespec t0;
+    int thermal_on;       /* a SIM_LOAD arrived: the thermal model drives the temperatures */
+    double temp_c;        /* board temperature of the thermal model */
+    double load_fps;      /* the host frame rate last relayed */
+    uint32_t thermal_ms;  /* the model's time */
+    double heat_per_fps;  /* C per frame/s at steady state */
+    double tau_ms;        /* time constant */
 } sim_board;
+
+#define SIM_AMBIENT_C 40.0
+#define SIM_THERMAL_STEP_MS 10u
 
 static sim_board g_sim;
 
@@ -123,8 +138,34 @@ static uint8_t sim_gpio_read(void *ctx, uint8_t pin)
     return pin < BR_MAX_PINS ? s->in[pin] : 0;
 }
 
+static void thermal_advance(sim_board *s, uint32_t now)
+{
+    /* first-order lag in 10 ms steps (exact enough, no libm): T += (Tss - T) * dt / (tau + dt) */
+    double target = SIM_AMBIENT_C + s->heat_per_fps * s->load_fps;
+    double a = (double)SIM_THERMAL_STEP_MS / (s->tau_ms + (double)SIM_THERMAL_STEP_MS);
+    while ((uint32_t)(now - s->thermal_ms) >= SIM_THERMAL_STEP_MS) {
+        s->temp_c += (target - s->temp_c) * a;
+        s->thermal_ms += SIM_THERMAL_STEP_MS;
+    }
+}
+
 static void sim_read_sensors(void *ctx, br_sensors *o)
 {
+    sim_board *s = ctx;
+    if (s->thermal_on) {
+        double util = s->load_fps * 25.0; /* permille: 40 frames/s = full load */
+        thermal_advance(s, sim_millis(ctx));
+        if (util > 1000.0) {
+            util = 1000.0;
+        }
+        o->accel_util_permille = (uint16_t)util;
+        o->board_temp_cc = (int16_t)(s->temp_c * 100.0);
+        o->accel_temp_cc = (int16_t)((s->temp_c + 4.0) * 100.0);
+        o->rail_mv = 12000;
+        o->rail_ma = (uint16_t)(600.0 + util);
+        o->fan_rpm = (uint16_t)(1800.0 + util * 3.0);
+        return;
+    }
     /* a 20 s load cycle: utilisation 20 % .. 90 %, temperatures and current follow it */
     uint32_t phase = sim_millis(ctx) % 20000u;
     uint32_t tri = phase < 10000u ? phase : 20000u - phase; /* 0..10000 */
@@ -156,7 +197,22 @@ static void sim_input(br_core *c, const br_frame *req)
     br_core_ack(c, req);
 }
 
-static const br_handler_entry k_sim_handlers[] = {{BR_SIM_INPUT, 2, 2, sim_input}};
+static void sim_load(br_core *c, const br_frame *req)
+{
+    uint16_t centi = (uint16_t)(req->body[0] | (req->body[1] << 8));
+    uint32_t now = sim_millis(&g_sim);
+    if (!g_sim.thermal_on) {
+        g_sim.thermal_on = 1;
+        g_sim.temp_c = SIM_AMBIENT_C;
+        g_sim.thermal_ms = now;
+    }
+    thermal_advance(&g_sim, now); /* up to now at the old rate, then the new one */
+    g_sim.load_fps = (double)centi / 100.0;
+    br_core_ack(c, req);
+}
+
+static const br_handler_entry k_sim_handlers[] = {{BR_SIM_INPUT, 2, 2, sim_input},
+                                                  {BR_SIM_LOAD, 2, 2, sim_load}};
 
 static const br_hal k_hal = {&g_sim,         sim_send,         sim_millis, sim_gpio_write,
                              sim_gpio_read, sim_read_sensors, sim_system_reset};
@@ -172,6 +228,8 @@ int main(int argc, char **argv)
     int i;
     uint16_t boots = 1;
     g_sim.rng = 0x9E3779B9u;
+    g_sim.heat_per_fps = 1.5;
+    g_sim.tau_ms = 3000.0;
     for (i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--noise") == 0 && i + 1 < argc) {
             g_sim.noise_pct = (unsigned)strtoul(argv[++i], NULL, 10);
@@ -179,15 +237,20 @@ int main(int argc, char **argv)
             g_sim.rng = (uint32_t)strtoul(argv[++i], NULL, 10) | 1u;
         } else if (strcmp(argv[i], "--garble-boot") == 0) {
             g_sim.garble_boot = 1;
+        } else if (strcmp(argv[i], "--heat-per-fps") == 0 && i + 1 < argc) {
+            g_sim.heat_per_fps = (double)strtoul(argv[++i], NULL, 10) / 100.0;
+        } else if (strcmp(argv[i], "--thermal-tau-ms") == 0 && i + 1 < argc) {
+            g_sim.tau_ms = (double)strtoul(argv[++i], NULL, 10);
         } else {
-            fprintf(stderr, "usage: %s [--noise PERCENT] [--seed N] [--garble-boot]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--noise PERCENT] [--seed N] [--garble-boot] "
+                            "[--heat-per-fps CENTI_C] [--thermal-tau-ms N]\n", argv[0]);
             return 2;
         }
     }
     signal(SIGPIPE, SIG_IGN);
     clock_gettime(CLOCK_MONOTONIC, &g_sim.t0);
     g_sim.garble_next = g_sim.garble_boot;
-    br_core_init(&g_core, &k_hal, &k_info, k_sim_handlers, 1, BR_RESET_POWER_ON, boots);
+    br_core_init(&g_core, &k_hal, &k_info, k_sim_handlers, 2, BR_RESET_POWER_ON, boots);
     for (;;) {
         uint8_t buf[256];
         struct pollfd p;
@@ -208,7 +271,7 @@ int main(int argc, char **argv)
             g_sim.reset_requested = 0;
             boots++;
             g_sim.garble_next = g_sim.garble_boot;
-            br_core_init(&g_core, &k_hal, &k_info, k_sim_handlers, 1, g_sim.reset_reason, boots);
+            br_core_init(&g_core, &k_hal, &k_info, k_sim_handlers, 2, g_sim.reset_reason, boots);
         }
     }
 }

@@ -22,6 +22,7 @@ enum br_type {
     BR_RESET = 0x09,
     BR_RESET_REASON_GET = 0x0A,
     BR_SIM_INPUT = 0x30,
+    BR_SIM_LOAD = 0x31,
     BR_GPIO_EVENT = 0x40,
     BR_TRIGGER = 0x41,
     BR_BOOT = 0x42,
