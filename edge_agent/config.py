@@ -361,6 +361,10 @@ class HTTPConfig(_Section):
         default=10.0, gt=0, le=3600,
         description="/readyz: 503 when no frame was processed for this long",
     )
+    nice: int = Field(
+        default=5, ge=0, le=19,
+        description="The API's threads run this much below the pipeline (0: the same)",
+    )
 
     @model_validator(mode="after")
     def _cert_and_key(self) -> HTTPConfig:

@@ -27,7 +27,6 @@ from .. import __version__
 from ..component import Component
 from ..config import Config, is_loopback, read_token
 from ..errors import ConfigError
-from .infer import NICE
 
 log = logging.getLogger("edge_agent.api")
 
@@ -108,14 +107,14 @@ class HttpComponent(Component):
         self._registry, self._hist = build_registry(self, __version__)
         pipeline = agent.pipeline
         self.pool = InferPool(lambda: getattr(pipeline, "runner", None),
-                              workers=h.infer_workers, max_pending=h.max_infer)
+                              workers=h.infer_workers, max_pending=h.max_infer, nice=h.nice)
         self.state_changing = set(self.command_names()) - READ_ONLY_COMMANDS
         app = create_app(self, self.token)
         try:
             self._server = ServerThread(
                 app, h.host, h.port, name="http",
                 certfile=str(h.cert) if h.cert else None, keyfile=str(h.key) if h.key else None,
-                limit_concurrency=h.max_requests, nice=NICE)
+                limit_concurrency=h.max_requests, nice=h.nice)
             self._server.start()
         except (OSError, RuntimeError) as exc:
             self._server = None

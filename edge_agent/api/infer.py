@@ -6,8 +6,8 @@ decoder), made again when the pipeline swaps models (an update, a rollback). At 
 ``max_pending`` requests are admitted (running or waiting for a worker); one more is
 :class:`Busy` (429) at once, never queued without bound. ``?threshold=`` / ``?top_k=`` get a
 Runner with those decoder settings over the same interpreter (a few kept per worker). The
-threads that decode and run API images run at nice +10 (:data:`NICE`): under CPU contention the
-camera's pipeline keeps its share.
+threads that decode and run API images run ``nice`` lower (``http.nice``, 5): under CPU
+contention the camera's pipeline keeps its share.
 """
 
 from __future__ import annotations
@@ -24,16 +24,15 @@ import numpy as np
 from .bodies import decode_image
 
 MAX_VARIANTS = 8  # decoder settings kept per worker
-NICE = 10  # the API's threads yield the CPU to the camera's pipeline under contention
 _tuned = threading.local()
 
 
-def _below_pipeline() -> None:
-    """Once per thread that runs API inferences: lower its priority (see :data:`NICE`)."""
+def _below_pipeline(nice: int) -> None:
+    """Once per thread that runs API inferences: lower its priority by ``nice``."""
     if not getattr(_tuned, "done", False):
         from ..common.asgi_thread import lower_thread_priority
 
-        lower_thread_priority(NICE)
+        lower_thread_priority(nice)
         _tuned.done = True
 
 
@@ -78,8 +77,10 @@ class _Worker:
 class InferPool:
     """``workers`` interpreters for API callers; ``source()`` is the pipeline's Runner now."""
 
-    def __init__(self, source: Callable[[], Any], workers: int = 1, max_pending: int = 4) -> None:
+    def __init__(self, source: Callable[[], Any], workers: int = 1, max_pending: int = 4,
+                 nice: int = 0) -> None:
         self.source = source
+        self.nice = nice
         self.max_pending = max(max_pending, workers)
         self._slots = threading.BoundedSemaphore(self.max_pending)
         self._free: queue.Queue[_Worker] = queue.Queue()
@@ -105,7 +106,7 @@ class InferPool:
     def run_bytes(self, data: bytes, threshold: float | None = None,
                   top_k: int | None = None, where: str = "body") -> dict[str, Any]:
         """Decode ``data`` (BodyError when it is no image), run the model, the reply body."""
-        _below_pipeline()
+        _below_pipeline(self.nice)
         t0 = time.perf_counter()
         image = decode_image(data, where)
         decode_s = time.perf_counter() - t0

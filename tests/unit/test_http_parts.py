@@ -108,11 +108,9 @@ def test_metrics_follow_prometheus_naming() -> None:
 
 
 @pytest.fixture
-def runner(monkeypatch: pytest.MonkeyPatch) -> Any:
-    import edge_agent.api.infer as infer
+def runner() -> Any:
     from edge_agent.inference import Runner
 
-    monkeypatch.setattr(infer, "NICE", 0)  # the test's own thread keeps its priority
     return Runner.open(MODELS / "blazeface_int8.tflite")
 
 
