@@ -3,8 +3,8 @@
 Each check returns a :class:`Check` (``PASS`` / ``WARN`` / ``FAIL`` / ``SKIP`` when the feature
 is off) and never raises: an unexpected error in a check is itself a ``FAIL`` naming it. Order:
 config -> model sha256 -> model store state -> backend and delegates -> camera -> broker ->
-registry -> clock -> disk -> serial bridge. If the config does not load, the rest is skipped
-(they all read it).
+registry -> clock -> disk -> serial bridge -> the systemd unit. If the config does not load, the
+rest is skipped (they all read it).
 """
 
 from __future__ import annotations
@@ -272,6 +272,16 @@ def check_serial(cfg: Config) -> Check:
     return _probe("serial", probes.serial_hello, cfg, ((EdgeAgentError, fix),))
 
 
+def check_service(cfg: Config) -> Check:
+    """The systemd unit's state where systemd runs (installed, active, enabled, restarts)."""
+    from . import service
+
+    if not service.systemd_running():
+        return Check("service", SKIP, "systemd is not running here (a container or chroot)")
+    status, detail, fix = service.judge(service.unit_properties())
+    return Check("service", status, detail, fix)
+
+
 CHECKS: tuple[CheckFn, ...] = (
     check_model,
     check_store,
@@ -282,6 +292,7 @@ CHECKS: tuple[CheckFn, ...] = (
     check_clock,
     check_disk,
     check_serial,
+    check_service,
 )
 
 
