@@ -56,7 +56,7 @@ def free_port() -> int:
 
 class Agent:
     def __init__(self, tmp: Path, name: str, camera: str, fps: float | None, http: bool,
-                 workers: int = 1) -> None:
+                 workers: int = 1, nice: int = 5) -> None:
         self.port = free_port()
         cfg = tmp / f"{name}.toml"
         lines = ["[device]", f'id = "bench-{name}"', f'state_dir = "{tmp / name}"',
@@ -64,7 +64,8 @@ class Agent:
         if fps:
             lines.append(f"fps = {fps}")
         lines += ["[metrics]", "interval_s = 1", "[http]", f"enabled = {str(http).lower()}",
-                  f"port = {self.port}", f"infer_workers = {workers}", "max_infer = 16"]
+                  f"port = {self.port}", f"infer_workers = {workers}", "max_infer = 16",
+                  f"nice = {nice}"]
         cfg.write_text("\n".join(lines) + "\n")
         env = {k: v for k, v in os.environ.items() if not k.startswith("EDGE_AGENT_")}
         env["PYTHONPATH"] = str(ROOT)
@@ -203,13 +204,15 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=8.0, help="fps measurement window")
     ap.add_argument("--requests", type=int, default=200, help="/v1/infer calls per run")
     ap.add_argument("--workers", type=int, default=1, help="http.infer_workers")
+    ap.add_argument("--nice", type=int, default=5, help="http.nice (the default: 5)")
     args = ap.parse_args()
     print(f"# {os.cpu_count()} cores, {args.requests} requests per run, "
-          f"{args.workers} API interpreter(s), 1 thread each")
+          f"{args.workers} API interpreter(s), 1 thread each, http.nice = {args.nice}, "
+          f"load average {os.getloadavg()[0]:.1f}")
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         # 1. throughput and latency, with the demo clip running in the pipeline meanwhile
-        agent = Agent(tmp, "demo", "demo", None, True, args.workers)
+        agent = Agent(tmp, "demo", "demo", None, True, args.workers, args.nice)
         try:
             idle_demo = agent.fps(args.seconds)
             direct = direct_call(args.workers)
@@ -233,7 +236,7 @@ def main() -> None:
                   f"{d_['p50_ms']:>8.2f}/{d_['p99_ms']:<9.2f} {a_['p50_ms']:>6.2f}/"
                   f"{a_['p99_ms']:.2f}")
         # 2. a pipeline running flat out
-        agent = Agent(tmp, "flat", "synthetic", 1000, True, args.workers)
+        agent = Agent(tmp, "flat", "synthetic", 1000, True, args.workers, args.nice)
         try:
             idle_flat = agent.fps(args.seconds)
             busy_flat = fps_under_load(agent, args.seconds)
