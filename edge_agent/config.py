@@ -99,6 +99,11 @@ class ModelConfig(_Section):
     delegates: list[DelegateConfig] = Field(
         default_factory=list, description="Delegate chain, tried in order, CPU last."
     )
+    accelerator: list[Literal["npu", "gpu", "cpu"]] = Field(
+        default_factory=list,
+        description="LiteRT CompiledModel accelerators, tried in order (e.g. npu, gpu, cpu); "
+        "empty: the Interpreter (and the delegate chain)",
+    )
     decoder: str | None = Field(default=None, description="Override the description's decoder")
     threshold: float | None = Field(default=None, ge=0.0, le=1.0, description="Score threshold")
     top_k: int | None = Field(default=None, ge=1, le=1000, description="Classes/boxes to keep")

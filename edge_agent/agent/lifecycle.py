@@ -217,6 +217,8 @@ class Agent:
             schedule=schedule,
         )
         model = pipeline.runner.model
+        from ..inference.compiled import engine_info
+
         self.model_info = {
             "name": boot.path.stem,
             "file": boot.path.name,
@@ -224,6 +226,7 @@ class Agent:
             "source": boot.source,
             "backend": getattr(getattr(model, "backend", None), "name", None),
             "delegate": getattr(model, "delegate", None),
+            **engine_info(model),
             "threads": cfg.model.threads,
         }
         if cfg.pipeline.stdout_jsonl:

@@ -58,6 +58,7 @@ class RunnerLoader:
             threads=m.threads if threads is None else threads,
             delegates=m.delegates,
             backend=m.backend,
+            accelerators=m.accelerator,
             description=description,
             decoder=m.decoder,
             threshold=m.threshold,

@@ -15,7 +15,7 @@ import typer
 
 from .common import handle_errors, print_json
 from .lookup import CONFIG
-from .runtime_opts import BACKEND, THREADS, runtime_options
+from .runtime_opts import ACCELERATORS, BACKEND, THREADS, runtime_options
 
 if TYPE_CHECKING:
     from ..inference.bench import InvokeBench
@@ -28,6 +28,7 @@ def bench(
     runs: int = typer.Option(200, "--runs", min=1, max=100_000, help="Timed invokes per side"),
     warmup: int = typer.Option(10, "--warmup", min=0, max=10_000, help="Untimed invokes first"),
     backend: str | None = BACKEND,
+    accelerator: list[str] = ACCELERATORS,
     config: Path | None = CONFIG,
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object"),
     source: str | None = typer.Option(
@@ -44,7 +45,7 @@ def bench(
 
     Example: edge-agent bench models/digits_int8.tflite --runs 100 --json
     """
-    _bench(model, source, threads, backend, config, runs, warmup, frames, as_json)
+    _bench(model, source, threads, backend, config, runs, warmup, frames, as_json, accelerator)
 
 
 def _bench(
@@ -57,12 +58,13 @@ def _bench(
     warmup: int,
     frames: int,
     as_json: bool,
+    accelerator: list[str] | None = None,
 ) -> None:
-    opts = runtime_options(config, threads, backend, [])  # flags over the config's [model]
+    opts = runtime_options(config, threads, backend, [], accelerator)  # flags over [model]
     if source is not None:
         _bench_pipeline(model, source, opts.threads, frames, opts.backend, as_json)
     else:
-        _bench_invoke(model, opts.threads, runs, warmup, opts.backend, as_json)
+        _bench_invoke(model, opts.threads, runs, warmup, opts.backend, as_json, opts.accelerators)
 
 
 @handle_errors
@@ -95,11 +97,13 @@ def _bench_pipeline(
 
 @handle_errors
 def _bench_invoke(
-    model: Path, threads: int, runs: int, warmup: int, backend: str, as_json: bool
+    model: Path, threads: int, runs: int, warmup: int, backend: str, as_json: bool,
+    accelerators: list[str] | None = None,
 ) -> None:
     from ..inference.bench import bench_invoke
 
-    report = bench_invoke(str(model), threads=threads, runs=runs, warmup=warmup, backend=backend)
+    report = bench_invoke(str(model), threads=threads, runs=runs, warmup=warmup, backend=backend,
+                          accelerators=accelerators or ())
     if as_json:
         print_json({"model": str(model), **report.to_json()})
     else:
@@ -116,6 +120,9 @@ def _print_invoke(model: Path, report: InvokeBench) -> None:
         f"  edge-agent Model: p50 {j['p50_ms']:.3f} ms  p95 {j['p95_ms']:.3f}  "
         f"p99 {j['p99_ms']:.3f}  mean {j['mean_ms']:.3f}  {j['model_invoke_per_s']:.1f} invokes/s"
     )
+    if j.get("engine") == "compiled_model":
+        typer.echo(f"  (CompiledModel on {j['accelerator']}, fully accelerated "
+                   f"{j['fully_accelerated']}; the bare loop is the Interpreter)")
     typer.echo(
         f"  bare interpreter: p50 {j['raw_p50_ms']:.3f} ms  {j['raw_invoke_per_s']:.1f} invokes/s"
         f"  (Model/bare p50 ratio {j['model_vs_raw_p50']:.3f})"

@@ -9,7 +9,7 @@ import typer
 
 from .common import JSON_OPTION, handle_errors, load, print_json
 from .lookup import CONFIG
-from .runtime_opts import BACKEND, DELEGATES, THREADS, runtime_options
+from .runtime_opts import ACCELERATORS, BACKEND, DELEGATES, THREADS, runtime_options
 
 app = typer.Typer(no_args_is_help=True, help="Inspect, list and manage models.")
 
@@ -22,6 +22,7 @@ def inspect_cmd(
     threads: int | None = THREADS,
     backend: str | None = BACKEND,
     delegate: list[str] = DELEGATES,
+    accelerator: list[str] = ACCELERATORS,
     config: Path | None = CONFIG,
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object"),
 ) -> None:
@@ -31,8 +32,9 @@ def inspect_cmd(
     """
     from ..inference import Model, load_description
 
-    opts = runtime_options(config, threads, backend, delegate)
-    m = Model(model, threads=opts.threads, backend=opts.backend, delegates=opts.delegates)
+    opts = runtime_options(config, threads, backend, delegate, accelerator)
+    m = Model(model, threads=opts.threads, backend=opts.backend, delegates=opts.delegates,
+              accelerators=opts.accelerators)
     from ..updates.store import read_evaluation
 
     info = m.summary()
@@ -50,6 +52,10 @@ def inspect_cmd(
     typer.echo(f"backend   {info['backend']}  threads {info['threads']}")
     fell = f"  (fell back: {'; '.join(m.delegate_errors)})" if m.delegate_errors else ""
     typer.echo(f"delegate  {info['delegate']}{fell}")
+    if m.engine is not None:
+        errs = f"  (fell back: {'; '.join(m.engine.errors)})" if m.engine.errors else ""
+        typer.echo(f"engine    CompiledModel on {m.engine.accelerator}, fully accelerated "
+                   f"{'yes' if m.engine.fully_accelerated else 'no'}{errs}")
     for label, specs in (("input ", m.inputs), ("output", m.outputs)):
         for spec in specs:
             typer.echo(f"{label}    {spec.describe()}")

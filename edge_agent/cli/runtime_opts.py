@@ -38,6 +38,12 @@ BACKEND = typer.Option(
     callback=_backend_name,
     help="auto | litert | tflite_runtime | tensorflow [default: config, else auto]",
 )
+ACCELERATORS = typer.Option(
+    [],
+    "--accelerator",
+    help="LiteRT CompiledModel accelerator to try: npu | gpu | cpu (repeatable, in order) "
+    "[default: the config's model.accelerator, else the Interpreter]",
+)
 DELEGATES = typer.Option(
     [],
     "--delegate",
@@ -51,10 +57,15 @@ class RuntimeOptions:
     threads: int = 1
     backend: str = "auto"
     delegates: list[Delegate] = field(default_factory=list)
+    accelerators: list[str] = field(default_factory=list)
 
 
 def runtime_options(
-    config: Path | None, threads: int | None, backend: str | None, delegates: list[str]
+    config: Path | None,
+    threads: int | None,
+    backend: str | None,
+    delegates: list[str],
+    accelerators: list[str] | None = None,
 ) -> RuntimeOptions:
     """Merge flags over the config's ``[model]`` runtime settings."""
     from ..inference.model import Delegate
@@ -64,7 +75,10 @@ def runtime_options(
     if path is not None:
         cfg = load(path).model
         opts = RuntimeOptions(
-            cfg.threads, cfg.backend, [Delegate(d.library, dict(d.options)) for d in cfg.delegates]
+            cfg.threads,
+            cfg.backend,
+            [Delegate(d.library, dict(d.options)) for d in cfg.delegates],
+            list(cfg.accelerator),
         )
     if threads is not None:
         opts.threads = threads
@@ -72,4 +86,6 @@ def runtime_options(
         opts.backend = backend
     if delegates:
         opts.delegates = [Delegate(lib) for lib in delegates]
+    if accelerators:
+        opts.accelerators = list(accelerators)
     return opts

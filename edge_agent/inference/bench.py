@@ -8,7 +8,8 @@ CLI formats it, ``benchmarks/model_overhead.py`` repeats it.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -27,6 +28,7 @@ class InvokeBench:
     runs: int
     model_ms: list[float]
     raw_ms: list[float]
+    engine: dict[str, Any] = field(default_factory=lambda: {"engine": "interpreter"})
 
     @staticmethod
     def _pct(values: list[float], q: float) -> float:
@@ -53,6 +55,7 @@ class InvokeBench:
             "raw_p50_ms": round(self._pct(self.raw_ms, 50), 4),
             "raw_invoke_per_s": round(len(self.raw_ms) / raw_total, 2),
             "model_vs_raw_p50": round(self.ratio, 4),
+            **self.engine,
         }
 
 
@@ -77,10 +80,14 @@ def bench_invoke(
     block: int = 10,
     backend: str = "auto",
     delegates: DelegateChain = (),
+    accelerators: Sequence[str] = (),
 ) -> InvokeBench:
-    """Time ``runs`` invokes through :class:`Model` and ``runs`` through a bare interpreter."""
+    """Time ``runs`` invokes through :class:`Model` and ``runs`` through a bare interpreter
+    (with ``accelerators``: LiteRT's CompiledModel against the Interpreter, side by side)."""
     runs = max(1, min(int(runs), MAX_RUNS))
-    model = Model(path, threads=threads, backend=backend, delegates=delegates)
+    model = Model(
+        path, threads=threads, backend=backend, delegates=delegates, accelerators=accelerators
+    )
     model.warmup(warmup)
     bare = bare_interpreter(model)
     for _ in range(warmup):
@@ -99,4 +106,7 @@ def bench_invoke(
             t0 = clock()
             model.invoke()
             model_ms.append((clock() - t0) * 1000.0)
-    return InvokeBench(model.backend.label, model.delegate, threads, runs, model_ms, raw_ms)
+    engine = model.engine.summary() if model.engine is not None else {"engine": "interpreter"}
+    return InvokeBench(
+        model.backend.label, model.delegate, threads, runs, model_ms, raw_ms, engine
+    )

@@ -26,6 +26,7 @@ from ..errors import (
     UnsupportedOpError,
 )
 from .backend import Backend, select_backend
+from .compiled import CompiledEngine
 from .native import quiet_native_stderr
 from .tensors import TensorSpec
 
@@ -136,7 +137,11 @@ class Model:
         threads: int = 1,
         delegates: DelegateChain = (),
         backend: str | Backend = "auto",
+        accelerators: Sequence[str] = (),
     ) -> None:
+        """``accelerators`` (``["npu", "gpu", "cpu"]``): run it through LiteRT's CompiledModel
+        on the first that compiles (:mod:`.compiled`) instead of the Interpreter; the
+        Interpreter still reads the tensor specs and operators at load, then is let go."""
         self.path = Path(path)
         if threads < 1:
             raise ModelError(f"threads must be >= 1, got {threads}")
@@ -158,6 +163,26 @@ class Model:
         self.outputs = [TensorSpec.from_details(d) for d in self._interp.get_output_details()]
         self._in_idx = [t.index for t in self.inputs]
         self._out_idx = [t.index for t in self.outputs]
+        self.accelerators = tuple(accelerators)
+        self.engine: CompiledEngine | None = None
+        self._ops: list[str] | None = None
+        if self.accelerators:
+            if self.delegates_requested:
+                raise ModelError(
+                    f"{self.path}: model.delegates and model.accelerator are two engines; "
+                    "set one of them (delegates: Interpreter, accelerator: CompiledModel)"
+                )
+            if self.backend.name != "litert":
+                raise ModelError(
+                    f"{self.path}: model.accelerator needs the litert backend, not "
+                    f"{self.backend.label}"
+                )
+            self._ops = self.operators()
+            self.engine = CompiledEngine(
+                self.path, self.accelerators, self.inputs, self.outputs, threads=self.threads
+            )
+            self.delegate = f"compiled_model:{self.engine.accelerator}"
+            self._interp = None  # its tensors are not needed any more
 
     # -- loading ----------------------------------------------------------------------------
     def _make(self, delegate_obj: Any) -> Any:
@@ -229,22 +254,34 @@ class Model:
     def input_view(self, i: int = 0) -> np.ndarray:
         """Zero-copy view of input ``i``. Drop it before :meth:`invoke` (the runtime refuses to
         invoke while a view is alive)."""
+        if self.engine is not None:
+            return self.engine.input_view(i)
         view: np.ndarray = self._interp.tensor(self._in_idx[i])()
         return view
 
     def set_input(self, i: int, value: np.ndarray) -> None:
         """Copy ``value`` into input ``i`` (for callers that already have the whole tensor)."""
+        if self.engine is not None:
+            np.copyto(self.engine.input_view(i), value)
+            return
         self._interp.set_tensor(self._in_idx[i], value)
 
     def invoke(self) -> None:
+        if self.engine is not None:
+            self.engine.invoke()
+            return
         self._interp.invoke()
 
     def output(self, i: int = 0) -> np.ndarray:
         """A copy of output ``i`` (raw: still quantised for int8/uint8 outputs)."""
+        if self.engine is not None:
+            return self.engine.output(i)
         out: np.ndarray = self._interp.get_tensor(self._out_idx[i])
         return out
 
     def outputs_all(self) -> list[np.ndarray]:
+        if self.engine is not None:
+            return self.engine.outputs_all()
         get = self._interp.get_tensor
         return [get(i) for i in self._out_idx]
 
@@ -257,7 +294,7 @@ class Model:
             view.fill(fill)
             del view
         for _ in range(n):
-            self._interp.invoke()
+            self.invoke()
 
     def clone(self) -> Model:
         """A second interpreter of the same file and settings, for another thread."""
@@ -266,10 +303,13 @@ class Model:
             threads=self.threads,
             delegates=self.delegates_requested,
             backend=self.backend,
+            accelerators=self.accelerators,
         )
 
     def operators(self) -> list[str]:
         """Operator names in execution order."""
+        if self._ops is not None:
+            return list(self._ops)
         try:
             ops = self._interp._get_ops_details()
         except AttributeError:  # pragma: no cover - every supported runtime has it
@@ -299,6 +339,7 @@ class Model:
             "outputs": [t.to_json() for t in self.outputs],
             "operators": counts,
             "operator_count": len(ops),
+            **(self.engine.summary() if self.engine is not None else {"engine": "interpreter"}),
         }
 
     def __repr__(self) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,6 +61,7 @@ class Runner:
         threads: int = 1,
         delegates: DelegateChain = (),
         backend: str = "auto",
+        accelerators: Sequence[str] = (),
         description: Path | str | ModelDescription | None = None,
         decoder: str | None = None,
         threshold: float | None = None,
@@ -68,7 +70,9 @@ class Runner:
         warmup: int = 1,
     ) -> Runner:
         """Load the model and its description (with overrides), warm it up."""
-        model = Model(path, threads=threads, delegates=delegates, backend=backend)
+        model = Model(
+            path, threads=threads, delegates=delegates, backend=backend, accelerators=accelerators
+        )
         overrides = {"decoder": decoder, "threshold": threshold, "top_k": top_k, "labels": labels}
         if isinstance(description, ModelDescription):
             desc = apply_overrides(description, overrides)

@@ -117,6 +117,7 @@ def backend_and_delegates(cfg: Config) -> tuple[str, str]:
         model,
         threads=cfg.model.threads,
         delegates=[(d.library, d.options) for d in cfg.model.delegates],
+        accelerators=cfg.model.accelerator,
         backend=backend,
     )
     return (

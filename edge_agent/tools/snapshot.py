@@ -63,6 +63,7 @@ def detect(cfg: Config, frame: np.ndarray) -> Any:
         path,
         threads=cfg.model.threads,
         delegates=[(d.library, d.options) for d in cfg.model.delegates],
+        accelerators=cfg.model.accelerator,
         backend=cfg.model.backend,
     )
     result, _times = Runner(model, load_description(path)).run(frame)

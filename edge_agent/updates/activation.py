@@ -26,6 +26,7 @@ import numpy as np
 
 from ..component import AgentContext
 from ..config import Config
+from ..inference.compiled import engine_info
 from . import rollout as R
 from .cancel import Cancel
 from .errors import NoPreviousVersion, UpdateError
@@ -182,7 +183,8 @@ class Activation:
         if isinstance(info, dict):
             if entry is not None:
                 info.update(name=entry.name, version=entry.version, file=entry.file)
-            info.update(sha256=getattr(model, "sha256", None), source=source)
+            info.update(sha256=getattr(model, "sha256", None), source=source,
+                        delegate=getattr(model, "delegate", None), **engine_info(model))
         if p is not None and hasattr(p, "model_name") and entry is not None:
             p.model_name = entry.file
 
