@@ -34,6 +34,7 @@ from .tensors import TensorSpec
 log = logging.getLogger("edge_agent.inference")
 
 ACCELERATORS = ("npu", "gpu", "cpu")
+NO_REASON = "the runtime gave no reason"
 
 
 def compiled_model_module() -> Any:
@@ -54,7 +55,25 @@ def _first_line(text: str) -> str:
     lines = [re.sub(r"^(ERROR|WARNING): \[[^\]]*\]\s*", "", ln.strip(" └")) for ln in
              text.splitlines()]
     useful = [ln for ln in lines if ln]
-    return (useful or ["the runtime gave no reason"])[0][:200]
+    return (useful or [NO_REASON])[0][:200]
+
+
+_HINTS = {  # what the runtime logs when an accelerator is not there, per accelerator
+    "npu": (r"NPU accelerator could not be loaded[^.]*", r"No compiler plugin found",
+            r"Could not load shared library \S+?/([^/\s]+\.so): [^:]+: cannot open shared object"),
+    "gpu": (r"Failed to initialize WebGPU environment: INTERNAL: No adapters found",
+            r"No adapters found", r"vkCreateInstance failed[^\n]*"),
+}
+
+
+def _native_hint(accelerator: str, text: str) -> str:
+    """The runtime's own line saying why ``accelerator`` is missing (its log is captured while
+    compiling), e.g. ``NPU accelerator could not be loaded and registered``."""
+    for pattern in _HINTS.get(accelerator, ()):
+        m = re.search(pattern, text)
+        if m:
+            return " ".join(m.group(0).replace("└", " ").split())[:160]
+    return ""
 
 
 class CompiledEngine:
@@ -90,7 +109,10 @@ class CompiledEngine:
                     )
                     model = cm.CompiledModel.from_file(str(path), options=options)
             except Exception as exc:  # the runtime raises RuntimeError with native text
-                why = _first_line(str(exc)) or native.text() or type(exc).__name__
+                why = _first_line(str(exc))
+                hint = _native_hint(name, native.text())
+                if hint:
+                    why = hint if why == NO_REASON else f"{why} ({hint})"
                 self.errors.append(f"{name}: {why}")
                 rest = accelerators[pos + 1 :]
                 log.warning("accelerator %s unavailable for %s (%s); falling back to %s",
