@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 
+from ..common.atomicfile import atomic_write_bytes
 from ..errors import ConfigError
 from ..mqtt.errors import CommandTimeout, CredentialsError
 from .common import existing, handle_errors, print_json
@@ -309,12 +310,15 @@ def cmd_cmd(
     expires: str | None = _expires_opt("--timeout"),
     as_json: bool = typer.Option(
         False, "--json", help="Accepted for uniformity: replies are always JSON lines"),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", metavar="FILE",
+        help="snapshot: save the device's JPEG here (its reply gains `saved`)"),
 ) -> None:
     """Send a command (ping, snapshot, reload, update, rollback...) and print the reply.
 
     Exit code 0 if every reply is ok, 1 if a device answered with an error.
 
-    Example: edge-agent fleet cmd cam-07 ping
+    Example: edge-agent fleet cmd cam-07 snapshot --out cam-07.jpg
     """
     from ..mqtt.central import send_command
 
@@ -329,8 +333,21 @@ def cmd_cmd(
     deadline = expires_at(expires, timeout)
     if deadline is not None:
         body["expires_at"] = deadline
+    if out is not None and (group or name != "snapshot"):
+        raise ConfigError("--out FILE saves a snapshot: DEVICE snapshot --out FILE (no --group)")
+    saved: list[bytes] = []
+    also = f"{conn.root}/{device}/snapshot" if out is not None else None
     replies = send_command(settings, topic, body, reply_filter=reply_filter, timeout=timeout,
-                           expect=None if group else 1)
+                           expect=None if group else 1, also=also, on_also=saved.append)
+    if out is not None and replies and replies[0].get("ok"):
+        if not saved or saved[0][:2] != b"\xff\xd8":
+            raise CommandTimeout(f"{device} replied but its JPEG did not come on {also} within "
+                                 f"{timeout:g} s")
+        try:
+            atomic_write_bytes(out, saved[0], mode=0o644)
+        except OSError as exc:
+            raise ConfigError(f"--out {out}: cannot write the JPEG ({exc.strerror})") from None
+        replies[0]["saved"] = {"path": str(out), "bytes": len(saved[0])}
     for r in replies:
         print_json(r)
     if group and not replies:

@@ -84,12 +84,16 @@ def send_command(
     reply_filter: str,
     timeout: float = 10.0,
     expect: int | None = 1,
+    also: str | None = None,
+    on_also: Callable[[bytes], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Publish a command on ``topic`` and collect replies with the same ``id``.
 
     MQTT 5: the replies come to our own response topic with our correlation data.
     MQTT 3.1.1: they come to ``reply_filter`` (``<prefix>/cmd/<name>/reply``, ``+`` for a
     group) and are matched by ``id``. Waits for ``expect`` replies (None: until ``timeout``).
+    ``also``: a topic subscribed to before the command goes out (``<prefix>/snapshot``); its
+    first message goes to ``on_also`` and is waited for too, within the same ``timeout``.
     """
     req_id = str(body["id"])
     v5 = settings.protocol == "5"
@@ -98,7 +102,14 @@ def send_command(
     replies: list[dict[str, Any]] = []
     cond = threading.Condition()
 
+    extra: list[bytes] = []
+
     def on_message(m: Incoming) -> None:
+        if also is not None and m.topic == also:
+            with cond:
+                extra.append(m.payload)
+                cond.notify_all()
+            return
         if v5 and m.correlation != corr:
             return
         try:
@@ -113,9 +124,8 @@ def send_command(
             cond.notify_all()
 
     s = replace(settings, clean_start=True, session_expiry_s=0)
-    link = Link(
-        s, subscriptions=[response_topic if v5 else reply_filter], on_message=on_message, quiet=True
-    )
+    subs = [response_topic if v5 else reply_filter] + ([also] if also else [])
+    link = Link(s, subscriptions=subs, on_message=on_message, quiet=True)
     link.start(wait=10.0)
     try:
         link.publish(
@@ -127,14 +137,18 @@ def send_command(
         )
         deadline = time.monotonic() + timeout
         with cond:
-            while expect is None or len(replies) < expect:
+            while expect is None or len(replies) < expect or (also and not extra
+                                                                 and _all_ok(replies)):
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
                 cond.wait(left)
             got = list(replies)
+            first_extra = extra[0] if extra else None
     finally:
         link.stop()
+    if first_extra is not None and on_also is not None:
+        on_also(first_extra)
     if not got and expect is not None:
         exp = body.get("expires_at")
         valid_s = None if exp is None else float(exp) - time.time()
@@ -149,3 +163,8 @@ def send_command(
             f"({later}; a repeat with the same --id is safe: it is answered, not re-run)"
         )
     return got
+
+
+def _all_ok(replies: list[dict[str, Any]]) -> bool:
+    """No reply says it failed (an error reply ends the wait for the extra message)."""
+    return all(r.get("ok", True) for r in replies)

@@ -87,3 +87,26 @@ def test_flood_of_deep_payloads_every_one_answered(tmp_path: Path, mosquitto: Mo
     assert "Traceback" not in log and "RecursionError" not in log
     refusals = [ln for ln in log.splitlines() if "refused command" in ln]
     assert 1 <= len(refusals) <= 6, refusals  # one line per error code, not one per payload
+
+
+def test_fleet_cmd_snapshot_out_saves_the_jpeg(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    """issue 12: `fleet cmd DEVICE snapshot --out FILE.jpg` saves the picture the device sends."""
+    from tests.support.helpers import run_cli
+
+    cfg = write_config(tmp_path / "a.toml", tmp_path / "state", mosquitto.port, interval_s=0.5)
+    agent = AgentProc(cfg, "--snapshot")
+    rec = Recorder(mosquitto.port, ["edge/dev1/metrics"], client_id="snap-out")
+    try:
+        assert rec.wait(lambda r: len(r.on("edge/dev1/metrics")) >= 1)
+        out = tmp_path / "dev1.jpg"
+        broker = f"127.0.0.1:{mosquitto.port}"
+        r = run_cli("fleet", "cmd", "dev1", "snapshot", "--out", str(out), "--broker", broker)
+        assert r.returncode == 0, r.stderr
+        reply = json.loads(r.stdout)
+        assert reply["ok"] and reply["saved"] == {"path": str(out), "bytes": out.stat().st_size}
+        assert out.read_bytes()[:2] == b"\xff\xd8"
+        r = run_cli("fleet", "cmd", "dev1", "ping", "--out", str(out), "--broker", broker)
+        assert r.returncode == 2 and "--out FILE saves a snapshot" in r.stderr
+    finally:
+        rec.close()
+        agent.stop()
