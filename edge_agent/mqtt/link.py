@@ -425,6 +425,7 @@ class Link:
     def _handle_disconnect(
         self, client: paho.Client, userdata: Any, flags: Any, rc: ReasonCode, props: Any
     ) -> None:
+        self._disarm()  # closed before its CONNACK: no timer may touch a reused descriptor
         was = self.connected.is_set()
         self.connected.clear()
         self._schedule_retry()
@@ -449,6 +450,7 @@ class Link:
         return self.connected.wait(timeout) and self.subscribed.wait(timeout)
 
     def _handle_connect_fail(self, client: paho.Client, userdata: Any) -> None:
+        self._disarm()
         if not self.last_error:
             self.last_error = "cannot connect (will retry with backoff)"
         self._schedule_retry()
