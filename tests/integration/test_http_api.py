@@ -27,9 +27,12 @@ MAX_BODY = 200_000
 def agent(tmp_path_factory: pytest.TempPathFactory) -> HttpAgent:
     a = HttpAgent(tmp_path_factory.mktemp("http"), http={"max_body_bytes": MAX_BODY,
                                                          "max_infer": 2})
-    assert wait_until(lambda: a.processed() > 5, 30), a.log_text()
-    yield a
-    assert a.stop() == 0, a.log_text()
+    try:
+        assert wait_until(lambda: a.processed() > 5, 30), a.log_text()
+        yield a
+    finally:
+        code = a.stop()
+    assert code == 0, a.log_text()
 
 
 def test_health_and_readiness(agent: HttpAgent) -> None:

@@ -40,7 +40,11 @@ def test_the_page_shows_the_live_view_with_the_face_box_and_a_moving_chart(
     from selenium.webdriver.common.by import By
 
     a = HttpAgent(tmp_path, token=True)
-    driver = _driver()
+    try:
+        driver = _driver()
+    except BaseException:
+        a.stop()
+        raise
     try:
         driver.get(f"http://127.0.0.1:{a.port}/#token={a.token}")  # type: ignore[attr-defined]
         find = driver.find_element  # type: ignore[attr-defined]

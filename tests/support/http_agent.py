@@ -101,6 +101,7 @@ class HttpAgent:
             except OSError:
                 pass
             time.sleep(0.1)
+        self.stop()  # never leave it running behind a failed test
         raise RuntimeError(f"agent HTTP not up in {timeout} s: {self.log_text()}")
 
     def log_text(self) -> str:
