@@ -52,6 +52,9 @@ def serve_cmd(
     listen: str | None = typer.Option(None, "--listen", help="HOST:PORT of the HTTP API"),
     database: str | None = typer.Option(None, "--database",
                                         help="SQLite file or postgresql:// URL of the store"),
+    client_id: str | None = typer.Option(None, "--client-id",
+                                         help="MQTT client id of this replica ([fleet] "
+                                         "client_id; one per replica, stable across restarts)"),
 ) -> None:
     """The central service: fleet state from MQTT, rollouts in waves, HTTP API, dashboard.
 
@@ -71,6 +74,17 @@ def serve_cmd(
         cfg.fleet.listen = listen
     if database:
         cfg.fleet.database = database
+    if client_id:
+        from pydantic import ValidationError
+
+        from ..fleet.config import FleetSection
+
+        try:
+            FleetSection(client_id=client_id)
+        except ValidationError:
+            raise ConfigError(f"--client-id {client_id!r}: must be one plain topic level (no "
+                              "+ # / $, no control characters)") from None
+        cfg.fleet.client_id = client_id
     serve(cfg)
 
 
