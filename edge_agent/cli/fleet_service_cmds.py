@@ -55,6 +55,8 @@ def serve_cmd(
     client_id: str | None = typer.Option(None, "--client-id",
                                          help="MQTT client id of this replica ([fleet] "
                                          "client_id; one per replica, stable across restarts)"),
+    advertise: str | None = typer.Option(None, "--advertise", help="URL of this replica's "
+                                         "HTTP API for the others ([fleet] advertise)"),
 ) -> None:
     """The central service: fleet state from MQTT, rollouts in waves, HTTP API, dashboard.
 
@@ -85,6 +87,8 @@ def serve_cmd(
             raise ConfigError(f"--client-id {client_id!r}: must be one plain topic level (no "
                               "+ # / $, no control characters)") from None
         cfg.fleet.client_id = client_id
+    if advertise:
+        cfg.fleet.advertise = advertise
     serve(cfg)
 
 

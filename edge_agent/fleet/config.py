@@ -52,6 +52,9 @@ class FleetSection(_Section):
     shared: bool = Field(default=True, description="Shared subscriptions (replicas split the "
                          "load); false: plain ones, which mosquitto keeps over its restart")
     client_id: str = Field(default="edge-fleet-serve", description="One per replica")
+    advertise: str | None = Field(default=None, description="URL of this replica's HTTP API "
+                                  "for the other replicas (default: http://<listen> when "
+                                  "listen names an address)")
     root: str = Field(default="edge", description="Topic root of the devices")
     registry: str | None = Field(default=None, description="Default registry of rollouts")
     server: str | None = Field(default=None, description="URL of fleet serve, for clients")

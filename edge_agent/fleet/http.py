@@ -17,7 +17,7 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from .errors import FleetError, RolloutError
+from .errors import FleetError, NotLeader, RolloutError
 from .rollout import IllegalTransition, Policy
 from .service import FleetService
 from .spec import parse_duration, parse_percent, parse_waves
@@ -39,6 +39,36 @@ class RolloutRequest(BaseModel):
     wave_timeout: str = "15m"
     on_halt: Literal["pause", "rollback"] = "pause"
     registry: str | None = Field(default=None, max_length=2000)
+
+
+FORWARDED = "X-Edge-Fleet-Forwarded"
+
+
+def forward_request(base: str, path: str, body: dict[str, Any] | None,
+                    authorization: str | None, timeout: float = 20.0
+                    ) -> tuple[int, Any]:
+    """POST ``body`` to the leader's ``base`` + ``path``; (its status, its JSON answer)."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    req = urllib.request.Request(base.rstrip("/") + path, data=json.dumps(body or {}).encode(),
+                                 method="POST")
+    req.add_header("Content-Type", "application/json")
+    req.add_header(FORWARDED, "1")
+    if authorization:
+        req.add_header("Authorization", authorization)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return resp.status, json.loads(resp.read(16 * 2**20))
+    except urllib.error.HTTPError as exc:
+        try:
+            return exc.code, json.loads(exc.read(65536))
+        except ValueError:
+            return exc.code, {"detail": f"the leader {base} answered HTTP {exc.code}"}
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        raise NotLeader(f"this fleet serve replica does not lead the rollouts and the leader "
+                        f"at {base} cannot be reached ({getattr(exc, 'reason', exc)})") from None
 
 
 def create_app(service: FleetService, store: FleetStore, token: str | None) -> FastAPI:
@@ -98,8 +128,22 @@ def create_app(service: FleetService, store: FleetStore, token: str | None) -> F
             raise HTTPException(404, f"rollout {rid}: no such rollout")
         return rollout_json(r)
 
-    @app.post("/v1/rollouts", dependencies=guarded, status_code=201)
-    def start(req: RolloutRequest) -> dict[str, Any]:
+    def forward(request: Request, body: dict[str, Any] | None) -> JSONResponse:
+        """A rollout request that reached a replica which does not lead: to the leader."""
+        lead = store.leader(service.settings.leader_lock)
+        if request.headers.get(FORWARDED) or lead is None or not lead[1] or \
+                lead[0] == service.link_settings.client_id:
+            raise NotLeader(f"this fleet serve replica does not lead the rollouts and knows "
+                            f"no leader to forward to ({lead[0] if lead else 'none yet'}); "
+                            "try again in a few seconds")
+        status, doc = forward_request(lead[1], request.url.path, body,
+                                      request.headers.get("authorization"))
+        return JSONResponse(doc, status_code=status)
+
+    @app.post("/v1/rollouts", dependencies=guarded, status_code=201, response_model=None)
+    def start(req: RolloutRequest, request: Request) -> dict[str, Any] | JSONResponse:
+        if not service.leading:
+            return forward(request, req.model_dump())
         policy = Policy(
             parse_waves(req.waves),
             success_threshold=parse_percent(req.success_threshold, "--success-threshold"),
@@ -115,8 +159,11 @@ def create_app(service: FleetService, store: FleetStore, token: str | None) -> F
         assert r is not None
         return rollout_json(r)
 
-    @app.post("/v1/rollouts/{rid}/{action}", dependencies=guarded)
-    def operate(rid: str, action: Literal["pause", "resume", "abort"]) -> dict[str, Any]:
+    @app.post("/v1/rollouts/{rid}/{action}", dependencies=guarded, response_model=None)
+    def operate(rid: str, action: Literal["pause", "resume", "abort"],
+                request: Request) -> dict[str, Any] | JSONResponse:
+        if not service.leading:
+            return forward(request, {})
         service.operate(rid, action)
         r = store.rollout(rid)
         assert r is not None

@@ -51,7 +51,8 @@ def serve(cfg: FleetFile, *, ready: threading.Event | None = None,
         link = settings_from_mqtt(cfg.mqtt, f.client_id)
         service = FleetService(store, link, ServeSettings(
             root=f.root, share_group=f.share_group, shared=f.shared, max_devices=f.max_devices,
-            registry=f.registry))
+            registry=f.registry, advertise=f.advertise or (
+                None if host in ("0.0.0.0", "::") else f"http://{f.listen}")))
         service.start()
         try:
             web = ServerThread(create_app(service, store, token), host, port, name="fleet-http")

@@ -61,6 +61,7 @@ class ServeSettings:
     max_devices: int = 100_000
     tick_s: float = 1.0
     registry: str | None = None  # default registry of rollouts
+    advertise: str | None = None  # this replica's HTTP API, for the others to forward to
 
     @property
     def leader_lock(self) -> str:
@@ -147,6 +148,8 @@ class FleetService:
             self._publish(c)
             self.counters["commands_resent"] += 1
         self._reread_from = 0.0
+        self.store.set_leader(self.settings.leader_lock, self.link_settings.client_id,
+                              self.settings.advertise, self.clock())
         log.info("fleet serve: leading the rollouts (lock %s): %d active",
                  self.settings.leader_lock, len(self.rollouts))
         if unsent:
@@ -214,8 +217,8 @@ class FleetService:
     def _must_lead(self) -> None:
         if not self.leading:
             raise NotLeader("this fleet serve replica does not lead the rollouts (another one "
-                            "holds the lock); send rollout requests to the leader "
-                            "(GET /healthz: \"leader\": true)")
+                            "holds the lock) and could not forward the request to it: send it "
+                            "to the leader (GET /healthz: \"leader\": true)")
 
     # -- the loop --------------------------------------------------------------------------
     def _on_message(self, m: Incoming) -> None:  # paho's thread: hand over, never drop

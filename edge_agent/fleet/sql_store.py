@@ -243,6 +243,19 @@ class SqlStore:
                     out[r["device"]] = self._device(r, seqs.get(r["device"], {}))
         return out
 
+    def set_leader(self, lock: str, client_id: str, url: str | None, since: float) -> None:
+        """Record that ``client_id`` (HTTP API at ``url``) now holds the leader lock."""
+        try:
+            self._exec(self._db(), _upsert("leader", ("lock", "client_id", "url", "since"),
+                                           ("lock",)), (lock, client_id, url, since))
+        except self.errors as exc:
+            raise self._fail("write", exc) from None
+
+    def leader(self, lock: str) -> tuple[str, str | None] | None:
+        """(client id, HTTP URL) of the replica that took the leader lock last."""
+        rows = self._rows("SELECT client_id, url FROM leader WHERE lock = ?", (lock,))
+        return (rows[0]["client_id"], rows[0]["url"]) if rows else None
+
     # -- reads -----------------------------------------------------------------------------
     def _rows(self, sql: str, args: Sequence[Any] = ()) -> list[Row]:
         try:
