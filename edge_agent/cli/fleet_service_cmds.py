@@ -120,8 +120,9 @@ def simulate_cmd(
                                           "SIGTERM/SIGINT)"),
     report: Path | None = typer.Option(None, "--report", help="JSON report, rewritten every "
                                        "5 s and at the end"),
-    connect_per_s: float = typer.Option(500.0, "--connect-rate", min=1.0,
-                                        help="Connections per second at start"),
+    connect_per_s: float = typer.Option(200.0, "--connect-rate", min=1.0,
+                                        help="Connections per second at start (a broker "
+                                        "whose listen backlog overflows stalls them)"),
     seed: int = typer.Option(1, "--seed", help="Random seed (drops, failures, phases)"),
     as_json: bool = JsonOpt,
 ) -> None:
