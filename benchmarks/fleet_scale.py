@@ -21,22 +21,25 @@ replicas saturate on this machine (the simulator, mosquitto and PostgreSQL share
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import shutil
 import sys
-import tempfile
-import time
-import urllib.request
 from pathlib import Path
-from typing import Any
 
+# this folder holds benchmarks/http.py: off sys.path, or it hides the standard library's http
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from edge_agent.mqtt.testing import Mosquitto
-from tests.support.fleet_serve import FleetServe, SimProc
-from tests.support.postgres import PgServer
+import argparse  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import shutil  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+import urllib.request  # noqa: E402
+from typing import Any  # noqa: E402
+
+from edge_agent.mqtt.testing import Mosquitto  # noqa: E402
+from tests.support.fleet_serve import FleetServe, SimProc  # noqa: E402
+from tests.support.postgres import PgServer  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")

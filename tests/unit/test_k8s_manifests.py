@@ -20,7 +20,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-from edge_agent.config import Config, parse_config
+from edge_agent.config import parse_config
 from edge_agent.fleet.config import FleetFile, split_listen
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -136,13 +136,11 @@ def test_the_device_config_and_its_probes_agree() -> None:
     w = kind("DaemonSet", "edge-agent")
     c = _containers(w)[0]
     http = data["http"]
-    cfg = parse_config(data if "http" in Config.model_fields else
-                       {k: v for k, v in data.items() if k != "http"},
-                       environ={"EDGE_AGENT_DEVICE__ID": "node-1"}, where="agent.toml")
+    cfg = parse_config(data, environ={"EDGE_AGENT_DEVICE__ID": "node-1"}, where="agent.toml")
     assert cfg.device.id == "node-1"  # the env the DaemonSet sets from the node name
     assert {e["name"] for e in c["env"]} >= {"EDGE_AGENT_DEVICE__ID"}
-    assert http["host"] == "0.0.0.0" and http["token_file"]  # the kubelet probes the pod IP
-    assert [p["containerPort"] for p in c["ports"]] == [http["port"]]
+    assert cfg.http.host == "0.0.0.0" and cfg.http.token_file  # the kubelet probes the pod IP
+    assert [p["containerPort"] for p in c["ports"]] == [cfg.http.port]
     probe_ports = {c[p]["httpGet"]["port"] for p in ("livenessProbe", "readinessProbe",
                                                      "startupProbe")}
     assert probe_ports == {"http"}
