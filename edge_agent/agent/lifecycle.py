@@ -16,7 +16,8 @@ Lifecycle of :meth:`Agent.run` (reads top to bottom, like uvicorn's ``Server._se
 3. main loop: the heartbeat every ``metrics.interval_s``: build the snapshot, every component's
    ``contribute(snapshot)``, then every component's ``on_tick(snapshot)``. Ends on
    :meth:`Agent.request_stop` (SIGTERM/SIGINT, a component, ``--duration``), when ``--frames``
-   frames were processed or a finite source ended.
+   frames were processed or a finite source ended. Between heartbeats the main thread sleeps
+   until the next one, woken early only by a stop request or the pipeline's ``done``.
 4. shutdown (time limit ``SHUTDOWN_S``): pipeline stop, a last heartbeat for the partial window
    (no metrics record is lost), components' ``stop()`` in reverse order, each time-limited.
 """
@@ -49,6 +50,7 @@ log = logging.getLogger("edge_agent.agent")
 
 SHUTDOWN_S = 1.8  # everything stops within this; SIGTERM -> exit well within 2 s
 PIPELINE_STOP_S = 0.8
+MAIN_WAIT_MAX_S = 1.0
 
 
 def _call_with_limit(fn: Callable[[], None], limit: float, what: str) -> bool:
@@ -146,6 +148,7 @@ class Agent:
         self.clock = clock
         self.wall = wall
         self._stop = threading.Event()
+        self._wake = threading.Event()  # the main loop: stop requested or the pipeline done
         self._started = False
         self._running: list[Component] = []
         self._sampler: ResourceSampler | None = None
@@ -167,6 +170,7 @@ class Agent:
         if self.stop_reason is None:
             self.stop_reason = reason
         self._stop.set()
+        self._wake.set()
 
     @property
     def stopping(self) -> bool:
@@ -196,8 +200,11 @@ class Agent:
         boot = self.boot = choose_model(cfg)
         runner_factory = self.loader.factory(boot.path, boot.description)
 
+        schedule = choose_schedule(cfg.model.threads, available_cores(), cfg.pipeline.schedule)
+        log.info("pipeline schedule %s (%s)", schedule.schedule, schedule.reason)
         source = open_source(cfg.camera)
         default_pace(source, cfg.camera.policy)
+        source.decode_threads = schedule.decode_threads
         _check_source(source)
         on_demand = cfg.camera.policy == "all" and not source.live and not source.pace_fps
         slot = LatestFrameSlot(cfg.camera.policy, on_demand=on_demand)
@@ -206,8 +213,6 @@ class Agent:
             slot,
             backoff=Backoff(cfg.camera.reconnect_initial_s, cfg.camera.reconnect_max_s),
         )
-        schedule = choose_schedule(cfg.model.threads, available_cores(), cfg.pipeline.schedule)
-        log.info("pipeline schedule %s (%s)", schedule.schedule, schedule.reason)
         pipeline = Pipeline(
             runner_factory,
             reader,
@@ -329,7 +334,9 @@ class Agent:
         t0 = self.clock()
         next_tick = t0 + interval
         deadline = None if duration is None else t0 + duration
+        pipeline.done.notify(self._wake.set)
         while not self._stop.is_set():
+            self._wake.clear()  # before the checks: a stop or done from now on ends the wait
             now = self.clock()
             if deadline is not None and now >= deadline:
                 self.request_stop("duration reached")
@@ -343,7 +350,8 @@ class Agent:
                 self.tick()
                 next_tick = max(next_tick + interval, now + interval / 2)
             wake = min(next_tick, deadline if deadline is not None else next_tick)
-            self._stop.wait(min(max(wake - now, 0.0), 0.1))
+            # no polling: stop and done wake it; the cap only bounds a wait on a clock gone wrong
+            self._wake.wait(min(max(wake - now, 0.0), MAIN_WAIT_MAX_S))
 
     def _shutdown(self, pipeline: Pipeline) -> dict[str, Any]:
         t0 = time.monotonic()

@@ -146,6 +146,25 @@ class Counters:
         }
 
 
+class DoneEvent(threading.Event):
+    """``done``: a threading.Event that also calls the callbacks given to :meth:`notify` when
+    it is set (the Agent's main loop sleeps until then instead of polling it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._callbacks: list[Callable[[], None]] = []
+
+    def notify(self, callback: Callable[[], None]) -> None:
+        self._callbacks.append(callback)
+        if self.is_set():
+            callback()
+
+    def set(self) -> None:
+        super().set()
+        for callback in list(self._callbacks):
+            callback()
+
+
 class Pipeline:
     """One worker: a reader and, by ``schedule``, a prep, an infer and a post thread
     (``overlap``) or one worker thread (``serial``); see the module doc.
@@ -191,7 +210,7 @@ class Pipeline:
         self.just_in_time = just_in_time
         self.keep_images = keep_images
         self.latencies = StageLatencies()
-        self.done = threading.Event()
+        self.done = DoneEvent()
         self._runner = runner_factory()
         self._buffers: dict[int, list[np.ndarray]] = {}
         self._lock = threading.Lock()
@@ -201,6 +220,8 @@ class Pipeline:
         self._taken_event = threading.Event()  # infer took the staged item (an invoke begins)
         self._t_invoke_start = 0.0
         self._estimate = _Estimate()
+        self._frame_gap = 0.0  # moving average of the capture-time gap between taken frames
+        self._last_capture = 0.0
         self._picked = 0
         self._prep_finished = threading.Event()
         self._infer_finished = threading.Event()
@@ -414,6 +435,14 @@ class Pipeline:
         if not self.just_in_time or self._estimate.samples < 3:
             return 0.0
         lead = self._estimate.pre_s + self._estimate.margin_s
+        if (
+            not self.slot.on_demand
+            and self.slot.pending == 0
+            and self._frame_gap > self._estimate.invoke_s + lead
+        ):
+            # camera rate: no frame waits and the next comes after this invoke anyway, so
+            # waiting would only cost a wake-up (the frame is taken the moment it arrives)
+            return 0.0
         if self.slot.on_demand:
             lead += self.reader.read_s
         due = self._t_invoke_start + self._estimate.invoke_s - lead
@@ -438,6 +467,7 @@ class Pipeline:
                     continue
                 self._picked += 1
                 t_pick = self._last_pick = self.clock()
+                self._note_gap(frame.t_capture)
                 runner = self._runner
                 buf = self._buffer(runner)
                 prepared = self._prepare(frame, runner, t_pick, buf)
@@ -456,6 +486,12 @@ class Pipeline:
         finally:
             self._prep_finished.set()
             self._put(self._staged, None)  # infer: nothing more comes
+
+    def _note_gap(self, t_capture: float) -> None:
+        if self._last_capture:
+            gap = t_capture - self._last_capture
+            self._frame_gap += (0.2 if self._frame_gap else 1.0) * (gap - self._frame_gap)
+        self._last_capture = t_capture
 
     def _put(self, q: queue.Queue[Any], item: Any) -> bool:
         while not self._stop.is_set():

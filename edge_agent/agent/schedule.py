@@ -12,6 +12,11 @@
 ``auto`` picks ``overlap`` when at least :data:`FREE_CORES_FOR_OVERLAP` of a core is left
 beside the interpreter's ``threads`` (the usable CPUs: the affinity mask capped by the cgroup
 CPU quota, see :func:`edge_agent.telemetry.cgroup.available_cores`), else ``serial``.
+
+The video decoder (FFmpeg's, for files and streams) gets threads by the same budget
+(:attr:`ScheduleChoice.decode_threads`): FFmpeg's frame threads keep decoding ahead after a
+read returns, so they would run beside the invoke. ``overlap`` gives it the whole cores left
+beside the interpreter (at least one); ``serial`` one thread, which decodes between invokes.
 """
 
 from __future__ import annotations
@@ -35,12 +40,20 @@ class ScheduleChoice:
     cpus: float
     reason: str
 
+    @property
+    def decode_threads(self) -> int:
+        """Threads for the video decoder (module doc)."""
+        if self.schedule == "serial":
+            return 1
+        return max(1, int(self.cpus - self.threads))
+
     def to_json(self) -> dict[str, object]:
         return {
             "schedule": self.schedule,
             "setting": self.setting,
             "threads": self.threads,
             "cpus": round(self.cpus, 2),
+            "decode_threads": self.decode_threads,
             "reason": self.reason,
         }
 

@@ -43,6 +43,7 @@ class FrameSource(ABC):
     name: str = "source"
     live: bool = False
     pace_fps: float | None = None
+    decode_threads: int | None = None  # FFmpeg decoder threads (None: FFmpeg's default)
 
     @abstractmethod
     def open(self) -> None: ...
@@ -138,10 +139,11 @@ class OpenCVSource(FrameSource):
             params = [
                 cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, STREAM_TIMEOUT_MS,
                 cv2.CAP_PROP_READ_TIMEOUT_MSEC, STREAM_TIMEOUT_MS,
+                *self._thread_params(),
             ]
             cap = cv2.VideoCapture(str(self.target), cv2.CAP_FFMPEG, params)
         else:
-            cap = cv2.VideoCapture(str(self.target), cv2.CAP_FFMPEG)
+            cap = cv2.VideoCapture(str(self.target), cv2.CAP_FFMPEG, self._thread_params())
         if not cap.isOpened():
             cap.release()
             raise SourceError(f"{self.name}: cannot open (device busy, unreachable or not video)")
@@ -160,6 +162,10 @@ class OpenCVSource(FrameSource):
             self.pace_fps = rate if 1.0 <= rate <= 240.0 else FILE_PACE_FPS
         self._cap = cap
         self._frames_since_open = 0
+
+    def _thread_params(self) -> list[int]:
+        n = self.decode_threads
+        return [] if n is None else [cv2.CAP_PROP_N_THREADS, max(1, int(n))]
 
     def read(self) -> np.ndarray | None:
         if self._cap is None:

@@ -121,10 +121,14 @@ def run_naive(interp: Any, source: str, frames: int) -> float:
 
 
 def run_pipeline(
-    runner: Any, source: str, frames: int, schedule: str = "overlap"
+    runner: Any, source: str, frames: int, schedule: str = "overlap",
+    decode_threads: int | None = None,
 ) -> tuple[float, Pipeline]:
+    """The agent's pipeline on ``schedule``, its decoder on ``decode_threads`` (as the agent
+    sets them); the naive loop keeps FFmpeg's default."""
     src = open_source(CameraConfig(source=source, loop=False))
     src.pace_fps = None
+    src.decode_threads = decode_threads
     slot = LatestFrameSlot("all", on_demand=not src.live)
     reader = CameraReader(src, slot, backoff=Backoff(0.05, 0.5))
     stamps: list[float] = []
@@ -161,7 +165,8 @@ def bench_pipeline(
     from ..inference import Runner, select_backend
     from ..telemetry.cgroup import available_cores
 
-    chosen = choose_schedule(threads, available_cores(), schedule).schedule
+    choice = choose_schedule(threads, available_cores(), schedule)
+    chosen = choice.schedule
 
     frames = max(10, min(int(frames), MAX_FRAMES))
     be = select_backend(backend)
@@ -174,7 +179,7 @@ def bench_pipeline(
     runner = Runner.open(model_path, threads=threads, backend=backend, warmup=3)
     raw_fps, raw_ms = run_raw(_bare(model_path, threads, be), frames)
     naive_fps = run_naive(_bare(model_path, threads, be), source, frames)
-    pipeline_fps, pipeline = run_pipeline(runner, source, frames, chosen)
+    pipeline_fps, pipeline = run_pipeline(runner, source, frames, chosen, choice.decode_threads)
     lat = pipeline.latencies.total()
     rss = psutil.Process().memory_info().rss / (1024 * 1024)
     return PipelineBench(

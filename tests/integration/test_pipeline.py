@@ -201,3 +201,49 @@ class TestSwapAndErrors:
         assert not np.array_equal(img, p.snapshots.items()[0].image)  # labels drawn on it
         jpeg = p.latest_snapshot()
         assert jpeg is not None and jpeg[:2] == b"\xff\xd8"
+
+
+def _wakeups(threads: list[Any]) -> dict[str, int]:
+    """Voluntary context switches (sleeps) of each thread so far, from /proc."""
+    out = {}
+    for t in threads:
+        status = Path(f"/proc/self/task/{t.native_id}/status").read_text()
+        out[t.name] = int(status.split("voluntary_ctxt_switches:")[1].split()[0])
+    return out
+
+
+class TestSleepsWhenIdle:
+    def test_threads_wake_for_frames_not_on_a_timer(self, schedule: str) -> None:
+        """At 4 frames per second each pipeline thread sleeps a few times per frame; a 20 Hz
+        polling loop (the old 50 ms timeouts) would add ~5 wake-ups per frame on its own."""
+        p = make_pipeline(
+            schedule, lambda: Runner.open(DIGITS), SyntheticSource(64, 48, fps=4), "latest"
+        )
+        p.start()
+        while p.counters()["processed"] < 2:
+            time.sleep(0.05)
+        before = _wakeups(p._threads)
+        n0 = p.counters()["processed"]
+        while p.counters()["processed"] < n0 + 8:
+            time.sleep(0.05)
+        after = _wakeups(p._threads)
+        frames = p.counters()["processed"] - n0
+        assert p.stop(timeout=3)
+        for name, count in after.items():
+            per_frame = (count - before[name]) / frames
+            assert per_frame < 4, f"{name}: {per_frame:.1f} wake-ups per frame"
+
+
+def test_decoder_threads_reach_ffmpeg(tmp_path: Path) -> None:
+    import cv2
+
+    clip = tmp_path / "clip.avi"
+    write_clip(clip, synthetic_frames(3, 96, 72))
+    src = OpenCVSource(str(clip), live=False)
+    src.decode_threads = 1
+    src.open()
+    try:
+        assert src._cap.get(cv2.CAP_PROP_N_THREADS) == 1
+        assert src.read() is not None
+    finally:
+        src.close()

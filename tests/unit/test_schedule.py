@@ -44,8 +44,25 @@ class TestChooseSchedule:
         j = choose_schedule(2, 2).to_json()
         assert j == {
             "schedule": "serial", "setting": "auto", "threads": 2, "cpus": 2.0,
-            "reason": "2 interpreter thread(s) take all 2.0 CPUs",
+            "decode_threads": 1, "reason": "2 interpreter thread(s) take all 2.0 CPUs",
         }
+
+    @pytest.mark.parametrize(
+        ("threads", "cpus", "setting", "expected"),
+        [
+            (1, 2, "auto", 1),  # overlap: the core left beside the interpreter
+            (1, 4, "auto", 3),
+            (2, 4.5, "auto", 2),  # whole cores only
+            (1, 1.5, "auto", 1),  # at least one
+            (2, 2, "auto", 1),  # serial: decodes between invokes, one thread
+            (1, 8, "serial", 1),
+            (8, 2, "overlap", 1),
+        ],
+    )
+    def test_decoder_threads_follow_the_budget(
+        self, threads: int, cpus: float, setting: str, expected: int
+    ) -> None:
+        assert choose_schedule(threads, cpus, setting).decode_threads == expected
 
     @pytest.mark.parametrize(("threads", "setting"), [(0, "auto"), (1, "fast"), (1, "")])
     def test_bad_input_is_refused(self, threads: int, setting: str) -> None:
