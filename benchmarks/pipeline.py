@@ -189,7 +189,7 @@ def paced_agent(
     )
     try:
         cpu = _cpu_window(proc, warm, seconds)
-        out, _ = proc.communicate(timeout=30)
+        out, _ = proc.communicate(timeout=180)  # a loaded machine stops slowly
     finally:
         if proc.poll() is None:
             proc.kill()
