@@ -648,7 +648,7 @@ def main() -> int:
         dist = work / "dist"
         sh(sys.executable, "-m", "pip", "--disable-pip-version-check", "-q", "wheel",
            "--no-deps", "-w", dist, _clean_copy(work / "src"))
-        (whl,) = dist.glob("edge_agent-*.whl")
+        (whl,) = dist.glob("litert_edge_agent-*.whl")
         project = work / "project"
         sh(sys.executable, "-m", "pip", "--disable-pip-version-check", "-q", "install",
            "--no-deps", "--no-index", "--no-compile", "--target", project, whl)
