@@ -201,8 +201,9 @@ class Agent:
         runner_factory = self.loader.factory(boot.path, boot.description)
 
         schedule = choose_schedule(cfg.model.threads, available_cores(), cfg.pipeline.schedule)
-        log.info("pipeline schedule %s (%s)", schedule.schedule, schedule.reason)
         source = open_source(cfg.camera)
+        # shown in status and metrics; at INFO it broke the one-line error of a bad source
+        log.debug("pipeline schedule %s (%s)", schedule.schedule, schedule.reason)
         default_pace(source, cfg.camera.policy)
         source.decode_threads = schedule.decode_threads
         _check_source(source)

@@ -79,8 +79,10 @@ def test_signal_stops_with_final_summary(tmp_path: Path, sig: signal.Signals) ->
     )
     try:
         assert proc.stdout is not None
+        banner = [proc.stdout.readline() for _ in range(5)]  # console.banner: 5 lines
+        assert banner[0].startswith("edge-agent: model "), banner
         first = proc.stdout.readline()  # the first interval summary: running
-        assert first.startswith("fps in "), first
+        assert first.startswith("fps in "), (banner, first)
         t0 = time.monotonic()
         proc.send_signal(sig)
         out, err = proc.communicate(timeout=20)

@@ -27,7 +27,8 @@ class _Server:
         self.accepted = 0
         self.closed_by_client = threading.Semaphore(0)
         self._handle = handle
-        threading.Thread(target=self._accept, daemon=True).start()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
 
     def _accept(self) -> None:
         while True:
@@ -39,7 +40,14 @@ class _Server:
             threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
 
     def close(self) -> None:
+        """Ends the accept thread too (an agent test later in this process counts the threads
+        left behind)."""
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept()
+        except OSError:
+            pass
         self.sock.close()
+        self._thread.join(5)
 
 
 @pytest.fixture
