@@ -124,12 +124,19 @@ def request(port: int, method: str, path: str, body: bytes | None = None,
 
 def load(call: Any, concurrency: int, total: int) -> dict[str, float]:
     """``total`` calls from ``concurrency`` threads (each its own connection); req/s, p50/p99."""
+    return summary(*_timed(call, concurrency, total, {}))
+
+
+def _timed(call: Any, concurrency: int, total: int,
+           states: dict[int, dict[str, Any]]) -> tuple[list[float], float]:
+    """Latencies and wall time of ``total`` calls from ``concurrency`` threads; thread i keeps
+    ``states[i]`` (its connection) from one batch to the next."""
     lat: list[float] = []
     lock = threading.Lock()
     left = [total]
 
-    def worker() -> None:
-        state: dict[str, Any] = {}
+    def worker(i: int) -> None:
+        state = states.setdefault(i, {})
         while True:
             with lock:
                 if left[0] <= 0:
@@ -142,15 +149,34 @@ def load(call: Any, concurrency: int, total: int) -> dict[str, float]:
                 lat.append(d)
 
     t0 = time.perf_counter()
-    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(concurrency)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    wall = time.perf_counter() - t0
-    lat.sort()
+    return lat, time.perf_counter() - t0
+
+
+def summary(lat: list[float], wall: float) -> dict[str, float]:
+    lat = sorted(lat)
     return {"rps": len(lat) / wall, "p50_ms": lat[len(lat) // 2] * 1000,
             "p99_ms": lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000}
+
+
+def side_by_side(calls: dict[str, Any], concurrency: int, total: int,
+                 rounds: int = 10) -> dict[str, dict[str, float]]:
+    """Each of ``calls`` ``total`` times, in ``rounds`` alternating batches, so that a change in
+    the machine's load (other processes) falls on every side alike."""
+    per = max(1, total // rounds)
+    lat: dict[str, list[float]] = {k: [] for k in calls}
+    wall = dict.fromkeys(calls, 0.0)
+    states: dict[str, dict[int, dict[str, Any]]] = {k: {} for k in calls}
+    for _ in range(rounds):
+        for k, call in calls.items():
+            got, w = _timed(call, concurrency, per, states[k])
+            lat[k] += got
+            wall[k] += w
+    return {k: summary(lat[k], wall[k]) for k in calls}
 
 
 def api_call(port: int) -> Any:
@@ -206,6 +232,11 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=1, help="http.infer_workers")
     ap.add_argument("--nice", type=int, default=5, help="http.nice (the default: 5)")
     args = ap.parse_args()
+    import importlib.util
+
+    native = [m for m in ("uvloop", "httptools") if importlib.util.find_spec(m)]
+    print(f"# uvicorn on {' + '.join(native) if native else 'asyncio + h11'} "
+          "(uvloop/httptools are used when installed: pip install '.[http-native]')")
     print(f"# {os.cpu_count()} cores, {args.requests} requests per run, "
           f"{args.workers} API interpreter(s), 1 thread each, http.nice = {args.nice}, "
           f"load average {os.getloadavg()[0]:.1f}")
@@ -221,14 +252,14 @@ def main() -> None:
                 load(f, 1, 10)
             rows = []
             for conc in (1, 4):
-                d_ = load(direct, conc, args.requests)
-                a_ = load(api, conc, args.requests)
-                rows.append((conc, d_, a_))
+                got = side_by_side({"direct": direct, "api": api}, conc, args.requests)
+                rows.append((conc, got["direct"], got["api"]))
             busy_demo = fps_under_load(agent, args.seconds)
             rss_http_after = agent.rss_mb()
         finally:
             agent.stop()
-        print("\n/v1/infer vs the Runner called directly (decode + run of the same JPEG)")
+        print("\n/v1/infer vs the Runner called directly (decode + run of the same JPEG; "
+              "alternating batches)")
         print(f"{'conc':>4} {'direct req/s':>13} {'API req/s':>10} {'ratio':>6} "
               f"{'direct p50/p99 ms':>18} {'API p50/p99 ms':>15}")
         for conc, d_, a_ in rows:

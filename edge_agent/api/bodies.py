@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import math
+from urllib.parse import parse_qsl
+
 import cv2
 import numpy as np
 
@@ -53,3 +56,28 @@ def decode_image(data: bytes, where: str = "body") -> np.ndarray:
     if h * w > MAX_PIXELS:
         raise BodyError(413, f"{where}: {w}x{h} pixels, more than {MAX_PIXELS}")
     return img
+
+
+def infer_query(query: str) -> tuple[float | None, int | None]:
+    """``threshold`` (a number from 0 to 1) and ``top_k`` (a whole number from 1 to 1000) of a
+    ``/v1/infer`` query string, None when absent (the last one wins when repeated; other keys
+    are ignored); :class:`BodyError` (422) naming the parameter otherwise."""
+    threshold: float | None = None
+    top_k: int | None = None
+    for key, value in parse_qsl(query, keep_blank_values=True):
+        if key == "threshold":
+            try:
+                threshold = float(value)
+            except ValueError:
+                threshold = math.nan
+            if not 0.0 <= threshold <= 1.0:  # NaN fails too
+                raise BodyError(422, f"query.threshold: {value[:40]!r} is not a number from 0 to 1")
+        elif key == "top_k":
+            try:
+                top_k = int(value)
+            except ValueError:
+                top_k = 0
+            if not 1 <= top_k <= 1000:
+                raise BodyError(422, f"query.top_k: {value[:40]!r} is not a whole number from 1 "
+                                "to 1000")
+    return threshold, top_k

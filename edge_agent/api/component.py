@@ -165,6 +165,8 @@ class HttpComponent(Component):
         if self._server is not None:
             if not self._server.stop(1.0):
                 log.warning("HTTP server did not stop within 1 s")
+        if self.pool is not None:
+            self.pool.close()
 
     # what the routes read ---------------------------------------------------------------------
     @property

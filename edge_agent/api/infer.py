@@ -6,17 +6,20 @@ decoder), made again when the pipeline swaps models (an update, a rollback). At 
 ``max_pending`` requests are admitted (running or waiting for a worker); one more is
 :class:`Busy` (429) at once, never queued without bound. ``?threshold=`` / ``?top_k=`` get a
 Runner with those decoder settings over the same interpreter (a few kept per worker). The
-threads that decode and run API images run ``nice`` lower (``http.nice``, 5): under CPU
+images are decoded and run on the pool's own threads (:meth:`InferPool.submit`: one per
+admission slot, made when first needed), which run ``nice`` lower (``http.nice``, 5): under CPU
 contention the camera's pipeline keeps its share.
 """
 
 from __future__ import annotations
 
+import asyncio
 import queue
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -24,16 +27,6 @@ import numpy as np
 from .bodies import decode_image
 
 MAX_VARIANTS = 8  # decoder settings kept per worker
-_tuned = threading.local()
-
-
-def _below_pipeline(nice: int) -> None:
-    """Once per thread that runs API inferences: lower its priority by ``nice``."""
-    if not getattr(_tuned, "done", False):
-        from ..common.asgi_thread import lower_thread_priority
-
-        lower_thread_priority(nice)
-        _tuned.done = True
 
 
 class Busy(Exception):
@@ -88,6 +81,23 @@ class InferPool:
             self._free.put(_Worker())
         self._lock = threading.Lock()
         self.counts = {"ok": 0, "busy": 0, "bad_input": 0, "failed": 0}
+        self._executor: ThreadPoolExecutor | None = None
+
+    async def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)`` on one of the pool's threads (as many as admission slots, each
+        ``nice`` below the pipeline), awaited from the event loop."""
+        if self._executor is None:
+            from ..common.asgi_thread import lower_thread_priority
+
+            self._executor = ThreadPoolExecutor(
+                self.max_pending, thread_name_prefix="http-infer",
+                initializer=lower_thread_priority, initargs=(self.nice,))
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    def close(self) -> None:
+        """End the pool's threads (a running inference finishes first, in the background)."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
 
     def count(self, what: str) -> None:
         with self._lock:
@@ -106,7 +116,6 @@ class InferPool:
     def run_bytes(self, data: bytes, threshold: float | None = None,
                   top_k: int | None = None, where: str = "body") -> dict[str, Any]:
         """Decode ``data`` (BodyError when it is no image), run the model, the reply body."""
-        _below_pipeline(self.nice)
         t0 = time.perf_counter()
         image = decode_image(data, where)
         decode_s = time.perf_counter() - t0

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import logging
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncIterator
 from importlib import resources
 from typing import Any
 
@@ -21,10 +20,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from .bodies import BodyError, check_type
-from .infer import Busy, Unavailable
-
-log = logging.getLogger("edge_agent.api")
+from .bodies import BodyError
+from .infer_http import answer, read_limited
 
 CSP = ("default-src 'self'; img-src 'self' blob: data:; style-src 'self'; script-src 'self'; "
        "connect-src 'self'; frame-ancestors 'none'")
@@ -36,7 +33,14 @@ def bearer_ok(header: str, token: str) -> bool:
     return hmac.compare_digest(header.encode(), f"Bearer {token}".encode())
 
 
-def create_app(device: Any, token: str | None) -> FastAPI:
+def create_app(device: Any, token: str | None) -> Any:
+    """The ASGI app: the FastAPI routes behind the lean ``POST /v1/infer`` layer."""
+    from .infer_http import InferLayer
+
+    return InferLayer(create_fastapi(device, token), device, token)
+
+
+def create_fastapi(device: Any, token: str | None) -> FastAPI:
     app = FastAPI(title="edge-agent device API", docs_url=None, redoc_url=None,
                   version=device.version)
     limits = device.limits
@@ -122,40 +126,15 @@ def create_app(device: Any, token: str | None) -> FastAPI:
         request: Request,
         threshold: float | None = Query(None, ge=0.0, le=1.0, description="Minimum score"),
         top_k: int | None = Query(None, ge=1, le=1000, description="Results kept at most"),
-    ) -> JSONResponse:
+    ) -> Response:
         """Run the model on an image (the body, or a multipart file part), on the API's own
-        interpreter; the reply is ``infer --json``'s plus the model, stage times and size."""
-        pool = device.pool
-        try:
-            mt = check_type(request.headers.get("content-type"))
-            declared = request.headers.get("content-length")
-            if declared is not None and declared.isdigit() and int(declared) > limits.max_body:
-                raise BodyError(413, f"body of {declared} bytes is over http.max_body_bytes "
-                                f"({limits.max_body})")
-            pool.admit()
-        except BodyError as exc:
-            pool.count("bad_input")
-            return JSONResponse({"detail": str(exc)}, status_code=exc.status)
-        except Busy as exc:
-            return JSONResponse({"detail": str(exc)}, status_code=429,
-                                headers={"Retry-After": "1"})
-        try:
-            data, where = await _read_image_body(request, mt, limits.max_body)
-            out = await run_in_threadpool(pool.run_bytes, data, threshold, top_k, where)
-        except BodyError as exc:
-            pool.count("bad_input")
-            return JSONResponse({"detail": str(exc)}, status_code=exc.status)
-        except Unavailable as exc:
-            return JSONResponse({"detail": str(exc)}, status_code=503)
-        except Exception as exc:  # the model failed on a valid image: say so, keep serving
-            pool.count("failed")
-            log.warning("/v1/infer failed: %r", exc)
-            return JSONResponse({"detail": f"inference failed: {exc}"}, status_code=500)
-        finally:
-            pool.release()
-        pool.count("ok")
-        out["model"] = {**device.model_info(), **{k: v for k, v in out["model"].items() if v}}
-        return JSONResponse(out)
+        interpreter; the reply is ``infer --json``'s plus the model, stage times and size.
+        (Served by :class:`~edge_agent.api.infer_http.InferLayer` ahead of this route, with
+        the same answer.)"""
+        code, body, extra = await answer(device, request.headers.raw, request.stream(),
+                                         threshold, top_k)
+        return Response(body, status_code=code, media_type="application/json",
+                        headers={k.decode(): v.decode() for k, v in extra})
 
     @app.get("/v1/commands", dependencies=guarded)
     def commands() -> dict[str, Any]:
@@ -172,7 +151,7 @@ def create_app(device: Any, token: str | None) -> FastAPI:
         if name in device.state_changing and token is None:
             raise HTTPException(403, f"command {name!r} changes the device: it needs "
                                 "http.token_file (and Authorization: Bearer <token>)")
-        raw = await _read_limited(request, 64 * 1024)
+        raw = await read_limited(request.stream(), 64 * 1024)
         code, body = await run_in_threadpool(device.run_command, name, raw)
         return JSONResponse(body, status_code=code)
 
@@ -192,37 +171,3 @@ def create_app(device: Any, token: str | None) -> FastAPI:
 def _static(name: str) -> Response:
     text = resources.files(__package__).joinpath("static").joinpath(name).read_bytes()
     return Response(text, media_type=STATIC[name], headers={"Content-Security-Policy": CSP})
-
-
-async def _read_limited(request: Request, limit: int) -> bytes:
-    buf = bytearray()
-    async for chunk in request.stream():
-        buf += chunk
-        if len(buf) > limit:
-            raise BodyError(413, f"body over {limit} bytes (http.max_body_bytes)")
-    return bytes(buf)
-
-
-async def _read_image_body(request: Request, mt: str, limit: int) -> tuple[bytes, str]:
-    data = await _read_limited(request, limit)
-    if mt != "multipart/form-data":
-        return data, "body"
-    from starlette.datastructures import Headers, UploadFile
-    from starlette.formparsers import MultiPartException, MultiPartParser
-
-    async def once() -> AsyncGenerator[bytes, None]:
-        yield data
-
-    try:
-        form = await MultiPartParser(Headers(raw=request.headers.raw), once(),
-                                     max_files=4, max_fields=16).parse()
-    except MultiPartException as exc:
-        raise BodyError(422, f"multipart body: {exc.message}") from None
-    except AssertionError:
-        raise BodyError(422, "multipart body: python-multipart is not installed") from None
-    for key, value in form.multi_items():
-        if isinstance(value, UploadFile):
-            content = await value.read()
-            await value.close()
-            return content, f"multipart part {key!r}"
-    raise BodyError(422, "multipart body: no file part (send the image as a file field)")

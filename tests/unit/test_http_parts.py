@@ -135,6 +135,33 @@ def test_api_threads_run_below_the_pipeline() -> None:
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == before  # only it
 
 
+def test_a_thread_started_by_a_lowered_one_is_lowered_once() -> None:
+    """uvicorn's loop (lowered) starts the /v1/infer pool's threads: they inherit its nice and
+    must end at the process's + 5, not + 10."""
+    import os
+
+    from edge_agent.common.asgi_thread import lower_thread_priority
+
+    base = os.getpriority(os.PRIO_PROCESS, os.getpid())
+    seen: list[int] = []
+
+    def child() -> None:
+        assert lower_thread_priority(5)
+        seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+
+    def parent() -> None:
+        assert lower_thread_priority(5)
+        t = threading.Thread(target=child)
+        t.start()
+        t.join()
+        seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+
+    t = threading.Thread(target=parent)
+    t.start()
+    t.join()
+    assert seen == [min(base + 5, 19)] * 2
+
+
 def test_infer_pool_admits_a_bounded_number_then_busy(runner: Any) -> None:
     pool = InferPool(lambda: runner, workers=1, max_pending=2)
     pool.admit()
@@ -224,3 +251,99 @@ def test_without_fastapi_the_agent_says_so_and_runs_without_http(
     lines = [r.getMessage() for r in caplog.records]
     assert len(lines) == 1 and "uvicorn is not installed" in lines[0], lines
     assert "http.enabled = false" in lines[0]
+
+
+def test_infer_query_reads_threshold_and_top_k_and_names_a_bad_one() -> None:
+    from edge_agent.api.bodies import infer_query
+
+    assert infer_query("") == (None, None)
+    assert infer_query("threshold=0.5&top_k=3&other=x") == (0.5, 3)
+    assert infer_query("threshold=0.1&threshold=1") == (1.0, None)  # the last one
+    for query, name in (("threshold=2", "threshold"), ("threshold=x", "threshold"),
+                        ("threshold=nan", "threshold"), ("threshold=", "threshold"),
+                        ("top_k=0", "top_k"), ("top_k=1e9", "top_k"), ("top_k=1001", "top_k"),
+                        ("top_k=2.5", "top_k")):
+        with pytest.raises(BodyError, match=rf"^query\.{name}: ") as e:
+            infer_query(query)
+        assert e.value.status == 422
+
+
+def _asgi_post(app: Any, path: str, body: bytes, ctype: str) -> tuple[int, dict[str, str], Any]:
+    """One request through an ASGI app, in-process (no sockets): status, headers, JSON body."""
+    import asyncio
+    import json
+
+    path, _, query = path.partition("?")
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+             "method": "POST", "scheme": "http", "path": path, "raw_path": path.encode(),
+             "query_string": query.encode(), "root_path": "", "client": ("127.0.0.1", 1),
+             "server": ("127.0.0.1", 2),
+             "headers": [(b"content-type", ctype.encode()),
+                         (b"content-length", str(len(body)).encode())]}
+    sent: list[dict[str, Any]] = []
+    messages = [{"type": "http.request", "body": body[:1000], "more_body": True},
+                {"type": "http.request", "body": body[1000:], "more_body": False}]
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    asyncio.run(app(scope, receive, send))
+    start = sent[0]
+    headers = {k.decode(): v.decode() for k, v in start["headers"]}
+    return start["status"], headers, json.loads(b"".join(m.get("body", b"") for m in sent[1:]))
+
+
+def test_the_lean_infer_layer_and_the_fastapi_route_answer_alike(runner: Any) -> None:
+    """POST /v1/infer is served by InferLayer ahead of FastAPI; the route (there for the
+    schema) gives the same answers. Both run the image on the pool's threads, nice'd."""
+    import os
+
+    from edge_agent.api.component import Limits
+    from edge_agent.api.routes import create_app, create_fastapi
+
+    class Device:
+        version = "test"
+        limits = Limits(1 << 20, 1, 1.0)
+        pool = InferPool(lambda: runner, workers=1, max_pending=2, nice=3)
+
+        def model_info(self) -> dict[str, Any]:
+            return {"name": "blazeface_int8"}
+
+    device = Device()
+    jpeg = PHOTO.read_bytes()
+    try:
+        for app in (create_app(device, None), create_fastapi(device, None)):
+            status, headers, doc = _asgi_post(app, "/v1/infer?top_k=1", jpeg, "image/jpeg")
+            assert status == 200 and headers["content-type"] == "application/json", doc
+            assert [d["label"] for d in doc["detections"]] == ["face"]
+            assert doc["model"]["name"] == "blazeface_int8" and doc["image"]["width"] == 512
+            assert _asgi_post(app, "/v1/infer", b"hello", "text/plain")[0] == 415
+            assert _asgi_post(app, "/v1/infer", b"\xff\xd8junk", "image/jpeg")[0] == 422
+            assert _asgi_post(app, "/v1/infer", b"\0" * (2 << 20), "image/jpeg")[0] == 413
+            assert _asgi_post(app, "/v1/infer?threshold=3", jpeg, "image/jpeg")[0] == 422
+        assert device.pool.counts["ok"] == 2
+        base = os.getpriority(os.PRIO_PROCESS, os.getpid())
+        pool_threads = [t for t in threading.enumerate() if t.name.startswith("http-infer")]
+        assert pool_threads
+        for t in pool_threads:
+            assert t.native_id is not None
+            assert os.getpriority(os.PRIO_PROCESS, t.native_id) == min(base + 3, 19)
+    finally:
+        device.pool.close()
+
+
+def test_the_lean_layer_checks_the_token() -> None:
+    from edge_agent.api.infer_http import InferLayer
+
+    async def never(scope: Any, receive: Any, send: Any) -> None:
+        raise AssertionError("passed on")
+
+    class Device:
+        pool = InferPool(lambda: None)
+
+    layer = InferLayer(never, Device(), "s3cret-token-0123456789")
+    status, headers, doc = _asgi_post(layer, "/v1/infer", b"x", "image/jpeg")
+    assert status == 401 and headers["www-authenticate"] == "Bearer" and "token" in doc["detail"]
