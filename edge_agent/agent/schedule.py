@@ -14,12 +14,12 @@ beside the interpreter's ``threads`` (the usable CPUs: the affinity mask capped 
 CPU quota, see :func:`edge_agent.telemetry.cgroup.available_cores`), else ``serial``.
 
 The video decoder (FFmpeg's, for files and streams) gets threads by the same budget
-(:attr:`ScheduleChoice.decode_threads`). ``overlap`` gives it the whole cores left beside the
-interpreter (at least one). ``serial`` leaves FFmpeg its own default (None): measured on the
-demo clip at 30 fps with ``threads = cores``, a decoder held to one thread cost the agent
-1.6 ms of CPU per frame against 0.7 ms with FFmpeg's frame threads (whole agent 6.7 against
-5.6 ms per frame; the paced naive loop, which keeps the default, 5.4), and flat out it was no
-faster either (``benchmarks/pipeline.py``, docs/performance.md).
+(:attr:`ScheduleChoice.decode_threads`): FFmpeg's frame threads keep decoding ahead after a
+read returns, so they would run beside the invoke. ``overlap`` gives it the whole cores left
+beside the interpreter (at least one); ``serial`` one thread, which decodes between invokes.
+Measured (``benchmarks/pipeline.py``'s camera-rate case, the demo clip at 15 fps, threads = 2
+on 2 cores, 4 alternating pairs): one decoder thread 6.79 ms of agent CPU per frame, FFmpeg's
+default 7.25 ms.
 """
 
 from __future__ import annotations
@@ -44,10 +44,10 @@ class ScheduleChoice:
     reason: str
 
     @property
-    def decode_threads(self) -> int | None:
-        """Threads for the video decoder; None: FFmpeg's default (module doc)."""
+    def decode_threads(self) -> int:
+        """Threads for the video decoder (module doc)."""
         if self.schedule == "serial":
-            return None
+            return 1
         return max(1, int(self.cpus - self.threads))
 
     def to_json(self) -> dict[str, object]:

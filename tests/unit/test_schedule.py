@@ -44,7 +44,7 @@ class TestChooseSchedule:
         j = choose_schedule(2, 2).to_json()
         assert j == {
             "schedule": "serial", "setting": "auto", "threads": 2, "cpus": 2.0,
-            "decode_threads": None, "reason": "2 interpreter thread(s) take all 2.0 CPUs",
+            "decode_threads": 1, "reason": "2 interpreter thread(s) take all 2.0 CPUs",
         }
 
     @pytest.mark.parametrize(
@@ -54,13 +54,13 @@ class TestChooseSchedule:
             (1, 4, "auto", 3),
             (2, 4.5, "auto", 2),  # whole cores only
             (1, 1.5, "auto", 1),  # at least one
-            (2, 2, "auto", None),  # serial: FFmpeg's own default (cheaper per frame)
-            (1, 8, "serial", None),
+            (2, 2, "auto", 1),  # serial: decodes between invokes, one thread
+            (1, 8, "serial", 1),
             (8, 2, "overlap", 1),
         ],
     )
     def test_decoder_threads_follow_the_budget(
-        self, threads: int, cpus: float, setting: str, expected: int | None
+        self, threads: int, cpus: float, setting: str, expected: int
     ) -> None:
         assert choose_schedule(threads, cpus, setting).decode_threads == expected
 
