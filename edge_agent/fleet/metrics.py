@@ -26,15 +26,13 @@ class FleetCollector(Collector):
         info = GaugeMetricFamily("edge_fleet_info", "fleet serve", labels=["version"])
         info.add_metric([__version__], 1)
         yield info
-        devices = self.store.devices()
         by_state: Counter[str] = Counter()
         by_version: Counter[tuple[str, str]] = Counter()
-        for row in devices:
-            state = {True: "online", False: "offline", None: "unknown"}[row.online]
-            by_state[state] += 1
-            if row.online:
-                model, _, version = (row.active or "").rpartition(" ")
-                by_version[(model or row.model or "", version or row.version or "")] += 1
+        for online, active, m, ver, n in self.store.device_counts():  # counted by the database
+            by_state[{True: "online", False: "offline", None: "unknown"}[online]] += n
+            if online:
+                model, _, version = (active or "").rpartition(" ")
+                by_version[(model or m or "", version or ver or "")] += n
         g = GaugeMetricFamily("edge_fleet_devices", "Devices known, by state", labels=["state"])
         for s in ("online", "offline", "unknown"):
             g.add_metric([s], by_state[s])

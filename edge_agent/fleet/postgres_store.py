@@ -4,9 +4,13 @@
 out of the file: ``PGPASSWORD``, a ``passfile`` or a client certificate — libpq reads them).
 The SQL and the migrations are :mod:`.sql_store`'s, the same as SQLite's. Differences:
 
-- several replicas write at once: the rows a batch changes are read inside its transaction
-  with ``SELECT ... FOR UPDATE`` (in device order: no deadlock), so two replicas that got
-  records of the same device never overwrite each other's seq accounting;
+- several replicas write at once: each keeps the device rows it wrote in memory with their
+  revision; a batch locks the rows it changes inside its transaction and reads back only
+  their revisions (``SELECT device, rev ... FOR UPDATE``, in device order: no deadlock), and
+  reads again just the rows another replica changed since, so two replicas that got records
+  of the same device never overwrite each other's seq accounting;
+- rows are written in bulk, one statement per table and batch (``INSERT ... SELECT FROM
+  unnest(arrays) ON CONFLICT ... DO UPDATE``), not one statement per row;
 - migrations hold a transaction-level advisory lock (replicas starting together migrate once);
 - :meth:`PostgresStore.lead` takes a session-level advisory lock on the writing connection:
   the rollout leader. It is released when that connection ends (the process died, or the
@@ -17,11 +21,12 @@ The SQL and the migrations are :mod:`.sql_store`'s, the same as SQLite's. Differ
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from typing import Any
 
 from ..common.extras import pip_hint
 from .errors import FleetStoreError
-from .sql_store import SqlStore
+from .sql_store import COLUMN_TYPES, SqlStore
 
 try:
     import psycopg
@@ -74,6 +79,21 @@ class PostgresStore(SqlStore):
 
     def _exec(self, db: Any, sql: str, args: Any = ()) -> None:
         db.execute(self._sql(sql), tuple(args) or None)
+
+    def _in(self, col: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
+        return f"{col} = ANY(?)", [list(values)]
+
+    def _insert_rows(self, db: Any, table: str, cols: Sequence[str],
+                     rows: Sequence[tuple[Any, ...]], tail: str) -> int:
+        """One statement for all the rows: ``INSERT ... SELECT FROM unnest(<one array per
+        column>)`` (one round trip and one plan, however many rows)."""
+        if not rows:
+            return 0
+        arrays = [list(c) for c in zip(*rows, strict=True)]
+        unnest = ", ".join(f"%b::{COLUMN_TYPES[c]}[]" for c in cols)  # binary: no escaping
+        cur = db.execute(f"INSERT INTO {table} ({', '.join(cols)}) SELECT * FROM "
+                         f"unnest({unnest}) {tail}", arrays)
+        return int(cur.rowcount)
 
     def _lock_migrations(self, db: Any) -> None:
         db.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key("edge-fleet:migrations"),))

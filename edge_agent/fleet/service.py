@@ -38,7 +38,7 @@ from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from ..mqtt.errors import BrokerError
-from ..mqtt.fleet import FleetState
+from ..mqtt.fleet import DeviceRow, FleetState
 from ..mqtt.link import Incoming, Link, LinkSettings
 from ..mqtt.topics import STREAMS, Topics, device_of
 from . import rollout as R
@@ -50,6 +50,8 @@ log = logging.getLogger("edge_agent.fleet")
 T = TypeVar("T")
 INBOX = 10_000
 BATCH = 500
+LINGER_S = 0.05  # a batch waits this long at most for more records ...
+LINGER_GAP_S = 0.01  # ... and not once none came for this long
 REQUEST_TIMEOUT_S = 15.0
 
 
@@ -109,9 +111,10 @@ class FleetService:
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
-        if not self.store.shared_writers:  # the only writer: memory is the truth
-            for row in self.store.devices():
-                self.fleet.devices[row.device] = row
+        # the rows in memory, each with its stored revision: the only writer (SQLite) writes
+        # from them; replicas (PostgreSQL) read again only the rows another one changed
+        for row in self.store.devices():
+            self.fleet.devices[row.device] = row
         s = self.settings
         if s.shared:
             subs = [f"$share/{s.share_group}/{s.root}/+/{st}" for st in STREAMS]
@@ -271,16 +274,23 @@ class FleetService:
               futures: list[tuple[Future[Any], Any, BaseException | None]]) -> Batch:
         """One pass inside one transaction: apply, serve requests, decide; what to write."""
         b = Batch()
-        changed: dict[str, Any] = {}
-        if self.store.shared_writers and msgs:  # the stored rows, locked: replicas share them
+        changed: dict[str, DeviceRow] = {}
+        if self.store.shared_writers and msgs:  # replicas share the rows: lock them, and
+            # read again those another replica changed since this one's copy (its revision)
             touched = {w[0] for w in (device_of(m.topic, self.settings.root) for m in msgs) if w}
-            fresh = tx.device_rows(touched)
-            for d in touched:
+            known = {d: row.rev for d in touched
+                     if (row := self.fleet.devices.get(d)) is not None and row.rev}
+            fresh = tx.lock_devices(touched, known)
+            for d in touched - known.keys():  # not stored by this replica yet
                 self.fleet.devices.pop(d, None)
             self.fleet.devices.update(fresh)
-            self._views = None
+            self.counters["rows_reread"] += len(fresh)
         for m in msgs:
             self._apply(m, b, changed, now)
+        if self._views is not None:  # what this pass saw, before the next read of all
+            views = self._views[1]
+            for d, row in changed.items():
+                views[d] = R.DeviceView(row.online, row.active, row.groups, row.last_seen)
         self._acked(b, now)
         futures += self._serve_requests(b)
         if msgs or futures or now - self._last_tick >= self.settings.tick_s:
@@ -291,9 +301,6 @@ class FleetService:
                 self._tick_one(r, b)
         self._collect_rollouts(b)
         b.rows = list(changed.values())
-        if self.store.shared_writers:  # memory holds only what this pass needs
-            for d in changed:
-                self.fleet.devices.pop(d, None)
         return b
 
     def _read_others(self, now: float) -> None:
@@ -324,10 +331,19 @@ class FleetService:
         except queue.Empty:
             return []
         out = [first]
-        while len(out) < BATCH:
-            try:
+        deadline = time.monotonic() + LINGER_S
+        while len(out) < BATCH:  # gather a batch: one transaction costs about as much for
+            try:                 # 5 records as for 100 (the broker's in-flight window)
                 out.append(self.inbox.get_nowait())
+                continue
             except queue.Empty:
+                pass
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            try:
+                out.append(self.inbox.get(timeout=min(left, LINGER_GAP_S)))
+            except queue.Empty:  # nothing more coming now (or the broker waits for our acks)
                 break
         return out
 
@@ -420,11 +436,16 @@ class FleetService:
                 self._saved.pop(rid, None)
 
     def _view(self) -> dict[str, R.DeviceView]:
+        """What the controllers see of every device: built once from memory (the only
+        writer) or read once a tick from the store (replicas: every device any of them
+        stored); each pass puts in the rows it changed."""
+        now = self.clock()
         if not self.store.shared_writers:
-            return {d: R.DeviceView(row.online, row.active, row.groups, row.last_seen)
-                    for d, row in self.fleet.devices.items()}
-        now = self.clock()  # replicas: every device any of them stored (read once a tick)
-        if self._views is None or now - self._views[0] >= self.settings.tick_s:
+            if self._views is None:
+                self._views = (now, {d: R.DeviceView(row.online, row.active, row.groups,
+                                                     row.last_seen)
+                                     for d, row in self.fleet.devices.items()})
+        elif self._views is None or now - self._views[0] >= self.settings.tick_s:
             self._views = (now, {d: R.DeviceView(online, active, groups, seen) for
                                  d, online, active, groups, seen in self.store.device_views()})
         return self._views[1]

@@ -12,10 +12,11 @@ several replicas write), so replicas never overwrite each other's seq accounting
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import threading
 import time
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from typing import Any
 
 from ..mqtt.fleet import DeviceRow, SeqTracker
@@ -27,30 +28,46 @@ Row = dict[str, Any]
 
 DEVICE_COLS = ("device", "online", "model", "version", "active", "agent_version", "groups_json",
                "summary_json", "first_seen", "last_seen", "missing", "reported_lost",
-               "duplicates")
+               "duplicates", "rev")
 STREAM_COLS = ("device", "stream", "state_json", "received", "missing", "reported_lost",
                "duplicates", "last_seq")
 UPDATE_COLS = ("device", "seq", "ts", "deployment", "model", "version", "state", "final",
                "reason", "detail", "received_at")
+COLUMN_TYPES = {c: "text" for c in (*DEVICE_COLS, *STREAM_COLS, *UPDATE_COLS)} | {
+    c: "bigint" for c in ("missing", "reported_lost", "duplicates", "rev", "received",
+                          "last_seq", "seq")} | {
+    c: "integer" for c in ("online", "final")} | {
+    c: "double precision" for c in ("first_seen", "last_seen", "ts", "received_at")}
+"""The SQL type of every column written in bulk (PostgreSQL's arrays need one)."""
+
+
+def _on_conflict(cols: Sequence[str], key: Sequence[str], keep: Sequence[str] = ()) -> str:
+    """``ON CONFLICT (key) DO UPDATE`` every column but the key and ``keep``."""
+    sets = ", ".join(f"{c}=excluded.{c}" for c in cols if c not in key and c not in keep)
+    return (f"ON CONFLICT ({', '.join(key)}) DO " + (f"UPDATE SET {sets}" if sets else
+                                                      "NOTHING"))
 
 
 def _upsert(table: str, cols: Sequence[str], key: Sequence[str], keep: Sequence[str] = ()
             ) -> str:
     """``INSERT ... ON CONFLICT (key) DO UPDATE`` every column but the key and ``keep``."""
-    sets = ", ".join(f"{c}=excluded.{c}" for c in cols if c not in key and c not in keep)
     return (f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}) "
-            f"ON CONFLICT ({', '.join(key)}) DO " + (f"UPDATE SET {sets}" if sets else "NOTHING"))
+            + _on_conflict(cols, key, keep))
 
 
-UPSERT_DEVICE = _upsert("devices", DEVICE_COLS, ("device",), keep=("first_seen",)) + (
-    ", first_seen=COALESCE(devices.first_seen, excluded.first_seen)")
-UPSERT_STREAM = _upsert("streams", STREAM_COLS, ("device", "stream"))
-INSERT_UPDATE = _upsert("update_records", UPDATE_COLS, ("device", "seq"), keep=UPDATE_COLS)
+# a device row is written only over the revision it was read at (see migration 4): the rows
+# are locked first, so this never fails unless something is wrong; it is checked anyway
+DEVICE_CONFLICT = _on_conflict(DEVICE_COLS, ("device",), keep=("first_seen",)) + (
+    ", first_seen=COALESCE(devices.first_seen, excluded.first_seen) "
+    "WHERE devices.rev = excluded.rev - 1")
+STREAM_CONFLICT = _on_conflict(STREAM_COLS, ("device", "stream"))
+UPDATE_CONFLICT = _on_conflict(UPDATE_COLS, ("device", "seq"), keep=UPDATE_COLS)
 UPSERT_ROLLOUT = _upsert("rollouts", ("id", "created_at", "state", "doc_json"), ("id",),
                          keep=("created_at",))
 INSERT_COMMAND = _upsert("commands", ("device", "id", "name", "rollout", "body_json",
                                       "created_at"), ("device", "id"),
                          keep=("name", "rollout", "body_json", "created_at"))
+CHUNK = 500  # devices per read (SQLite's bound parameters)
 
 
 class Tx:
@@ -63,7 +80,15 @@ class Tx:
         """The stored rows of these devices (with their trackers), locked until the commit
         where several replicas write (one not stored yet is missing from the answer, but a
         placeholder row is locked for it, so two replicas never both create it)."""
-        return self._store._device_rows(self._db, sorted(set(devices)))
+        return self.lock_devices(devices, {})
+
+    def lock_devices(self, devices: Collection[str], known: Mapping[str, int]
+                     ) -> dict[str, DeviceRow]:
+        """Lock the rows of these devices until the commit (where several replicas write)
+        and read back their revisions only; the stored rows (with their trackers) of those
+        whose revision is not ``known[device]`` (0 for one not known): another writer
+        changed them since. The others the caller has, as they are stored."""
+        return self._store._lock_devices(self._db, sorted(set(devices)), known)
 
     def fetch(self, sql: str, args: Sequence[Any] = ()) -> list[Row]:
         return self._store._fetch(self._db, sql, args)
@@ -139,6 +164,21 @@ class SqlStore:
         if rows:
             db.cursor().executemany(self._sql(sql), rows)
 
+    def _in(self, col: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
+        """``col IN (...)`` for these values: the SQL and its arguments."""
+        return f"{col} IN ({', '.join('?' * len(values))})", list(values)
+
+    def _insert_rows(self, db: Any, table: str, cols: Sequence[str],
+                     rows: Sequence[tuple[Any, ...]], tail: str) -> int:
+        """``INSERT INTO table (cols) <rows> tail`` (an ``ON CONFLICT`` clause); the rows it
+        inserted or changed. Here one statement per row (SQLite runs in-process)."""
+        if not rows:
+            return 0
+        cur = db.cursor()
+        cur.executemany(self._sql(f"INSERT INTO {table} ({', '.join(cols)}) VALUES "
+                                  f"({', '.join('?' * len(cols))}) {tail}"), rows)
+        return int(cur.rowcount)
+
     def _fetch(self, db: Any, sql: str, args: Sequence[Any] = ()) -> list[Row]:
         cur = db.cursor()
         cur.execute(self._sql(sql), tuple(args))
@@ -191,6 +231,8 @@ class SqlStore:
                     self._write(db, batch)
             except self.errors as exc:
                 raise self._fail("write", exc) from None
+            for row in batch.rows:  # committed: the rows are now at their new revision
+                row.rev += 1
         return batch
 
     def _write(self, db: Any, b: Batch) -> None:
@@ -200,16 +242,22 @@ class SqlStore:
             devices.append((row.device, None if row.online is None else int(row.online),
                             row.model, row.version, row.active, row.agent_version,
                             json.dumps(st["groups"]), json.dumps(st["summary"]),
-                            row.first_seen, row.last_seen, row.gaps, row.lost, row.duplicates))
+                            row.first_seen, row.last_seen, row.gaps, row.lost, row.duplicates,
+                            row.rev + 1))
             streams += [(row.device, name, json.dumps(t.state()), t.received, t.gaps, t.lost,
                          t.duplicates, t.last) for name, t in sorted(row.seqs.items())]
         devices.sort()  # one lock order for every writer
         streams.sort()
-        self._many(db, UPSERT_DEVICE, devices)
-        self._many(db, UPSERT_STREAM, streams)
-        self._many(db, INSERT_UPDATE, [
+        done = self._insert_rows(db, "devices", DEVICE_COLS, devices, DEVICE_CONFLICT)
+        if done != len(devices):
+            raise FleetStoreError(
+                f"fleet database {self.where}: {len(devices) - done} device row(s) were "
+                "changed by another writer since they were read (a second fleet serve on "
+                "this SQLite file?); nothing of this batch was written")
+        self._insert_rows(db, "streams", STREAM_COLS, streams, STREAM_CONFLICT)
+        self._insert_rows(db, "update_records", UPDATE_COLS, [
             (u.device, u.seq, u.ts, u.deployment, u.model, u.version, u.state, int(u.final),
-             u.reason, u.detail, u.received_at) for u in b.updates])
+             u.reason, u.detail, u.received_at) for u in b.updates], UPDATE_CONFLICT)
         self._many(db, "DELETE FROM update_records WHERE device = ? AND seq < (SELECT seq FROM "
                    "update_records WHERE device = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)",
                    [(d, d, UPDATE_HISTORY - 1) for d in sorted({u.device for u in b.updates})])
@@ -223,25 +271,34 @@ class SqlStore:
                    "AND id = ? AND reply_json IS NULL",
                    [(json.dumps(reply), ts, dev, cid) for dev, cid, reply, ts in b.replies])
 
-    def _device_rows(self, db: Any, devices: list[str]) -> dict[str, DeviceRow]:
+    def _lock_devices(self, db: Any, devices: list[str], known: Mapping[str, int]
+                      ) -> dict[str, DeviceRow]:
         out: dict[str, DeviceRow] = {}
-        for i in range(0, len(devices), 500):
-            part = devices[i:i + 500]
-            marks = ", ".join("?" * len(part))
-            if self.shared_writers:  # a row to lock, also for a device not stored yet
-                self._many(db, "INSERT INTO devices (device) VALUES (?) ON CONFLICT (device) "
-                           "DO NOTHING", [(d,) for d in part])
-            rows = self._fetch(db, f"SELECT * FROM devices WHERE device IN ({marks}) ORDER BY "
-                               f"device{self.lock_rows}", part)
-            seqs: dict[str, dict[str, SeqTracker]] = {}
-            for s in self._fetch(db, f"SELECT device, stream, state_json FROM streams WHERE "
-                                 f"device IN ({marks})", part):
-                seqs.setdefault(s["device"], {})[s["stream"]] = SeqTracker.from_state(
-                    json.loads(s["state_json"]))
-            for r in rows:  # a placeholder just made (never written) is no row yet
-                if r["first_seen"] is not None:
-                    out[r["device"]] = self._device(r, seqs.get(r["device"], {}))
+        for i in range(0, len(devices), CHUNK):
+            part = devices[i:i + CHUNK]
+            new = [(d, 0) for d in part if d not in known]
+            if self.shared_writers and new:  # a row to lock, also for a device not stored yet
+                self._insert_rows(db, "devices", ("device", "rev"), new,
+                                  "ON CONFLICT (device) DO NOTHING")
+            where, args = self._in("device", part)
+            stale = [r["device"] for r in self._fetch(
+                db, f"SELECT device, rev FROM devices WHERE {where} ORDER BY device"
+                f"{self.lock_rows}", args) if r["rev"] != known.get(r["device"], 0)]
+            if stale:
+                out.update(self._read_devices(db, stale))
         return out
+
+    def _read_devices(self, db: Any, devices: list[str]) -> dict[str, DeviceRow]:
+        """The stored rows of these devices (placeholders apart), with their trackers."""
+        where, args = self._in("device", devices)
+        seqs: dict[str, dict[str, SeqTracker]] = {}
+        for s in self._fetch(db, f"SELECT device, stream, state_json FROM streams WHERE "
+                             f"{where}", args):
+            seqs.setdefault(s["device"], {})[s["stream"]] = SeqTracker.from_state(
+                json.loads(s["state_json"]))
+        return {r["device"]: self._device(r, seqs.get(r["device"], {}))
+                for r in self._fetch(db, f"SELECT * FROM devices WHERE {where}", args)
+                if r["first_seen"] is not None}  # a placeholder is no row yet
 
     def set_leader(self, lock: str, client_id: str, url: str | None, since: float) -> None:
         """Record that ``client_id`` (HTTP API at ``url``) now holds the leader lock."""
@@ -287,9 +344,19 @@ class SqlStore:
         """(device, online, active model, groups, last seen) of every device: what a rollout
         needs, without the seq trackers."""
         return [(r["device"], None if r["online"] is None else bool(r["online"]), r["active"],
-                 tuple(json.loads(r["groups_json"])), r["last_seen"])
+                 _groups(r["groups_json"]), r["last_seen"])
                 for r in self._rows("SELECT device, online, active, groups_json, last_seen FROM "
                                     "devices WHERE first_seen IS NOT NULL ORDER BY device")]
+
+    def device_counts(self) -> list[tuple[bool | None, str | None, str | None, str | None,
+                                          int]]:
+        """(online, active, model, version, how many devices) for every combination (what
+        ``/metrics`` shows, counted by the database: no row is read into Python)."""
+        return [(None if r["online"] is None else bool(r["online"]), r["active"], r["model"],
+                 r["version"], int(r["n"]))
+                for r in self._rows("SELECT online, active, model, version, COUNT(*) AS n FROM "
+                                    "devices WHERE first_seen IS NOT NULL GROUP BY online, "
+                                    "active, model, version")]
 
     @staticmethod
     def _device(r: Row, seqs: dict[str, SeqTracker]) -> DeviceRow:
@@ -298,7 +365,7 @@ class SqlStore:
             "model": r["model"], "version": r["version"], "active": r["active"],
             "agent_version": r["agent_version"], "groups": json.loads(r["groups_json"]),
             "summary": json.loads(r["summary_json"]), "first_seen": r["first_seen"],
-            "last_seen": r["last_seen"]}, seqs)
+            "last_seen": r["last_seen"], "rev": r["rev"]}, seqs)
 
     def update_history(self, device: str, limit: int = 50) -> list[UpdateRecord]:
         rows = self._rows("SELECT * FROM update_records WHERE device = ? ORDER BY seq DESC "
@@ -348,6 +415,12 @@ class SqlStore:
                                     "FROM streams WHERE stream != 'status' AND (missing > 0 OR "
                                     "reported_lost > 0 OR duplicates > 0) ORDER BY device, "
                                     "stream")]
+
+
+@functools.lru_cache(maxsize=1024)
+def _groups(text: str) -> tuple[str, ...]:
+    """A device's stored groups (most devices share a few lists: parsed once each)."""
+    return tuple(json.loads(text))
 
 
 def _update(r: Row) -> UpdateRecord:

@@ -13,7 +13,7 @@ Implementations share their SQL (:mod:`.sql_store`) and the migrations
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any, Protocol
@@ -85,6 +85,9 @@ class Batch:
 class StoreTx(Protocol):
     def device_rows(self, devices: Collection[str]) -> dict[str, DeviceRow]: ...
 
+    def lock_devices(self, devices: Collection[str], known: Mapping[str, int]
+                     ) -> dict[str, DeviceRow]: ...
+
 
 class FleetStore(Protocol):
     """The storage layer of ``fleet serve``; every method may raise FleetStoreError."""
@@ -110,6 +113,11 @@ class FleetStore(Protocol):
 
     def device_views(self) -> list[tuple[str, bool | None, str | None, tuple[str, ...],
                                          float | None]]: ...
+
+    def device_counts(self) -> list[tuple[bool | None, str | None, str | None, str | None,
+                                          int]]:
+        """(online, active, model, version, how many devices) for every combination."""
+        ...
 
     def update_history(self, device: str, limit: int = 50) -> list[UpdateRecord]: ...
 

@@ -182,6 +182,7 @@ class DeviceRow:
     groups: tuple[str, ...] = ()
     first_seen: float | None = None
     seqs: dict[str, SeqTracker] = field(default_factory=dict)
+    rev: int = 0  # the stored revision this row was read at or last written as (0: none)
 
     SUMMARY = ("fps", "p95_ms", "cpu_percent", "temperature_c", "update", "reason", "backend")
 
@@ -198,7 +199,8 @@ class DeviceRow:
         row = cls(d["device"], online=d.get("online"), model=d.get("model"),
                   version=d.get("version"), active=d.get("active"),
                   groups=tuple(d.get("groups") or ()), agent_version=d.get("agent_version"),
-                  first_seen=d.get("first_seen"), last_seen=d.get("last_seen"), seqs=seqs)
+                  first_seen=d.get("first_seen"), last_seen=d.get("last_seen"), seqs=seqs,
+                  rev=int(d.get("rev") or 0))
         for k in cls.SUMMARY:
             setattr(row, k, (d.get("summary") or {}).get(k))
         return row

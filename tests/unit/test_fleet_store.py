@@ -192,6 +192,75 @@ def test_a_device_row_is_locked_until_the_writer_commits(engine: Opener) -> None
     assert (t.received, t.missing) == (2, set())
 
 
+def _cached_pass(s: SqlStore, f: FleetState, device: str, seqs: list[int], now: float
+                 ) -> int:
+    """What a replica's pass does (``FleetService._pass``): its rows stay in memory with their
+    revision; inside the transaction it locks the rows and reads again only the stale ones.
+    Returns how many rows it had to read again."""
+    reread = []
+
+    def build(tx: Any) -> Batch:
+        known = {d: r.rev for d, r in f.devices.items() if d == device and r.rev}
+        fresh = tx.lock_devices([device], known)
+        if device not in known:
+            f.devices.pop(device, None)
+        f.devices.update(fresh)
+        reread.append(len(fresh))
+        for q in seqs:
+            f.ingest(f"edge/{device}/metrics", msg(seq=q, ts=float(q)), now)
+        return Batch(rows=[f.devices[device]])
+    s.transact(build)
+    return reread[0]
+
+
+def test_a_replica_reads_again_only_the_rows_another_one_changed(engine: Opener) -> None:
+    a, b = engine(), engine()
+    fa, fb = FleetState(), FleetState()
+    assert _cached_pass(a, fa, "d", [1, 2], 1.0) == 0  # new: nothing stored to read
+    assert fa.devices["d"].rev == 1
+    assert _cached_pass(a, fa, "d", [3], 2.0) == 0  # its own copy is the stored one
+    assert _cached_pass(b, fb, "d", [4], 3.0) == 1  # b never saw d: reads a's row
+    assert _cached_pass(a, fa, "d", [5], 4.0) == 1  # b changed it since: a reads it again
+    t = fa.devices["d"].seqs["metrics"]
+    assert (t.received, t.missing, fa.devices["d"].rev) == (5, set(), 4)
+    stored = engine().device("d")
+    assert stored is not None and stored.rev == 4 and stored.seqs["metrics"].last == 5
+
+
+def test_two_caching_replicas_interleaved_count_every_record_once(engine: Opener) -> None:
+    # a shared subscription deals one device's records out to both replicas in turn
+    a, b = engine(), engine()
+    fa, fb = FleetState(), FleetState()
+    for i, q in enumerate([1, 2, 3, 4, 6, 7, 6, 9, 10]):  # 5 and 8 never come, 6 twice
+        _cached_pass(*((a, fa) if i % 2 == 0 else (b, fb)), "d", [q], float(i + 1))
+    t = engine().device("d").seqs["metrics"]  # type: ignore[union-attr]
+    assert (t.received, t.missing, t.duplicates) == (9, {5, 8}, 1)
+    assert engine().lost_by_stream() == [("d", "metrics", 2, 0, 1)]
+
+
+def test_a_row_written_over_a_stale_revision_is_refused(engine: Opener) -> None:
+    s = engine()
+    f = FleetState()
+    _cached_pass(s, f, "d", [1], 1.0)
+    row = f.devices["d"]
+    row.rev = 0  # as if read before the stored write (a second writer without the lock)
+    f.ingest("edge/d/metrics", msg(seq=2, ts=2.0), 2.0)
+    with pytest.raises(FleetStoreError, match="changed by another writer"):
+        s.write(Batch(rows=[row]))
+    assert engine().device("d").seqs["metrics"].last == 1  # type: ignore[union-attr]
+
+
+def test_device_counts_are_counted_by_the_database(engine: Opener) -> None:
+    s = engine()
+    f = FleetState()
+    for d, online in [("a", True), ("b", True), ("c", False)]:
+        f.ingest(f"edge/{d}/status", msg(seq=1, online=online, model={"name": "m",
+                                                                       "version": "1"}), 1.0)
+    s.write(Batch(rows=list(f.devices.values())))
+    assert sorted(s.device_counts(), key=str) == sorted(
+        [(True, "m 1", "m", "1", 2), (False, "m 1", "m", "1", 1)], key=str)
+
+
 def test_only_one_store_leads_until_its_connection_ends(engine: Opener) -> None:
     a, b = engine(), engine()
     if not a.shared_writers:
