@@ -118,13 +118,13 @@ class CpuWatch:
                 "loadavg": [round(self.load0, 2), *(round(x, 2) for x in os.getloadavg())]}
 
 
-def ingested(serves: list[FleetServe]) -> int:
+def ingested(serves: list[FleetServe], kind: str = "records") -> int:
     n = 0
     for s in serves:
         with urllib.request.urlopen(f"{s.url}/metrics", timeout=30) as resp:
             text = resp.read().decode()
         for line in text.splitlines():
-            if line.startswith('edge_fleet_ingest_total{kind="records"}'):
+            if line.startswith(f'edge_fleet_ingest_total{{kind="{kind}"}}'):
                 n += int(float(line.split()[-1]))
     return n
 
@@ -259,20 +259,23 @@ def drain(n: int, setup: str, backlog: int, work: Path, pg: PgServer | None) -> 
             pg = None
         cpu = CpuWatch(serves, {"mosquitto": [broker.proc.pid]}, pg)  # type: ignore[union-attr]
         w0 = time.monotonic()
-        got = first = ingested(serves)
-        while time.monotonic() - w0 < 600:  # until the counters stop growing
-            time.sleep(1.0)
-            now = ingested(serves)
-            if now == got:
-                break
-            got = now
-        wall = time.monotonic() - w0 - 1.0  # the last second took nothing in
-        got -= first
+        def taken() -> tuple[int, int]:
+            return ingested(serves), ingested(serves, "duplicates")
+        got = first = taken()
+        last = w0
+        while time.monotonic() - last < 5:  # until the counters stop growing for 5 s
+            time.sleep(0.5)
+            now = taken()
+            if now != got:
+                got, last = now, time.monotonic()
+        wall = last - w0
+        records, dups = got[0] - first[0], got[1] - first[1]
         usage = cpu.shares(wall)
         return {
             "devices": n, "setup": setup, "drain": True, "published": total,
-            "drained": got, "before_stop": base, "seconds": round(wall, 1),
-            "ingested_per_s": round(got / wall),
+            "records": records, "duplicates": dups, "before_stop": base, "seconds": round(wall, 1),
+            "ingested_per_s": round(records / wall),
+            "messages_per_s": round((records + dups) / wall),
             **usage,
         }
     finally:
