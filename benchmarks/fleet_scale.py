@@ -273,7 +273,10 @@ def drain(n: int, setup: str, backlog: int, work: Path, pg: PgServer | None) -> 
         usage = cpu.shares(wall)
         return {
             "devices": n, "setup": setup, "drain": True, "published": total,
-            "records": records, "duplicates": dups, "before_stop": base, "seconds": round(wall, 1),
+            "records": records, "duplicates": dups, "before_stop": base,
+            # seqs never received (the broker did not deliver them): gaps, counted once
+            "missing": sum(x["missing"] for x in serves[0].get("/v1/lost")),
+            "seconds": round(wall, 1),
             "ingested_per_s": round(records / wall),
             "messages_per_s": round((records + dups) / wall),
             **usage,
