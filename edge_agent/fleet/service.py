@@ -326,12 +326,15 @@ class FleetService:
                            message=str(err.get("message") or ""))
 
     def _take(self) -> list[Incoming]:
+        # commands awaiting their PUBACK: a pass soon, to store them sent (a replica that
+        # dies before would send them again: the same ids, but a second push all the same)
+        acking = bool(self._pending) and self.link is not None and self.link.connected.is_set()
         try:
-            first = self.inbox.get(timeout=0.2)
+            first = self.inbox.get(timeout=0.01 if acking else 0.2)
         except queue.Empty:
             return []
         out = [first]
-        deadline = time.monotonic() + LINGER_S
+        deadline = time.monotonic() + (0.0 if acking else LINGER_S)
         while len(out) < BATCH:  # gather a batch: one transaction costs about as much for
             try:                 # 5 records as for 100 (the broker's in-flight window)
                 out.append(self.inbox.get_nowait())
