@@ -12,6 +12,7 @@ JSON on the pool's own threads (:meth:`InferPool.submit`), never on the event lo
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
@@ -26,6 +27,11 @@ PATH = "/v1/infer"
 JSON = (b"content-type", b"application/json")
 Reply = tuple[int, bytes, list[tuple[bytes, bytes]]]
 """status, JSON body, extra headers"""
+
+
+def bearer_ok(header: str, token: str) -> bool:
+    """``Authorization: Bearer <token>``, compared in constant time."""
+    return hmac.compare_digest(header.encode(), f"Bearer {token}".encode())
 
 
 def detail(status: int, message: str, *headers: tuple[bytes, bytes]) -> Reply:
@@ -135,12 +141,9 @@ class InferLayer:
     """ASGI: ``POST /v1/infer`` answered here, everything else passed to ``app``."""
 
     def __init__(self, app: Any, device: Any, token: str | None) -> None:
-        from .routes import bearer_ok  # the route's own check
-
         self.app = app
         self.device = device
         self.token = token
-        self._bearer_ok = bearer_ok
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] != PATH or scope["method"] != "POST":
@@ -148,7 +151,7 @@ class InferLayer:
             return
         headers: list[tuple[bytes, bytes]] = scope["headers"]
         reply: Reply
-        if self.token is not None and not self._bearer_ok(
+        if self.token is not None and not bearer_ok(
                 next((v.decode("latin-1") for k, v in headers if k == b"authorization"), ""),
                 self.token):
             reply = detail(401, "missing or wrong token (Authorization: Bearer <token>)",

@@ -10,7 +10,6 @@ is a 4xx with one line in ``detail``, never a 500.
 from __future__ import annotations
 
 import asyncio
-import hmac
 from collections.abc import AsyncIterator
 from importlib import resources
 from typing import Any
@@ -21,16 +20,12 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from .bodies import BodyError
-from .infer_http import answer, read_limited
+from .infer_http import answer, bearer_ok, read_limited
 
 CSP = ("default-src 'self'; img-src 'self' blob: data:; style-src 'self'; script-src 'self'; "
        "connect-src 'self'; frame-ancestors 'none'")
 STATIC = {"app.js": "text/javascript", "style.css": "text/css", "index.html": "text/html"}
 NO_STORE = {"Cache-Control": "no-store"}
-
-
-def bearer_ok(header: str, token: str) -> bool:
-    return hmac.compare_digest(header.encode(), f"Bearer {token}".encode())
 
 
 def create_app(device: Any, token: str | None) -> Any:
