@@ -164,14 +164,22 @@ def wave_gaps(rollout: dict[str, Any], devices: dict[str, Any]) -> list[float]:
     return out
 
 
-def run(n: int, setup: str, window: float, metrics_s: float, work: Path,
-        pg: PgServer | None, profile: tuple[str, Path] | None = None) -> dict[str, Any]:
+def stack(setup: str, work: Path, pg: PgServer | None) -> tuple[Mosquitto, list[FleetServe]]:
+    """A started mosquitto and the (not yet started) replicas of ``setup`` (sqlite, pg, pg2)."""
     broker = Mosquitto(work / "mq", persistence=False,
                        extra="allow_anonymous true\nmax_inflight_messages 100\n").start()
-    database = pg.new_database() if setup.startswith("pg") else "fleet.sqlite"
+    database = "fleet.sqlite"
+    if setup.startswith("pg"):
+        assert pg is not None, f"setup {setup} needs the PostgreSQL server"
+        database = pg.new_database()
     replicas = 2 if setup == "pg2" else 1
-    serves = [FleetServe(work / f"serve{i}", broker.port, database=database,
-                         fleet={"client_id": f"fleet-{i}"}) for i in range(replicas)]
+    return broker, [FleetServe(work / f"serve{i}", broker.port, database=database,
+                               fleet={"client_id": f"fleet-{i}"}) for i in range(replicas)]
+
+
+def run(n: int, setup: str, window: float, metrics_s: float, work: Path,
+        pg: PgServer | None, profile: tuple[str, Path] | None = None) -> dict[str, Any]:
+    broker, serves = stack(setup, work, pg)
     sim: SimProc | None = None
     try:
         for s in serves:
@@ -185,7 +193,7 @@ def run(n: int, setup: str, window: float, metrics_s: float, work: Path,
         lead.wait(lambda: sim.report().get("connected", 0) >= n, 600, step=2.0)
         time.sleep(min(metrics_s, 10.0) + 2)  # every device past its first interval
         t0, p0, i0 = snapshot(sim, serves)
-        if not database.startswith("postgresql"):
+        if not setup.startswith("pg"):
             pg = None  # its server runs for the other setups: not counted here
         cpu = CpuWatch(serves, {"simulate": [sim.proc.pid],
                                 "mosquitto": [broker.proc.pid]}, pg)  # type: ignore[union-attr]
@@ -234,12 +242,7 @@ def drain(n: int, setup: str, backlog: int, work: Path, pg: PgServer | None) -> 
     stopped while ``n`` devices (metrics every second) publish ``backlog`` records into them;
     then the replicas start and take in the backlog: records/s until it is drained, with the
     CPU of each replica and of PostgreSQL and mosquitto meanwhile."""
-    broker = Mosquitto(work / "mq", persistence=False,
-                       extra="allow_anonymous true\nmax_inflight_messages 100\n").start()
-    database = pg.new_database() if setup.startswith("pg") else "fleet.sqlite"
-    replicas = 2 if setup == "pg2" else 1
-    serves = [FleetServe(work / f"serve{i}", broker.port, database=database,
-                         fleet={"client_id": f"fleet-{i}"}) for i in range(replicas)]
+    broker, serves = stack(setup, work, pg)
     sim: SimProc | None = None
     try:
         for s in serves:  # their persistent sessions and shared subscriptions
@@ -255,7 +258,7 @@ def drain(n: int, setup: str, backlog: int, work: Path, pg: PgServer | None) -> 
         total = published(sim)[1]
         for s in serves:
             s.start()
-        if not database.startswith("postgresql"):
+        if not setup.startswith("pg"):
             pg = None
         cpu = CpuWatch(serves, {"mosquitto": [broker.proc.pid]}, pg)  # type: ignore[union-attr]
         w0 = time.monotonic()
