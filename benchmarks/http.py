@@ -7,11 +7,15 @@
 2. Pipeline fps while the API is under that load divided by idle fps, read from the agent's own
    ``/metrics`` (``edge_agent_frames_processed_total`` over a window), for a camera the
    pipeline keeps up with (the demo clip at its own rate) and one it cannot (a synthetic camera
-   at 1000 fps: the pipeline runs flat out). Goal >= 0.9 on 2 cores, 1 inference thread each.
+   at 1000 fps: the pipeline runs flat out), the latter with the duty cap (``http.infer_duty``,
+   which holds the API while the pipeline drops stale frames) and without it (0), idle and
+   loaded windows alternating, with the API's req/s meanwhile. Goal >= 0.9 on 2 cores, 1
+   inference thread each. The requests the cap held (``edge_agent_http_infer_throttled_total``)
+   are printed for every agent: the demo clip's (the concurrency 1 and 4 figures) must be 0.
 3. RSS added by the HTTP server: the same agent with ``http.enabled`` false and true (after
    warm-up, and after the load), medians of a few samples.
 
-    python3 benchmarks/http.py [--seconds 8] [--requests 200]
+    python3 benchmarks/http.py [--seconds 8] [--requests 200] [--rounds 4] [--duty 0.1]
 """
 
 from __future__ import annotations
@@ -56,7 +60,7 @@ def free_port() -> int:
 
 class Agent:
     def __init__(self, tmp: Path, name: str, camera: str, fps: float | None, http: bool,
-                 workers: int = 1, nice: int = 5) -> None:
+                 workers: int = 1, nice: int = 5, duty: float | None = None) -> None:
         self.port = free_port()
         cfg = tmp / f"{name}.toml"
         lines = ["[device]", f'id = "bench-{name}"', f'state_dir = "{tmp / name}"',
@@ -66,6 +70,8 @@ class Agent:
         lines += ["[metrics]", "interval_s = 1", "[http]", f"enabled = {str(http).lower()}",
                   f"port = {self.port}", f"infer_workers = {workers}", "max_infer = 16",
                   f"nice = {nice}"]
+        if duty is not None:
+            lines.append(f"infer_duty = {duty}")
         cfg.write_text("\n".join(lines) + "\n")
         env = {k: v for k, v in os.environ.items() if not k.startswith("EDGE_AGENT_")}
         env["PYTHONPATH"] = str(ROOT)
@@ -88,12 +94,20 @@ class Agent:
             time.sleep(0.2)
         return statistics.median(out)
 
-    def processed(self) -> float:
+    def metric(self, name: str, **labels: str) -> float:
         _, body = request(self.port, "GET", "/metrics")
         for fam in text_string_to_metric_families(body.decode()):
-            if fam.name == "edge_agent_frames_processed":
-                return float(fam.samples[0].value)
-        raise RuntimeError("no edge_agent_frames_processed in /metrics")
+            if fam.name == name:
+                for sample in fam.samples:
+                    if all(sample.labels.get(k) == v for k, v in labels.items()):
+                        return float(sample.value)
+        raise RuntimeError(f"no {name} in /metrics")
+
+    def processed(self) -> float:
+        return self.metric("edge_agent_frames_processed")
+
+    def throttled(self) -> float:
+        return self.metric("edge_agent_http_infer_throttled")
 
     def fps(self, seconds: float) -> float:
         a, t0 = self.processed(), time.monotonic()
@@ -206,23 +220,46 @@ def direct_call(workers: int) -> Any:
     return call
 
 
-def fps_under_load(agent: Agent, seconds: float) -> float:
-    """The pipeline's fps while 4 clients keep /v1/infer busy."""
+def fps_under_load(agent: Agent, seconds: float) -> tuple[float, float]:
+    """The pipeline's fps while 4 clients keep /v1/infer busy, and the API's req/s meanwhile."""
     stop = threading.Event()
     api = api_call(agent.port)
+    done = [0]
 
     def background() -> None:
         while not stop.is_set():
-            load(api, 4, 20)
+            load(api, 4, 4)
+            done[0] += 4
 
     bg = threading.Thread(target=background)
     bg.start()
     try:
         time.sleep(1)
-        return agent.fps(seconds)
+        n0, t0 = done[0], time.monotonic()
+        fps = agent.fps(seconds)
+        return fps, (done[0] - n0) / (time.monotonic() - t0)
     finally:
         stop.set()
         bg.join()
+
+
+def flat_out(tmp: Path, name: str, args: Any, duty: float | None) -> dict[str, Any]:
+    """Idle and loaded windows alternating (``args.rounds`` pairs) on a synthetic camera at
+    1000 fps: per-pair ratios, the API's req/s under load, the requests the cap held."""
+    agent = Agent(tmp, name, "synthetic", 1000, True, args.workers, args.nice, duty)
+    try:
+        ratios, idle, busy, rps = [], [], [], []
+        for _ in range(args.rounds):
+            idle.append(agent.fps(args.seconds / 2))
+            f, r = fps_under_load(agent, args.seconds / 2)
+            busy.append(f)
+            rps.append(r)
+            ratios.append(f / idle[-1])
+        return {"idle": statistics.median(idle), "busy": statistics.median(busy),
+                "ratio": statistics.median(ratios), "rps": statistics.median(rps),
+                "throttled": agent.throttled()}
+    finally:
+        agent.stop()
 
 
 def main() -> None:
@@ -231,6 +268,9 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=200, help="/v1/infer calls per run")
     ap.add_argument("--workers", type=int, default=1, help="http.infer_workers")
     ap.add_argument("--nice", type=int, default=5, help="http.nice (the default: 5)")
+    ap.add_argument("--rounds", type=int, default=4, help="idle/loaded pairs, flat out")
+    ap.add_argument("--duty", type=float, default=None,
+                    help="http.infer_duty of the capped flat-out agent (default: the config's)")
     args = ap.parse_args()
     import importlib.util
 
@@ -254,7 +294,8 @@ def main() -> None:
             for conc in (1, 4):
                 got = side_by_side({"direct": direct, "api": api}, conc, args.requests)
                 rows.append((conc, got["direct"], got["api"]))
-            busy_demo = fps_under_load(agent, args.seconds)
+            demo_throttled = agent.throttled()
+            busy_demo, _ = fps_under_load(agent, args.seconds)
             rss_http_after = agent.rss_mb()
         finally:
             agent.stop()
@@ -266,18 +307,22 @@ def main() -> None:
             print(f"{conc:>4} {d_['rps']:>13.1f} {a_['rps']:>10.1f} {a_['rps'] / d_['rps']:>6.2f} "
                   f"{d_['p50_ms']:>8.2f}/{d_['p99_ms']:<9.2f} {a_['p50_ms']:>6.2f}/"
                   f"{a_['p99_ms']:.2f}")
-        # 2. a pipeline running flat out
-        agent = Agent(tmp, "flat", "synthetic", 1000, True, args.workers, args.nice)
-        try:
-            idle_flat = agent.fps(args.seconds)
-            busy_flat = fps_under_load(agent, args.seconds)
-        finally:
-            agent.stop()
-        print("\npipeline fps under /v1/infer load (4 clients) / idle fps")
-        print(f"  demo clip (paced):      {idle_demo:6.1f} -> {busy_demo:6.1f}  "
+        print(f"  requests held by the duty cap meanwhile: {demo_throttled:.0f} (the demo clip "
+              "keeps up: the cap must not apply)")
+        # 2. a pipeline running flat out, with the duty cap and without
+        from edge_agent.config import HTTPConfig
+
+        duty = args.duty if args.duty is not None else HTTPConfig().infer_duty
+        capped = flat_out(tmp, "capped", args, duty)
+        uncapped = flat_out(tmp, "uncapped", args, 0)
+        print("\npipeline fps under /v1/infer load (4 clients) / idle fps; medians of "
+              f"{args.rounds} alternating idle/loaded pairs when flat out")
+        print(f"  demo clip (paced):            {idle_demo:6.1f} -> {busy_demo:6.1f}  "
               f"ratio {busy_demo / idle_demo:.2f}")
-        print(f"  synthetic, flat out:    {idle_flat:6.1f} -> {busy_flat:6.1f}  "
-              f"ratio {busy_flat / idle_flat:.2f}")
+        for label, r in ((f"flat out, infer_duty {duty:g}:", capped),
+                         ("flat out, no cap:", uncapped)):
+            print(f"  {label:29s} {r['idle']:6.1f} -> {r['busy']:6.1f}  ratio {r['ratio']:.2f}"
+                  f"   API {r['rps']:6.1f} req/s, {r['throttled']:.0f} held by the cap")
         # 3. RSS
         rss = {}
         for http_on in (False, True):

@@ -370,6 +370,16 @@ class HTTPConfig(_Section):
         default=5, ge=0, le=19,
         description="The API's threads run this much below the pipeline (0: the same)",
     )
+    infer_duty: float = Field(
+        default=0.05, ge=0, le=64,
+        description="/v1/infer's share of a core while the camera pipeline is contended "
+        "(dropping stale frames); 0: no cap",
+    )
+    inline_max_pixels: int = Field(
+        default=500_000, ge=0, le=40_000_000,
+        description="/v1/infer images up to this many pixels (by their header) run on the "
+        "event loop when nothing else is in flight (0: always on a pool thread)",
+    )
 
     @model_validator(mode="after")
     def _cert_and_key(self) -> HTTPConfig:

@@ -40,6 +40,40 @@ def check_type(content_type: str | None) -> str:
     return mt
 
 
+PNG_SIG = b"\x89PNG\r\n\x1a\n"
+# JPEG start-of-frame markers (baseline, progressive, ...): C0-CF but DHT C4, JPG C8, DAC CC
+JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+
+
+def image_pixels(data: bytes) -> int | None:
+    """Width x height read from a JPEG's frame header or a PNG's IHDR without decoding; None
+    for another format or a header that does not parse (the caller then assumes it is big)."""
+    if data.startswith(PNG_SIG) and len(data) >= 24 and data[12:16] == b"IHDR":
+        return int.from_bytes(data[16:20], "big") * int.from_bytes(data[20:24], "big")
+    if not data.startswith(JPEG_SOI):
+        return None
+    i, n = 2, len(data)
+    while i + 4 <= n:
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker in JPEG_SOF:
+            if i + 9 > n:
+                return None
+            height, width = data[i + 5:i + 7], data[i + 7:i + 9]
+            return int.from_bytes(height, "big") * int.from_bytes(width, "big")
+        if marker == 0xD8 or 0xD0 <= marker <= 0xD7 or marker == 0x01:  # no length field
+            i += 2
+            continue
+        if marker in (0xD9, 0xDA):  # end of image, start of scan before any frame header
+            return None
+        i += 2 + int.from_bytes(data[i + 2:i + 4], "big")
+    return None
+
+
 def decode_image(data: bytes, where: str = "body") -> np.ndarray:
     """A BGR image from encoded bytes; :class:`BodyError` (422) for empty, truncated or
     undecodable data."""

@@ -107,7 +107,9 @@ class HttpComponent(Component):
         self._registry, self._hist = build_registry(self, __version__)
         pipeline = agent.pipeline
         self.pool = InferPool(lambda: getattr(pipeline, "runner", None),
-                              workers=h.infer_workers, max_pending=h.max_infer, nice=h.nice)
+                              workers=h.infer_workers, max_pending=h.max_infer, nice=h.nice,
+                              inline_max_pixels=h.inline_max_pixels)
+        self.pool.set_duty_cap(h.infer_duty, pipeline_contention(pipeline))
         self.state_changing = set(self.command_names()) - READ_ONLY_COMMANDS
         app = create_app(self, self.token)
         try:
@@ -196,8 +198,12 @@ class HttpComponent(Component):
         return dict(getattr(self._agent, "model_info", None) or {})
 
     def api_counts(self) -> dict[str, Any]:
-        counts = dict(self.pool.counts) if self.pool is not None else {}
-        return {"infer": counts, "stream_clients": self._streams, **counts}
+        pool = self.pool
+        counts = dict(pool.counts) if pool is not None else {}
+        duty: dict[str, Any] = {"infer_duty": self.config.http.infer_duty}
+        if pool is not None:
+            duty.update(capped=pool.capped(), throttle_wait_s=round(pool.throttle_wait_s, 3))
+        return {"infer": counts, "duty_cap": duty, "stream_clients": self._streams, **counts}
 
     def exposition(self) -> tuple[bytes, str]:
         from .metrics import exposition
@@ -280,6 +286,20 @@ class HttpComponent(Component):
         started = getattr(self._agent, "_t_start", None)
         return {"pong": True, "agent_version": __version__,
                 "uptime_s": round(time.monotonic() - started, 1) if started else None}
+
+
+def pipeline_contention(pipeline: Any) -> Any:
+    """When the camera's pipeline is contended: its stale drops grow (the camera delivers
+    faster than it processes), or it takes every frame as fast as it can (policy ``all``)."""
+    from .duty import ContentionWatch
+
+    def stale() -> int:
+        return int(pipeline.counters()["dropped_by"].get("stale", 0))
+
+    def flat_out() -> bool:
+        return getattr(getattr(pipeline, "slot", None), "policy", None) == "all"
+
+    return ContentionWatch(stale, flat_out)
 
 
 def add_local_commands(http: HttpComponent, reload: Any, updates: Any) -> None:

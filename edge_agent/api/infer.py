@@ -8,12 +8,21 @@ decoder), made again when the pipeline swaps models (an update, a rollback). At 
 Runner with those decoder settings over the same interpreter (a few kept per worker). The
 images are decoded and run on the pool's own threads (:meth:`InferPool.submit`: one per
 admission slot, made when first needed), which run ``nice`` lower (``http.nice``, 5): under CPU
-contention the camera's pipeline keeps its share.
+contention the camera's pipeline keeps its share. A small image (``inline_max_pixels`` by its
+header) with no other request in flight runs on the event loop itself: the hop to a pool thread
+and back is ~0.4 ms, a tenth of such a request.
+
+While the camera's pipeline is contended (:class:`~.duty.ContentionWatch`), the requests run
+one at a time under a duty cap (:class:`~.duty.DutyCap`: ``http.infer_duty`` of a core over
+the CPU seconds their decode + run + reply took on their thread); those waiting for it keep
+their admission slots, so once they are all taken one more is 429 with a ``Retry-After`` of
+the expected wait.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import queue
 import threading
 import time
@@ -25,12 +34,17 @@ from typing import Any
 import numpy as np
 
 from .bodies import decode_image
+from .duty import ContentionWatch, DutyCap
 
 MAX_VARIANTS = 8  # decoder settings kept per worker
 
 
 class Busy(Exception):
-    """Every /v1/infer slot is taken (429)."""
+    """Every /v1/infer slot is taken (429); ``retry_after`` whole seconds to wait."""
+
+    def __init__(self, message: str, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class Unavailable(Exception):
@@ -67,21 +81,102 @@ class _Worker:
         return found
 
 
+def _cpu_timed(fn: Callable[..., Any], spent: list[float]) -> Callable[..., Any]:
+    """``fn`` that appends the CPU seconds its thread spent in it to ``spent`` (with one
+    interpreter thread, ``invoke()`` runs on the calling thread: decode + run + reply)."""
+    def timed(*args: Any) -> Any:
+        t0 = time.thread_time()
+        try:
+            return fn(*args)
+        finally:
+            spent.append(time.thread_time() - t0)
+    return timed
+
+
 class InferPool:
     """``workers`` interpreters for API callers; ``source()`` is the pipeline's Runner now."""
 
     def __init__(self, source: Callable[[], Any], workers: int = 1, max_pending: int = 4,
-                 nice: int = 0) -> None:
+                 nice: int = 0, inline_max_pixels: int = 0) -> None:
         self.source = source
         self.nice = nice
+        self.inline_max_pixels = inline_max_pixels
         self.max_pending = max(max_pending, workers)
         self._slots = threading.BoundedSemaphore(self.max_pending)
         self._free: queue.Queue[_Worker] = queue.Queue()
         for _ in range(workers):
             self._free.put(_Worker())
         self._lock = threading.Lock()
-        self.counts = {"ok": 0, "busy": 0, "bad_input": 0, "failed": 0}
+        self.counts = {"ok": 0, "busy": 0, "bad_input": 0, "failed": 0, "throttled": 0,
+                       "inline": 0}
+        self.throttle_wait_s = 0.0
+        self._in_flight = 0
         self._executor: ThreadPoolExecutor | None = None
+        self.cap: DutyCap | None = None
+        self.watch: ContentionWatch | None = None
+        self._gate: asyncio.Lock | None = None
+        self._was_capped = False
+        self._cost_s = 0.01  # running estimate of one request's seconds (for Retry-After)
+
+    def set_duty_cap(self, duty: float, watch: ContentionWatch) -> None:
+        """Hold the requests to ``duty`` of a core while ``watch`` says the pipeline is
+        contended (``duty`` 0: never)."""
+        self.cap = DutyCap(duty) if duty > 0 else None
+        self.watch = watch if duty > 0 else None
+
+    def capped(self) -> bool:
+        """The duty cap is in force now (the pipeline is contended)."""
+        return self.watch is not None and self.watch.contended()
+
+    async def run_request(self, fn: Callable[..., Any], *args: Any,
+                          pixels: int | None = None) -> Any:
+        """``fn(*args)`` for one admitted request: inline when the image is small
+        (``pixels``) and nothing else is in flight, else on a pool thread; under the duty cap
+        while the pipeline is contended."""
+        if not self.capped():
+            self._was_capped = False
+            return await self._run(fn, args, pixels)
+        if self._gate is None:
+            self._gate = asyncio.Lock()
+        async with self._gate:
+            cap = self.cap
+            assert cap is not None
+            if not self._was_capped:  # the cap starts now: no debt from uncapped work
+                self._was_capped = True
+                cap.fill()
+            waited = 0.0
+            delay = cap.delay()
+            while delay > 0:
+                waited += delay
+                await asyncio.sleep(delay)
+                delay = cap.delay()
+            if waited:
+                self.count("throttled")
+                with self._lock:
+                    self.throttle_wait_s += waited
+            spent: list[float] = []
+            try:
+                return await self._run(_cpu_timed(fn, spent), args, pixels)
+            finally:
+                if spent:
+                    cap.charge(spent[0])
+                    self._cost_s += (spent[0] - self._cost_s) * 0.2
+
+    async def _run(self, fn: Callable[..., Any], args: tuple[Any, ...],
+                   pixels: int | None) -> Any:
+        if pixels is not None and pixels <= self.inline_max_pixels and self._can_inline():
+            self.count("inline")
+            return fn(*args)
+        return await self.submit(fn, *args)
+
+    def _can_inline(self) -> bool:
+        """Only this request in flight and an interpreter of the current model made (the
+        first one after a model swap builds it: ~170 ms, on a pool thread)."""
+        with self._lock:
+            if self._in_flight != 1:
+                return False
+        source = self.source()
+        return source is not None and any(w.origin is source for w in list(self._free.queue))
 
     async def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
         """``fn(*args)`` on one of the pool's threads (as many as admission slots, each
@@ -107,10 +202,20 @@ class InferPool:
         """Take a slot (release with :meth:`release`); :class:`Busy` when none is free."""
         if not self._slots.acquire(blocking=False):
             self.count("busy")
+            if self._was_capped and self.cap is not None:
+                wait = self.max_pending * self._cost_s / self.cap.duty
+                raise Busy(f"{self.max_pending} inference requests are waiting under the duty "
+                           f"cap (http.infer_duty = {self.cap.duty:g} of a core while the camera "
+                           "pipeline is contended); retry later",
+                           min(60, max(1, math.ceil(wait))))
             raise Busy(f"{self.max_pending} inference requests are running or waiting "
                        "(http.max_infer); retry shortly")
+        with self._lock:
+            self._in_flight += 1
 
     def release(self) -> None:
+        with self._lock:
+            self._in_flight -= 1
         self._slots.release()
 
     def run_bytes(self, data: bytes, threshold: float | None = None,

@@ -7,7 +7,8 @@ for the OpenAPI schema and answers with the same :func:`answer`.
 The layer keeps every rule of the route: the bearer token (401), the query (422), the media type
 (415), the body size by Content-Length and while it streams (413), the admission slots (429), a
 body that is no image (422), no model (503). The image is decoded, run and its reply encoded to
-JSON on the pool's own threads (:meth:`InferPool.submit`), never on the event loop.
+JSON on the pool's own threads, or inline when the image is small and nothing else is in flight
+(:meth:`InferPool.run_request`, which also applies the duty cap).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from .bodies import BodyError, check_type, infer_query
+from .bodies import BodyError, check_type, image_pixels, infer_query
 from .infer import Busy, Unavailable
 
 log = logging.getLogger("edge_agent.api")
@@ -97,13 +98,14 @@ async def answer(device: Any, raw_headers: list[tuple[bytes, bytes]],
         pool.count("bad_input")
         return detail(exc.status, str(exc))
     except Busy as exc:
-        return detail(429, str(exc), (b"retry-after", b"1"))
+        return detail(429, str(exc), (b"retry-after", str(exc.retry_after).encode()))
     try:
         data = await read_limited(chunks, limit)
         where = "body"
         if mt == "multipart/form-data":
             data, where = await multipart_image(raw_headers, data)
-        body = await pool.submit(_run_and_encode, device, data, threshold, top_k, where)
+        body = await pool.run_request(_run_and_encode, device, data, threshold, top_k, where,
+                                      pixels=image_pixels(data))
     except BodyError as exc:
         pool.count("bad_input")
         return detail(exc.status, str(exc))

@@ -153,6 +153,16 @@ class DeviceCollector(Collector):
         for k in ("ok", "busy", "bad_input", "failed"):
             inf.add_metric([k], float(api.get(k, 0)))
         yield inf
+        yield CounterMetricFamily("edge_agent_http_infer_throttled", "/v1/infer requests that "
+                                  "waited for the duty cap (http.infer_duty) while the camera "
+                                  "pipeline was contended", value=float(api.get("throttled", 0)))
+        duty = api.get("duty_cap") or {}
+        yield CounterMetricFamily("edge_agent_http_infer_throttle_seconds",
+                                  "Seconds /v1/infer requests waited for the duty cap",
+                                  value=float(duty.get("throttle_wait_s", 0.0)))
+        yield GaugeMetricFamily("edge_agent_http_infer_capped", "1 while /v1/infer is held to "
+                                "http.infer_duty (the camera pipeline is contended)",
+                                value=1.0 if duty.get("capped") else 0.0)
         yield GaugeMetricFamily("edge_agent_http_stream_clients", "Open /v1/stream.mjpg viewers",
                                 value=float(api.get("stream_clients", 0)))
 
