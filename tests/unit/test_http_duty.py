@@ -44,6 +44,18 @@ def test_duty_cap_lets_through_its_share_of_a_core() -> None:
         DutyCap(0)
 
 
+def test_duty_config_rules() -> None:
+    from edge_agent.config import parse_config
+    from edge_agent.errors import ConfigError
+
+    http = parse_config({}).http
+    assert http.infer_duty == 0.05 and http.inline_max_pixels == 500_000
+    assert parse_config({"http": {"infer_duty": 0}}).http.infer_duty == 0  # never capped
+    for key, bad in (("infer_duty", -0.1), ("infer_duty", "half"), ("inline_max_pixels", -1)):
+        with pytest.raises(ConfigError, match=rf"http\.{key}"):
+            parse_config({"http": {key: bad}})
+
+
 def test_contention_follows_stale_drops_and_holds_after_the_last() -> None:
     clock = Clock()
     stale = [0]
