@@ -46,6 +46,11 @@ class Throttle:
     def causes(self) -> set[str]:
         return set(self._entries)
 
+    @property
+    def empty(self) -> bool:
+        """No cause is being watched and no count waits to be reported."""
+        return not self._entries and not self._evicted
+
     def admit(self, cause: str, now: float) -> tuple[int, float] | None:
         """None: hold this one back (it is counted). Else emit it; the value is how many of the
         same cause were held back since the last emitted one (0 for a first occurrence) and the
@@ -138,6 +143,8 @@ class ThrottledLog:
 
     def flush(self, *, final: bool = False, but: str | None = None) -> int:
         """Log the counts of causes that went quiet (all pending ones if ``final``)."""
+        if not self._last and self.throttle.empty:
+            return 0  # nothing was ever held back (the camera reader calls this every frame)
         with self._lock:
             now = self.clock()
             pending = self.throttle.drain(now) if final else self.throttle.due(now, but=but)
