@@ -60,7 +60,8 @@ def free_port() -> int:
 
 class Agent:
     def __init__(self, tmp: Path, name: str, camera: str, fps: float | None, http: bool,
-                 workers: int = 1, nice: int = 5, duty: float | None = None) -> None:
+                 workers: int = 1, nice: int = 5, duty: float | None = None,
+                 **http_keys: Any) -> None:
         self.port = free_port()
         cfg = tmp / f"{name}.toml"
         lines = ["[device]", f'id = "bench-{name}"', f'state_dir = "{tmp / name}"',
@@ -72,6 +73,7 @@ class Agent:
                   f"nice = {nice}"]
         if duty is not None:
             lines.append(f"infer_duty = {duty}")
+        lines += [f"{k} = {v}" for k, v in http_keys.items()]
         cfg.write_text("\n".join(lines) + "\n")
         env = {k: v for k, v in os.environ.items() if not k.startswith("EDGE_AGENT_")}
         env["PYTHONPATH"] = str(ROOT)

@@ -125,6 +125,7 @@ class HttpComponent(Component):
                          "without its HTTP API (set http.port, or http.enabled = false)"
             log.error("%s", self.error)
             return
+        self.pool.others = self._other_requests
         self.url = self._server.url
         log.info("HTTP API on %s (%s)", self.url,
                  "token required" if self.token else "no token: reads only, loopback")
@@ -169,6 +170,13 @@ class HttpComponent(Component):
                 log.warning("HTTP server did not stop within 1 s")
         if self.pool is not None:
             self.pool.close()
+
+    def _other_requests(self) -> int:
+        """Requests uvicorn serves besides the caller's, stream viewers not counted (its
+        ``server_state.tasks``: one task per request being read or answered)."""
+        tasks = getattr(getattr(getattr(self._server, "server", None), "server_state", None),
+                        "tasks", None)
+        return 1 if tasks is None else len(tasks) - 1 - self._streams
 
     # what the routes read ---------------------------------------------------------------------
     @property

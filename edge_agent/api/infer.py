@@ -9,8 +9,9 @@ Runner with those decoder settings over the same interpreter (a few kept per wor
 images are decoded and run on the pool's own threads (:meth:`InferPool.submit`: one per
 admission slot, made when first needed), which run ``nice`` lower (``http.nice``, 5): under CPU
 contention the camera's pipeline keeps its share. A small image (``inline_max_pixels`` by its
-header) with no other request in flight runs on the event loop itself: the hop to a pool thread
-and back is ~0.4 ms, a tenth of such a request.
+header) runs on the event loop itself when the server has no other request (in flight or
+waiting to be read: :attr:`InferPool.others`): the hop to a pool thread and back is ~0.4 ms,
+a tenth of such a request.
 
 While the camera's pipeline is contended (:class:`~.duty.ContentionWatch`), the requests run
 one at a time under a duty cap (:class:`~.duty.DutyCap`: ``http.infer_duty`` of a core over
@@ -111,6 +112,9 @@ class InferPool:
                        "inline": 0}
         self.throttle_wait_s = 0.0
         self._in_flight = 0
+        self.others: Callable[[], int] = lambda: 1
+        """HTTP requests the server has besides the caller's (set by the component; while
+        unknown, 1: never inline)"""
         self._executor: ThreadPoolExecutor | None = None
         self.cap: DutyCap | None = None
         self.watch: ContentionWatch | None = None
@@ -170,11 +174,15 @@ class InferPool:
         return await self.submit(fn, *args)
 
     def _can_inline(self) -> bool:
-        """Only this request in flight and an interpreter of the current model made (the
-        first one after a model swap builds it: ~170 ms, on a pool thread)."""
+        """No other request in flight or waiting on the loop (concurrent callers gain more
+        from the pool: one image decoded while another runs, which the loop cannot do while it
+        runs one; and they would wait behind it), and an interpreter of the current model made
+        (the first one after a model swap builds it: ~170 ms, on a pool thread)."""
         with self._lock:
             if self._in_flight != 1:
                 return False
+        if self.others() > 0:
+            return False
         source = self.source()
         return source is not None and any(w.origin is source for w in list(self._free.queue))
 

@@ -153,3 +153,33 @@ def test_pool_under_the_cap_queues_then_refuses_with_retry_after(runner: Any) ->
     asyncio.run(scenario())
     assert pool.counts["throttled"] == 1 and pool.throttle_wait_s > 0
     assert pool.counts["busy"] == 1
+
+
+def test_small_images_run_inline_only_when_nothing_else_is_served(runner: Any) -> None:
+    pool = InferPool(lambda: runner, workers=1, max_pending=4, inline_max_pixels=300_000)
+    photo = (DATA / "astronaut.jpg").read_bytes()
+    pixels = image_pixels(photo)
+    others = [0]
+    pool.others = lambda: others[0]
+
+    async def one(px: int | None) -> None:
+        pool.admit()
+        try:
+            out = await pool.run_request(pool.run_bytes, photo, pixels=px)
+            assert len(out["detections"]) == 1
+        finally:
+            pool.release()
+
+    async def scenario() -> None:
+        await one(pixels)  # the first builds the interpreter: on a pool thread
+        assert pool.counts["inline"] == 0
+        await one(pixels)
+        assert pool.counts["inline"] == 1
+        await one(None)  # a format whose size the header does not say
+        await one(300_001)  # over the bound
+        others[0] = 1  # another request being read or answered: it would wait behind this one
+        await one(pixels)
+        assert pool.counts["inline"] == 1
+
+    asyncio.run(scenario())
+    pool.close()
