@@ -135,8 +135,8 @@ class InferPool:
     async def run_request(self, fn: Callable[..., Any], *args: Any,
                           pixels: int | None = None) -> Any:
         """``fn(*args)`` for one admitted request: inline when the image is small
-        (``pixels``) and nothing else is in flight, else on a pool thread; under the duty cap
-        while the pipeline is contended."""
+        (``pixels``) and the server serves nothing else, else on a pool thread; under the duty
+        cap while the pipeline is contended."""
         if not self.capped():
             self._was_capped = False
             return await self._run(fn, args, pixels)
@@ -148,16 +148,15 @@ class InferPool:
             if not self._was_capped:  # the cap starts now: no debt from uncapped work
                 self._was_capped = True
                 cap.fill()
-            waited = 0.0
             delay = cap.delay()
-            while delay > 0:
-                waited += delay
-                await asyncio.sleep(delay)
-                delay = cap.delay()
-            if waited:
+            if delay > 0:
+                t0 = time.monotonic()
+                while delay > 0:
+                    await asyncio.sleep(delay)
+                    delay = cap.delay()
                 self.count("throttled")
                 with self._lock:
-                    self.throttle_wait_s += waited
+                    self.throttle_wait_s += time.monotonic() - t0
             spent: list[float] = []
             try:
                 return await self._run(_cpu_timed(fn, spent), args, pixels)
