@@ -177,6 +177,15 @@ def stack(setup: str, work: Path, pg: PgServer | None) -> tuple[Mosquitto, list[
                                fleet={"client_id": f"fleet-{i}"}) for i in range(replicas)]
 
 
+def unstack(broker: Mosquitto, serves: list[FleetServe], sim: SimProc | None) -> None:
+    """Stop what :func:`stack` (and the run) started: the simulator, the replicas, the broker."""
+    if sim is not None:
+        sim.stop()
+    for s in serves:
+        s.kill()
+    broker.stop()
+
+
 def run(n: int, setup: str, window: float, metrics_s: float, work: Path,
         pg: PgServer | None, profile: tuple[str, Path] | None = None) -> dict[str, Any]:
     broker, serves = stack(setup, work, pg)
@@ -230,11 +239,7 @@ def run(n: int, setup: str, window: float, metrics_s: float, work: Path,
             "wave_to_wave_s": wave_gaps(rollout, devices),
         }
     finally:
-        if sim is not None:
-            sim.stop()
-        for s in serves:
-            s.kill()
-        broker.stop()
+        unstack(broker, serves, sim)
 
 
 def drain(n: int, setup: str, backlog: int, work: Path, pg: PgServer | None) -> dict[str, Any]:
@@ -285,11 +290,7 @@ def drain(n: int, setup: str, backlog: int, work: Path, pg: PgServer | None) -> 
             **usage,
         }
     finally:
-        if sim is not None:
-            sim.stop()
-        for s in serves:
-            s.kill()
-        broker.stop()
+        unstack(broker, serves, sim)
 
 
 def main() -> None:
