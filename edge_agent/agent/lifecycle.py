@@ -399,7 +399,11 @@ class Agent:
                     signal.signal(s, h)
                 raise KeyboardInterrupt(f"second {name}")
             log.info("%s received: stopping", name)
-            self.request_stop(name)
+            # not request_stop() here: the handler runs on the main thread between two
+            # bytecodes, possibly inside _wake.wait() holding that Event's lock, and setting
+            # the Event from here would wait on it forever (seen once in CI: a SIGTERM hung)
+            threading.Thread(target=self.request_stop, args=(name,), name="signal-stop",
+                             daemon=True).start()
 
         for sig in (signal.SIGTERM, signal.SIGINT):
             originals[sig] = signal.getsignal(sig)
