@@ -68,13 +68,14 @@ class HttpComponent(Component):
         self.state_changing: set[str] = set()
         self._agent: Any = None
         self._server: Any = None
-        self._hist: Any = None
         self._registry: Any = None
         self._lock = threading.Lock()
         self._last_result = 0.0
         self._snapshot: dict[str, Any] = {}
         self._history: deque[dict[str, Any]] = deque(maxlen=HISTORY_POINTS)
-        self._recent: deque[dict[str, Any]] = deque(maxlen=RECENT_DETECTIONS)
+        # (wall time, frame, detections) of recent frames that found something; made into
+        # JSON-ready rows only when the page asks (:meth:`recent`), not for every frame
+        self._recent: deque[tuple[float, int, Any]] = deque(maxlen=RECENT_DETECTIONS)
         self._jpeg: tuple[int, bytes] | None = None
         self._jpeg_lock = threading.Lock()
         self._streams = 0
@@ -104,7 +105,7 @@ class HttpComponent(Component):
 
         h = self.config.http
         self._agent = agent
-        self._registry, self._hist = build_registry(self, __version__)
+        self._registry = build_registry(self, __version__)
         pipeline = agent.pipeline
         self.pool = InferPool(lambda: getattr(pipeline, "runner", None),
                               workers=h.infer_workers, max_pending=h.max_infer, nice=h.nice,
@@ -135,15 +136,10 @@ class HttpComponent(Component):
 
     def on_result(self, result: Any) -> None:
         self._last_result = time.monotonic()
-        if self._hist is not None and result.ok:
-            self._hist.observe(result.timings)
         r = result.result
         dets = getattr(r, "detections", None) if r is not None else None
         if dets:
-            top = max(dets, key=lambda d: d.score)
-            self._recent.append({"ts": round(result.wall_time, 3), "frame": result.seq,
-                                 "count": len(dets), "label": top.label,
-                                 "score": round(float(top.score), 3)})
+            self._recent.append((result.wall_time, result.seq, dets))
 
     def contribute(self, snapshot: dict[str, Any]) -> None:
         out: dict[str, Any] = {"url": self.url, **self.api_counts()}
@@ -192,11 +188,22 @@ class HttpComponent(Component):
             return list(self._history)
 
     def recent(self) -> list[dict[str, Any]]:
-        return list(self._recent)[::-1]
+        """The recent frames that found something, newest first (the page's list)."""
+        rows = []
+        for wall_time, seq, dets in reversed(list(self._recent)):
+            top = max(dets, key=lambda d: d.score)
+            rows.append({"ts": round(wall_time, 3), "frame": seq, "count": len(dets),
+                         "label": top.label, "score": round(float(top.score), 3)})
+        return rows
 
     def counters(self) -> dict[str, Any]:
         p = getattr(self._agent, "pipeline", None)
         return p.counters() if p is not None else {}
+
+    def latencies(self) -> dict[str, Any]:
+        """The pipeline's per-stage histograms since start (``/metrics`` bins them)."""
+        p = getattr(self._agent, "pipeline", None)
+        return p.latencies.total() if p is not None else {}
 
     def camera(self) -> dict[str, Any]:
         reader = getattr(getattr(self._agent, "pipeline", None), "reader", None)

@@ -4,8 +4,11 @@ Names follow Prometheus practice: base units (seconds, bytes, ``_celsius``, ``_w
 ``_total`` counters, ``_info`` gauges of value 1 for identities; labels only with small fixed
 value sets (stage, drop reason, camera state), never per frame, per request or per client.
 
-- per-stage latency histograms (``edge_agent_stage_latency_seconds{stage}``) are observed
-  from the pipeline's results (:meth:`StageHistograms.observe`, a few lock-protected adds);
+- per-stage latency histograms (``edge_agent_stage_latency_seconds{stage}``) are the
+  pipeline's own since-start histograms (``device.latencies()``), binned into :data:`BUCKETS`
+  at scrape time (:func:`stage_latency_family`): a processed frame costs the pipeline nothing
+  more for Prometheus. Counts and sums are exact; a value within 0.5 % of a bucket bound may be
+  counted on its other side (the pipeline's histograms' relative accuracy);
 - everything else is read at scrape time from the pipeline counters, the camera reader, the
   last metrics snapshot (CPU, temperatures, the bridge, MQTT's outbox) and the API's own
   counters (:class:`DeviceCollector`), so there is no second bookkeeping to drift;
@@ -15,12 +18,20 @@ value sets (stage, drop reason, camera state), never per frame, per request or p
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Histogram, ProcessCollector
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client import CollectorRegistry, ProcessCollector
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
+
+from ..telemetry.histogram import Histogram as LatencyHistogram
 
 STAGES = ("age", "preprocess", "invoke", "postprocess", "e2e")
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
@@ -29,19 +40,20 @@ DROP_REASONS = ("stale", "error", "swap", "shutdown")
 CAMERA_STATES = ("starting", "ok", "reconnecting", "failed", "ended", "stopped")
 
 
-class StageHistograms:
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.hist = Histogram("edge_agent_stage_latency_seconds",
-                              "Seconds per pipeline stage of each processed frame "
-                              "(age: capture to pickup; e2e: capture to result)",
-                              ["stage"], buckets=BUCKETS, registry=registry)
-        self._children = {s: self.hist.labels(s) for s in STAGES}
-
-    def observe(self, timings: dict[str, float]) -> None:
-        for stage, seconds in timings.items():
-            child = self._children.get(stage)
-            if child is not None:
-                child.observe(max(seconds, 0.0))
+def stage_latency_family(hists: Mapping[str, LatencyHistogram]) -> HistogramMetricFamily:
+    """``edge_agent_stage_latency_seconds{stage}`` from the pipeline's histograms (module doc)."""
+    fam = HistogramMetricFamily("edge_agent_stage_latency_seconds",
+                                "Seconds per pipeline stage of each processed frame "
+                                "(age: capture to pickup; e2e: capture to result)",
+                                labels=["stage"])
+    for stage in STAGES:
+        h = hists.get(stage)
+        if h is None:
+            continue
+        counts = h.counts_at_most(BUCKETS)
+        buckets = [(floatToGoString(b), float(c)) for b, c in zip(BUCKETS, counts, strict=True)]
+        fam.add_metric([stage], [*buckets, ("+Inf", float(h.count))], sum_value=h.sum)
+    return fam
 
 
 def _num(v: Any) -> float | None:
@@ -55,8 +67,9 @@ def _gauge(name: str, doc: str, value: Any) -> Iterator[Metric]:
 
 
 class DeviceCollector(Collector):
-    """Reads the device at scrape time. ``device`` gives ``counters()`` (the pipeline's),
-    ``camera()``, ``model_info()``, ``snapshot()`` (the last heartbeat's), ``api_counts()``."""
+    """Reads the device at scrape time. ``device`` gives ``counters()`` and ``latencies()``
+    (the pipeline's), ``camera()``, ``model_info()``, ``snapshot()`` (the last heartbeat's),
+    ``api_counts()``."""
 
     def __init__(self, device: Any, version: str) -> None:
         self.device = device
@@ -90,6 +103,7 @@ class DeviceCollector(Collector):
                                   value=_num(c.get("swaps")) or 0.0)
         yield from _gauge("edge_agent_frames_in_flight", "Frames between capture and result",
                           c.get("in_flight"))
+        yield stage_latency_family(d.latencies())
         snap = d.snapshot() or {}
         fps = snap.get("fps") or {}
         g = GaugeMetricFamily("edge_agent_fps", "Frames per second over the last metrics window",
@@ -167,12 +181,11 @@ class DeviceCollector(Collector):
                                 value=float(api.get("stream_clients", 0)))
 
 
-def build_registry(device: Any, version: str) -> tuple[CollectorRegistry, StageHistograms]:
+def build_registry(device: Any, version: str) -> CollectorRegistry:
     reg = CollectorRegistry(auto_describe=False)
-    hist = StageHistograms(reg)
     reg.register(DeviceCollector(device, version))
     ProcessCollector(registry=reg)
-    return reg, hist
+    return reg
 
 
 def exposition(registry: CollectorRegistry) -> tuple[bytes, str]:

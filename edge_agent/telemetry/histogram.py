@@ -12,7 +12,7 @@ The number of buckets is bounded: values are clamped to ``[min_value, max_value]
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 
 class Histogram:
@@ -42,14 +42,20 @@ class Histogram:
         return math.ceil(math.log(v) / self._log_gamma)
 
     def record(self, value: float, count: int = 1) -> None:
-        if not math.isfinite(value) or value < 0:
+        # called for every stage of every frame: _key inlined, no min()/max() calls
+        if not 0 <= value < math.inf:  # NaN fails both comparisons
             raise ValueError(f"histogram value must be finite and >= 0, got {value!r}")
-        k = self._key(value)
-        self._buckets[k] = self._buckets.get(k, 0) + count
+        v = self.min_value if value < self.min_value else (
+            self.max_value if value > self.max_value else value)
+        k = math.ceil(math.log(v) / self._log_gamma)
+        buckets = self._buckets
+        buckets[k] = buckets.get(k, 0) + count
         self.count += count
         self.sum += value * count
-        self.min = min(self.min, value)
-        self.max = max(self.max, value)
+        if value < self.min:
+            self.min = value
+        if value > self.max:
+            self.max = value
 
     def extend(self, values: Iterable[float]) -> None:
         for v in values:
@@ -101,6 +107,25 @@ class Histogram:
                 centre = 2 * self._gamma**k / (self._gamma + 1)
                 return min(max(centre, self.min), self.max)
         return self.max  # pragma: no cover - counts always add up
+
+    def counts_at_most(self, bounds: Sequence[float]) -> list[int]:
+        """How many values are ``<= b`` for each of the ascending ``bounds`` (Prometheus'
+        cumulative ``le`` buckets). Exact except for values within the relative accuracy of a
+        bound: the one bucket that straddles it counts as below when its centre is."""
+        items = sorted(self._buckets.items())
+        out: list[int] = []
+        i = seen = 0
+        for b in bounds:
+            if self.count and b >= self.max:
+                out.append(self.count)
+                continue
+            kb = self._key(b)  # the bucket that holds b: (g**(kb-1), g**kb]
+            centre = 2 * self._gamma**kb / (self._gamma + 1)
+            while i < len(items) and (items[i][0] < kb or (items[i][0] == kb and centre <= b)):
+                seen += items[i][1]
+                i += 1
+            out.append(seen)
+        return out
 
     @property
     def mean(self) -> float | None:

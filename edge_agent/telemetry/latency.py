@@ -29,8 +29,9 @@ class StageLatencies:
 
     def record_many(self, values: dict[str, float]) -> None:
         with self._lock:
+            window = self._window
             for stage, seconds in values.items():
-                self._window[stage].record(max(seconds, 0.0))
+                window[stage].record(seconds if seconds > 0.0 else 0.0)
 
     def roll(self) -> dict[str, Histogram]:
         """Return the window's histograms, fold them into the total, start a new window."""

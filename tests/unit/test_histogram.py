@@ -67,3 +67,16 @@ class TestHistogram:
         assert s["p50"] == pytest.approx(10.0, rel=0.01)
         assert s["max"] == pytest.approx(100.0)
         assert s["count"] == 100
+
+
+@given(st.lists(st.floats(min_value=0.0, max_value=20.0), max_size=200))
+def test_counts_at_most_match_exact_counts_away_from_the_bounds(values: list[float]) -> None:
+    bounds = (0.001, 0.01, 0.1, 1.0, 10.0)
+    h = Histogram()
+    h.extend(values)
+    got = h.counts_at_most(bounds)
+    assert got == sorted(got) and (not values or got[-1] <= len(values))
+    for b, n in zip(bounds, got, strict=True):
+        exact_low = sum(v <= b * (1 - h.relative_accuracy) for v in values)
+        exact_high = sum(v <= b * (1 + h.relative_accuracy) for v in values)
+        assert exact_low <= n <= exact_high, (b, n)

@@ -18,6 +18,8 @@ from edge_agent.api.infer import Busy, InferPool
 from edge_agent.api.metrics import build_registry, exposition
 from edge_agent.config import is_loopback, parse_config, read_token
 from edge_agent.errors import ConfigError
+from edge_agent.telemetry.histogram import Histogram
+from edge_agent.telemetry.latency import StageLatencies
 from tests.support.helpers import DATA, MODELS
 
 PHOTO = DATA / "astronaut.jpg"
@@ -57,6 +59,12 @@ class Device:
         return {"captured": 10, "processed": 9, "errors": 1, "in_flight": 0, "swaps": 0,
                 "dropped_by": {"stale": 0, "error": 1, "swap": 0, "shutdown": 0}}
 
+    def latencies(self) -> dict[str, Histogram]:
+        lat = StageLatencies()
+        lat.record_many({"invoke": 0.004, "e2e": 0.02})
+        lat.record("invoke", 0.005)  # on a bound: counted below it, as Prometheus does
+        return lat.total()
+
     def camera(self) -> dict[str, Any]:
         return {"health": "reconnecting", "reconnects": 2, "bad_frames": 0}
 
@@ -77,8 +85,7 @@ class Device:
 
 
 def test_metrics_follow_prometheus_naming() -> None:
-    reg, hist = build_registry(Device(), "9.9")
-    hist.observe({"invoke": 0.004, "e2e": 0.02, "unknown_stage": 1.0})
+    reg = build_registry(Device(), "9.9")
     body, ctype = exposition(reg)
     assert ctype.startswith("text/plain")
     fams = {f.name: f for f in text_string_to_metric_families(body.decode())}
@@ -93,9 +100,15 @@ def test_metrics_follow_prometheus_naming() -> None:
     assert value[("edge_agent_camera_up", ())] == 0
     assert value[("edge_agent_camera_state", (("state", "reconnecting"),))] == 1
     assert value[("edge_agent_frames_dropped_total", (("reason", "error"),))] == 1
-    assert value[("edge_agent_stage_latency_seconds_count", (("stage", "invoke"),))] == 1
+    assert value[("edge_agent_stage_latency_seconds_count", (("stage", "invoke"),))] == 2
+    invoke_sum = value[("edge_agent_stage_latency_seconds_sum", (("stage", "invoke"),))]
+    assert invoke_sum == pytest.approx(0.009)
+    for le, n in (("0.0025", 0), ("0.005", 2), ("+Inf", 2)):
+        assert value[("edge_agent_stage_latency_seconds_bucket",
+                      (("le", le), ("stage", "invoke")))] == n
     assert value[("edge_agent_stage_latency_seconds_bucket",
-                  (("le", "0.005"), ("stage", "invoke")))] == 1
+                  (("le", "0.025"), ("stage", "e2e")))] == 1
+    assert value[("edge_agent_stage_latency_seconds_count", (("stage", "age"),))] == 0
     assert value[("edge_agent_http_infer_requests_total", (("outcome", "busy"),))] == 1
     assert fams["edge_agent_fps"].type == "gauge"
     assert fams["edge_agent_outbox_lost_records"].type == "counter"
