@@ -13,6 +13,11 @@ An idle server sleeps: uvicorn's own main loop wakes ten times a second to look 
 flag (about 3 ms of CPU a second on the agent's 2-core reference machine, 0.2 ms per frame at
 15 fps); :class:`_SleepingServer` wakes once a second, to refresh the ``Date`` header as
 uvicorn does, and at once when :meth:`ServerThread.stop` asks it to exit.
+
+One write per reply: uvicorn writes a reply's head and its body to the socket apart (two
+``send`` system calls, two TCP segments, the client woken twice). :class:`_OneWrite` holds a
+short write until the next, and sends the two as one; a write of 64 KiB or more goes out at
+once, so flow control (a slow reader) works as before.
 """
 
 from __future__ import annotations
@@ -42,6 +47,65 @@ def lower_thread_priority(by: int) -> bool:
     except OSError:
         return False
     return True
+
+
+COALESCE_BYTES = 65536
+"""A write shorter than this is held for the next one (or the end of the loop's turn)."""
+
+
+class _OneWrite:
+    """A transport that sends a reply's head with its body (module doc): a short write is held
+    until the next one, which goes out joined to it at once, or until the end of this turn of
+    the event loop; everything else is the transport's own."""
+
+    def __init__(self, transport: Any, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._held: bytes | None = None
+
+    def write(self, data: bytes) -> None:
+        held = self._held
+        if held is not None:
+            self._held = None
+            self._transport.write(held + data)
+        elif len(data) < COALESCE_BYTES:
+            self._held = bytes(data)
+            self._loop.call_soon(self.flush)
+        else:
+            self._transport.write(data)
+
+    def flush(self) -> None:
+        held = self._held
+        if held is not None:
+            self._held = None
+            if not self._transport.is_closing():  # the peer went: nothing to send it
+                self._transport.write(held)
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def get_write_buffer_size(self) -> int:
+        return len(self._held or b"") + int(self._transport.get_write_buffer_size())
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
+def _one_write_protocol(http: str) -> type[Any]:
+    """uvicorn's HTTP protocol class for ``http`` ("auto", "httptools", "h11"), its
+    connections' transports wrapped in :class:`_OneWrite`."""
+    from uvicorn.config import HTTP_PROTOCOLS
+    from uvicorn.importer import import_from_string
+
+    base: type[Any] = import_from_string(HTTP_PROTOCOLS[http])
+
+    class OneWriteProtocol(base):
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(_OneWrite(transport, self.loop))
+
+    OneWriteProtocol.__name__ = OneWriteProtocol.__qualname__ = f"OneWrite{base.__name__}"
+    return OneWriteProtocol
 
 
 def _sleeping_server(config: Any) -> Any:
@@ -111,7 +175,7 @@ class ServerThread:
             app, log_config=None, log_level="warning", access_log=False, lifespan="off",
             ssl_certfile=certfile, ssl_keyfile=keyfile, limit_concurrency=limit_concurrency,
             timeout_graceful_shutdown=graceful_s,  # type: ignore[arg-type]  # a float works
-            loop=loop, http=http, ws="none",
+            loop=loop, http=_one_write_protocol(http), ws="none",
             server_header=False,
         ))
         self.thread = threading.Thread(target=self._run, name=name, daemon=True)
