@@ -20,7 +20,7 @@
 3. RSS added by the HTTP server: the same agent with ``http.enabled`` false and true (after
    warm-up, and after the load), medians of a few samples.
 
-    python3 benchmarks/http.py [--seconds 8] [--requests 200] [--rounds 4] [--duty 0.1]
+    python3 benchmarks/http.py [--seconds 8] [--requests 400] [--rounds 4] [--duty 0.1]
 """
 
 from __future__ import annotations
@@ -319,7 +319,8 @@ def flat_out(tmp: Path, name: str, args: Any, duty: float | None) -> dict[str, A
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=8.0, help="fps measurement window")
-    ap.add_argument("--requests", type=int, default=200, help="/v1/infer calls per run")
+    ap.add_argument("--requests", type=int, default=400,
+                    help="/v1/infer calls per client and concurrency, in 10 alternating batches")
     ap.add_argument("--workers", type=int, default=1, help="http.infer_workers")
     ap.add_argument("--nice", type=int, default=5, help="http.nice (the default: 5)")
     ap.add_argument("--rounds", type=int, default=4, help="idle/loaded pairs, flat out")
