@@ -81,6 +81,13 @@ class _OneWrite:
             if not self._transport.is_closing():  # the peer went: nothing to send it
                 self._transport.write(held)
 
+    def writelines(self, chunks: Any) -> None:
+        self.write(b"".join(chunks))
+
+    def write_eof(self) -> None:
+        self.flush()
+        self._transport.write_eof()
+
     def close(self) -> None:
         self.flush()
         self._transport.close()
