@@ -69,11 +69,19 @@ def test_the_leader_killed_mid_rollout_is_replaced_without_a_second_push(
         assert all(v["active"] == "sim-model 2" for v in devs.values())
         assert all(t["state"] == "committed" for t in done["targets"])
 
+        want = {(d, s): n for d, v in devs.items() for s, n in v["dropped"].items() if n}
+        seen: dict[tuple[str, str], int] = {}
+
         def lost_matches() -> bool:
-            lost = {(x["device"], x["stream"]): x["missing"] for x in other.get("/v1/lost")}
-            want = {(d, s): n for d, v in devs.items() for s, n in v["dropped"].items() if n}
-            return lost == want
-        other.wait(lost_matches, 30)
+            seen.clear()
+            seen.update({(x["device"], x["stream"]): x["missing"] for x in other.get("/v1/lost")})
+            return seen == want
+        try:
+            other.wait(lost_matches, 30)
+        except AssertionError as exc:  # say which gaps differ (failed once under load)
+            diff = {k: (seen.get(k), want.get(k)) for k in seen.keys() | want.keys()
+                    if seen.get(k) != want.get(k)}
+            raise AssertionError(f"/v1/lost (got, want) where they differ: {diff}") from exc
         assert sum(sim_doc["dropped"].values()) > 0
         total = sum(x["missing"] for x in other.get("/v1/lost"))
         assert total == sum(sim_doc["dropped"].values())
