@@ -19,7 +19,10 @@ naive loop, side by side, medians of interleaved rounds; CPU per frame at camera
    time over the same window (each takes about a tenth of a core at 15 fps): measured one after
    the other, the same loop moved by +-10 % between windows on this shared machine, while two
    agents run side by side stayed within 1-2 % of each other. The median of the per-pair
-   ratios is printed, and the agent's own e2e p50 - invoke p50 at that rate.
+   ratios is printed, and the agent's own e2e p50 - invoke p50 at that rate. In the same
+   window run, for comparison: a second agent with ``pipeline.economy = "off"`` (always
+   ``threads``; the default agent drops to one interpreter thread while the camera leaves it
+   idle, :mod:`edge_agent.agent.economy`) and the naive loop on 1 thread.
 3. A real ``edge-agent run`` at full speed for RSS and process-start-to-first-result.
 
 Targets (printed, never asserted): pipeline/naive >= 1.0 at threads = cores and >= 1.15 at
@@ -163,92 +166,125 @@ def _cpu(proc: subprocess.Popen[str]) -> float:
     return float(t.user + t.system)
 
 
-def _done_line(out: str) -> dict[str, float]:
-    """Figures of the agent's last line: ``done: 12.5 s, captured C processed P ... | invoke
-    p50 X p95 Y ms | e2e p50 X p95 Y ms ...``."""
-    figures: dict[str, float] = {}
-    for line in out.splitlines():
-        if not line.startswith("done: "):
-            continue
-        words = line.replace("|", " ").split()
-        figures["kept_fps"] = int(words[words.index("processed") + 1]) / float(words[1])
-        for name in ("invoke", "e2e"):
-            i = words.index(name)
-            figures[f"{name}_p50_ms"] = float(words[i + 2])
-    return figures
+def _summary(out: str) -> dict[str, Any]:
+    """Figures of the agent's ``run --json`` summary: the rate it kept, its e2e p50 - invoke
+    p50, and the interpreter threads its economy ran on at the end."""
+    try:
+        s = json.loads(out)
+    except json.JSONDecodeError:
+        return {}
+    lat = s.get("latency_ms") or {}
+    eco = (s.get("pipeline") or {}).get("economy") or {}
+    return {
+        "kept_fps": s["counters"]["processed"] / s["seconds"],
+        "e2e_minus_invoke": lat["e2e"]["p50"] - lat["invoke"]["p50"],
+        "invoke_p50": lat["invoke"]["p50"],
+        "threads_in_use": eco.get("threads_in_use"),
+    }
+
+
+AGENTS = {"agent": "auto", "agent_eco_off": "off"}  # the name of each run, its pipeline.economy
 
 
 def paced_pair(
     model: Path, clip: Path, fps: float, threads: int, schedule: str, tmp: Path, warm: float,
-    seconds: float,
-) -> dict[str, float]:
-    """A real `edge-agent run` and the paced naive loop, run at the same time (each takes
-    about a tenth of a core at 15 fps, so they hardly meet) and measured over the same window:
-    CPU ms per frame of each, the rate the agent kept and its e2e p50 - invoke p50."""
-    cfg = tmp / f"paced-{fps:g}.toml"
-    cfg.write_text(
-        f'[device]\nstate_dir = "{tmp / "state-paced"}"\n'
-        f'[model]\npath = "{model}"\nthreads = {threads}\n'
-        f'[camera]\nsource = "{clip}"\nfps = {fps}\nloop = true\n'
-        + ("" if schedule == "none" else f'[pipeline]\nschedule = "{schedule}"\n'),
-        encoding="utf-8",
-    )
-    agent = subprocess.Popen(
-        [sys.executable, "-m", "edge_agent", "run", "-c", str(cfg),
-         "--duration", str(warm + seconds + 0.5)],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT,
-    )
-    naive = subprocess.Popen(
-        [sys.executable, "-c", NAIVE_CHILD, str(ROOT), str(model), str(clip), str(fps),
-         str(threads)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True,
-    )
+    seconds: float, economy_ab: bool = True,
+) -> dict[str, Any]:
+    """Real `edge-agent run`s (economy on by default, and off) and the paced naive loop on
+    ``threads`` and on 1 thread, run at the same time (each takes about a tenth of a core at
+    15 fps, so they hardly meet) and measured over the same window: CPU ms per frame of each,
+    and of each agent the rate it kept, its e2e p50 - invoke p50, its threads at the end."""
+    agents: dict[str, subprocess.Popen[str]] = {}
+    for name, economy in AGENTS.items():
+        if name != "agent" and not economy_ab:
+            continue
+        cfg = tmp / f"paced-{fps:g}-{name}.toml"
+        cfg.write_text(
+            f'[device]\nstate_dir = "{tmp / ("state-" + name)}"\n'
+            f'[model]\npath = "{model}"\nthreads = {threads}\n'
+            f'[camera]\nsource = "{clip}"\nfps = {fps}\nloop = true\n'
+            + ("" if schedule == "none" else f'[pipeline]\nschedule = "{schedule}"\n')
+            + ("" if name == "agent" else f'economy = "{economy}"\n'),
+            encoding="utf-8",
+        )
+        agents[name] = subprocess.Popen(
+            [sys.executable, "-m", "edge_agent", "run", "-c", str(cfg),
+             "--duration", str(warm + seconds + 0.5), "--json"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT,
+        )
+    naives = {
+        name: subprocess.Popen(
+            [sys.executable, "-c", NAIVE_CHILD, str(ROOT), str(model), str(clip), str(fps),
+             str(t)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True,
+        )
+        for name, t in (("naive", threads), ("naive_1", 1))
+        if name == "naive" or threads > 1
+    }
+    procs = {**agents, **naives}
     try:
         time.sleep(warm)
-        a0, n0 = _cpu(agent), _cpu(naive)
+        c0 = {name: _cpu(p) for name, p in procs.items()}
         time.sleep(seconds)
-        a1, n1 = _cpu(agent), _cpu(naive)
-        out, _ = agent.communicate(timeout=180)  # a loaded machine stops slowly
+        c1 = {name: _cpu(p) for name, p in procs.items()}
+        outs = {name: p.communicate(timeout=180)[0] for name, p in agents.items()}
     finally:
-        for proc in (agent, naive):
+        for proc in procs.values():
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-    done = _done_line(out)
     frames = fps * seconds
-    return {
-        "agent": 1000.0 * (a1 - a0) / frames,
-        "naive": 1000.0 * (n1 - n0) / frames,
-        "kept": done.get("kept_fps", float("nan")),
-        "e2e_minus_invoke": done.get("e2e_p50_ms", float("nan"))
-        - done.get("invoke_p50_ms", float("nan")),
-    }
+    pair: dict[str, Any] = {name: 1000.0 * (c1[name] - c0[name]) / frames for name in procs}
+    for name, out in outs.items():
+        pair[f"{name}_run"] = _summary(out)
+    return pair
 
 
 def camera_rate(
     model: Path, clip: Path, rates: list[float], threads: int, runs: int, schedule: str,
-    tmp: Path, warm: float, seconds: float,
+    tmp: Path, warm: float, seconds: float, economy_ab: bool = True,
 ) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
-    pairs: dict[float, list[dict[str, float]]] = {f: [] for f in rates}
+    pairs: dict[float, list[dict[str, Any]]] = {f: [] for f in rates}
+    nan = float("nan")
     for i in range(runs):
         for fps in rates:
-            p = paced_pair(model, clip, fps, threads, schedule, tmp, warm, seconds)
+            p = paced_pair(model, clip, fps, threads, schedule, tmp, warm, seconds, economy_ab)
             pairs[fps].append(p)
+            run = p["agent_run"]
+            extra = "".join(
+                f", {name} {p[name]:.2f}" for name in ("agent_eco_off", "naive_1") if name in p
+            )
             print(
                 f"  run {i + 1} {fps:g} fps: agent {p['agent']:.2f} ms/frame (kept "
-                f"{p['kept']:.1f} fps, e2e - invoke {p['e2e_minus_invoke']:.2f} ms), naive "
-                f"{p['naive']:.2f} ms/frame, ratio {p['agent'] / p['naive']:.3f}",
+                f"{run.get('kept_fps', nan):.1f} fps, {run.get('threads_in_use')} thread(s) "
+                f"at the end, e2e - invoke {run.get('e2e_minus_invoke', nan):.2f} ms), naive "
+                f"{p['naive']:.2f}{extra}; agent/naive {p['agent'] / p['naive']:.3f}",
                 file=sys.stderr, flush=True,
             )
     for fps, ps in pairs.items():
-        out[f"{fps:g} fps"] = {
+        row: dict[str, Any] = {
             "agent_cpu_ms_per_frame": statistics.median(p["agent"] for p in ps),
             "naive_cpu_ms_per_frame": statistics.median(p["naive"] for p in ps),
             "agent_over_naive": statistics.median(p["agent"] / p["naive"] for p in ps),
-            "agent_kept_fps": statistics.median(p["kept"] for p in ps),
-            "e2e_minus_invoke_p50_ms": statistics.median(p["e2e_minus_invoke"] for p in ps),
+            "agent_kept_fps": statistics.median(p["agent_run"].get("kept_fps", nan) for p in ps),
+            "e2e_minus_invoke_p50_ms": statistics.median(
+                p["agent_run"].get("e2e_minus_invoke", nan) for p in ps),
+            "agent_invoke_p50_ms": statistics.median(
+                p["agent_run"].get("invoke_p50", nan) for p in ps),
+            "agent_threads_at_end": [p["agent_run"].get("threads_in_use") for p in ps],
         }
+        if "agent_eco_off" in ps[0]:
+            row["eco_off_over_naive"] = statistics.median(
+                p["agent_eco_off"] / p["naive"] for p in ps)
+            row["agent_over_eco_off"] = statistics.median(
+                p["agent"] / p["agent_eco_off"] for p in ps)
+            row["eco_off_invoke_p50_ms"] = statistics.median(
+                p["agent_eco_off_run"].get("invoke_p50", nan) for p in ps)
+        if "naive_1" in ps[0]:
+            row["naive_1_over_naive"] = statistics.median(p["naive_1"] / p["naive"] for p in ps)
+            row["agent_over_naive_1"] = statistics.median(p["agent"] / p["naive_1"] for p in ps)
+        out[f"{fps:g} fps"] = row
     return out
 
 
@@ -299,7 +335,11 @@ def main() -> None:
     ap.add_argument("--paced-fps", type=float, nargs="*", default=[15.0, 30.0])
     ap.add_argument("--paced-threads", type=int, default=None, help="default: the usable cores")
     ap.add_argument("--paced-seconds", type=float, default=15.0)
-    ap.add_argument("--warm-seconds", type=float, default=4.0)
+    ap.add_argument("--warm-seconds", type=float, default=6.0,
+                    help="before the CPU window: start-up, and the economy's first window")
+    ap.add_argument("--no-economy-ab", action="store_true",
+                    help="camera rate: no second agent with pipeline.economy off (a build "
+                    "from before the setting)")
     ap.add_argument("--schedule", default="auto",
                     help="pipeline.schedule for every agent run (none: leave it unset, for a "
                     "build from before the setting)")
@@ -346,7 +386,7 @@ def main() -> None:
                 **camera_rate(
                     args.paced_model, args.paced_clip, args.paced_fps, paced_threads,
                     max(args.paced_runs, 1), args.schedule, tmp, args.warm_seconds,
-                    args.paced_seconds,
+                    args.paced_seconds, not args.no_economy_ab,
                 ),
             }
         if "rss" not in args.skip:
@@ -401,8 +441,22 @@ def report(s: dict[str, Any]) -> None:
             )
             print(
                 f"      agent e2e p50 - invoke p50 {p['e2e_minus_invoke_p50_ms']:.2f} ms "
-                "(target <= 2; the frames of a camera, decoded when they come)"
+                "(target <= 2; the frames of a camera, decoded when they come); invoke p50 "
+                f"{p['agent_invoke_p50_ms']:.2f} ms; interpreter threads at the end "
+                f"{p['agent_threads_at_end']}"
             )
+            if "eco_off_over_naive" in p:
+                print(
+                    f"      economy off: agent/naive {p['eco_off_over_naive']:.3f}, invoke p50 "
+                    f"{p['eco_off_invoke_p50_ms']:.2f} ms; economy on/off "
+                    f"{p['agent_over_eco_off']:.3f}"
+                )
+            if "naive_1_over_naive" in p:
+                print(
+                    f"      naive loop on 1 thread / on {paced['threads']}: "
+                    f"{p['naive_1_over_naive']:.3f}; agent / naive on 1 thread "
+                    f"{p['agent_over_naive_1']:.3f}"
+                )
     if "agent_rss_mb" in s:
         print(f"  agent RSS {s['agent_rss_mb']:.0f} MB  (target <= 150)")
         first = s["start_to_first_result_s"]

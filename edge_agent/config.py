@@ -154,6 +154,11 @@ class PipelineConfig(_Section):
         description="auto: overlap decode/preprocess with invoke when the interpreter's "
         "threads leave a core free, else serial; or force one",
     )
+    economy: Literal["auto", "off"] = Field(
+        default="auto",
+        description="auto: run the interpreter on 1 thread while the camera leaves it idle "
+        "over half the time (less CPU per frame, a slower invoke); off: always model.threads",
+    )
 
 
 class MetricsConfig(_Section):

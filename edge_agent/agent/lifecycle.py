@@ -221,6 +221,7 @@ class Agent:
             model_name=boot.path.name,
             snapshot_ring=cfg.pipeline.snapshot_ring,
             schedule=schedule,
+            economy=cfg.pipeline.economy,
         )
         model = pipeline.runner.model
         from ..inference.compiled import engine_info
@@ -384,6 +385,7 @@ class Agent:
             "latency_ms": summarize(pipeline.latencies.total()),
             "camera": pipeline.reader.stats(),
             "model": dict(self.model_info),
+            "pipeline": pipeline.schedule_info(),
         }
 
     def _install_signals(self) -> Callable[[], None]:

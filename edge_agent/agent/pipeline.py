@@ -58,6 +58,8 @@ from ..camera import CameraReader, Frame, LatestFrameSlot
 from ..common.throttle import ThrottledLog, cause_of
 from ..errors import PipelineError
 from ..telemetry.latency import StageLatencies
+from .economy import WINDOW_S as ECONOMY_WINDOW_S
+from .economy import Economy, Window
 from .schedule import SCHEDULES, Schedule, ScheduleChoice
 from .sinks import FrameResult, JsonLinesSink, Sink, SnapshotRing
 
@@ -195,6 +197,7 @@ class Pipeline:
         keep_images: bool = True,
         snapshot_ring: int = 0,
         schedule: Schedule | ScheduleChoice = "overlap",
+        economy: str = "off",
     ) -> None:
         if isinstance(schedule, ScheduleChoice):
             self.schedule_choice: ScheduleChoice | None = schedule
@@ -241,6 +244,17 @@ class Pipeline:
         self._starved_total = 0.0
         self._min_interval = 0.0  # a frame-rate cap (set_rate_cap): seconds between two picks
         self._last_pick = 0.0
+        # economy (.economy): touched only by the thread that invokes, but for the swap flag
+        self._economy_setting = economy
+        self._economy = Economy(_full_threads(self._runner), economy)  # type: ignore[arg-type]
+        self._eco_swapped = False
+        self._eco_t0 = 0.0
+        self._eco_frames = 0
+        self._eco_busy = 0.0
+        self._eco_invoke0 = 0.0
+        self._eco_stale0 = 0
+        self._eco_builder: threading.Thread | None = None
+        self._eco_failed: tuple[Any, str] | None = None  # the builder's model, why it failed
 
     # -- public API --------------------------------------------------------------------------
     @property
@@ -280,7 +294,7 @@ class Pipeline:
             except queue.Full:
                 pass
         ok = self.reader.stop(timeout=max(0.05, (deadline - time.monotonic()) / 2))
-        for t in self._threads:
+        for t in [*self._threads, *([self._eco_builder] if self._eco_builder else [])]:
             t.join(max(0.0, deadline - time.monotonic()))
             ok = ok and not t.is_alive()
         self.slot.discard()  # a frame nobody took: the slot counts it as a stale drop
@@ -301,6 +315,7 @@ class Pipeline:
             old, self._runner = self._runner, runner
             self._c.swaps += 1
             self._estimate = _Estimate()
+            self._eco_swapped = True
         log.info("model swapped in between two frames")
         return old
 
@@ -365,10 +380,85 @@ class Pipeline:
         }
 
     def schedule_info(self) -> dict[str, Any]:
-        """The schedule in force (and, when it was chosen, the setting, threads, CPUs, why)."""
-        if self.schedule_choice is not None:
-            return self.schedule_choice.to_json()
-        return {"schedule": self.schedule}
+        """The schedule in force (and, when it was chosen, the setting, threads, CPUs, why),
+        and the economy (:mod:`.economy`): the interpreter threads in use and why."""
+        info: dict[str, Any] = (
+            self.schedule_choice.to_json() if self.schedule_choice is not None
+            else {"schedule": self.schedule}
+        )
+        info["economy"] = self._economy.to_json()
+        return info
+
+    # -- economy (.economy) ------------------------------------------------------------------
+    def _economy_frame(self, model: Any, busy_s: float) -> None:
+        """Called by the invoking thread after each frame: account the window, decide at its
+        end, and switch the interpreter's threads (between frames, on this thread)."""
+        eco = self._economy
+        now = self.clock()
+        if self._eco_swapped:
+            self._eco_swapped = False
+            eco.threads = _full_threads(self._runner)
+            eco.setting = self._economy_setting  # type: ignore[assignment]
+            eco.reset(now)
+            self._eco_window(now)
+            return
+        if not eco.enabled:
+            return
+        if not self._eco_t0:  # the first frame opens the first window
+            self._eco_window(now)
+            return
+        self._eco_frames += 1
+        self._eco_busy += busy_s
+        if now - self._eco_t0 < ECONOMY_WINDOW_S:
+            return
+        if not getattr(model, "economy_allowed", True):
+            eco.hold("1 thread not used while the model is under trial")
+        else:
+            with self._lock:
+                invoke_total = self._invoke_total
+            stale = self.slot.dropped
+            w = Window(now - self._eco_t0, self._eco_frames, self._eco_busy,
+                       invoke_total - self._eco_invoke0, stale - self._eco_stale0)
+            if eco.decide(w, now) is not None:
+                log.info("pipeline economy: %s", eco.reason)
+        self._eco_window(now)
+
+    def _eco_window(self, now: float) -> None:
+        self._eco_t0 = now
+        self._eco_frames = 0
+        self._eco_busy = 0.0
+        with self._lock:
+            self._eco_invoke0 = self._invoke_total
+        self._eco_stale0 = self.slot.dropped
+
+    def _economy_threads(self, model: Any) -> None:
+        """Before a frame's input is written: run on the thread count economy wants (once its
+        interpreter is built; it is built on a short-lived thread, never on this one)."""
+        want = self._economy.threads_in_use
+        if getattr(model, "threads_in_use", want) == want:
+            return
+        if want != getattr(model, "threads", want) and not model.prepared_threads(want):
+            failed = self._eco_failed
+            if failed is not None and failed[0] is model:  # the builder could not: off for
+                why = failed[1]                            # this model, said once
+                self._economy.disable(f"off: the {want}-thread interpreter failed: {why}")
+                log.warning("pipeline economy off: %s", why)
+                return
+            builder = self._eco_builder
+            if builder is None or not builder.is_alive():
+                builder = threading.Thread(target=self._build_threads, args=(model, want),
+                                           name="pipeline-economy", daemon=True)
+                self._eco_builder = builder
+                builder.start()
+            return
+        model.use_threads(want)
+
+    def _build_threads(self, model: Any, threads: int) -> None:
+        """The builder thread: only records a failure; the invoking thread acts on it."""
+        try:
+            model.prepare_threads(threads)
+        except Exception as exc:
+            self._eco_failed = (model, (str(exc).splitlines() or [type(exc).__name__])[0])
 
     # -- helpers -----------------------------------------------------------------------------
     def _drop(self, reason: str, error: bool = False) -> None:
@@ -556,6 +646,7 @@ class Pipeline:
             st = _Staged(frame, runner, buf, transform, st.t_pick, self.clock() - t0)
             pre_s += st.pre_s
         model = runner.model
+        self._economy_threads(model)
         try:
             np.copyto(model.input_view(0), st.buffer)
             self._t_invoke_start = t0 = self.clock()
@@ -570,6 +661,7 @@ class Pipeline:
             return None
         self._note_invoke(t0, t1)
         self._estimate.update(st.pre_s, t1 - t0, late)
+        self._economy_frame(model, t1 - t0)
         times = {"age": st.t_pick - frame.t_capture, "preprocess": pre_s, "invoke": t1 - t0}
         return _Invoked(frame, runner, st.transform, outputs, times)
 
@@ -651,6 +743,7 @@ class Pipeline:
                 requested = more
                 if invoked is not None:
                     self._post_one(invoked)
+                    self._economy_frame(invoked.runner.model, self.clock() - t_pick)
         finally:
             self._prep_finished.set()
             self._infer_finished.set()
@@ -663,6 +756,7 @@ class Pipeline:
         model = runner.model
         if more:
             self.slot.request()  # read ahead: decoded while this frame is processed
+        self._economy_threads(model)
         view = model.input_view(0)
         prepared = self._prepare(frame, runner, t_pick, view)
         del view  # the runtime refuses to invoke while a view of its input is alive
@@ -684,6 +778,15 @@ class Pipeline:
         self._estimate.update(pre_s, t1 - t0, 0.0)
         times = {"age": t_pick - frame.t_capture, "preprocess": pre_s, "invoke": t1 - t0}
         return _Invoked(frame, runner, transform, outputs, times)
+
+
+def _full_threads(runner: Any) -> int:
+    """The interpreter threads economy may take down to one: 1 (nothing to save) unless the
+    model runs on the plain CPU interpreter with several threads."""
+    model = getattr(runner, "model", None)
+    if not getattr(model, "can_use_fewer_threads", False):
+        return 1
+    return int(getattr(model, "threads", 1))
 
 
 def tune_process() -> Callable[[], None]:

@@ -105,6 +105,10 @@ class DeviceCollector(Collector):
                           c.get("in_flight"))
         yield stage_latency_family(d.latencies())
         snap = d.snapshot() or {}
+        eco = (snap.get("pipeline") or {}).get("economy") or {}
+        yield from _gauge("edge_agent_interpreter_threads", "Interpreter threads the pipeline "
+                          "runs on (1 while pipeline.economy saves CPU at camera rate)",
+                          eco.get("threads_in_use"))
         fps = snap.get("fps") or {}
         g = GaugeMetricFamily("edge_agent_fps", "Frames per second over the last metrics window",
                               labels=["kind"])

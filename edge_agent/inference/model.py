@@ -2,6 +2,12 @@
 
 A :class:`Model` is used by one thread at a time; give each worker thread its own
 (:meth:`Model.clone`). ``invoke()`` releases the GIL, so other threads run meanwhile.
+
+Fewer threads for a while (the pipeline's economy, :mod:`edge_agent.agent.economy`): a model on
+the plain CPU interpreter with ``threads > 1`` can hold a second interpreter of the same file
+with fewer threads (:meth:`Model.prepare_threads`, built on any thread) and invoke on it from
+the next frame on (:meth:`Model.use_threads`, called by the thread that invokes, between two
+frames: the inputs written before the call belong to the interpreter in use then).
 """
 
 from __future__ import annotations
@@ -159,6 +165,7 @@ class Model:
         self.delegate_errors: list[str] = []
         self._delegate_obj: Any = None
         self._interp = self._load()
+        self.threads_in_use = self.threads
         self.inputs = [TensorSpec.from_details(d) for d in self._interp.get_input_details()]
         self.outputs = [TensorSpec.from_details(d) for d in self._interp.get_output_details()]
         self._in_idx = [t.index for t in self.inputs]
@@ -183,11 +190,13 @@ class Model:
             )
             self.delegate = f"compiled_model:{self.engine.accelerator}"
             self._interp = None  # its tensors are not needed any more
+        self._by_threads: dict[int, Any] = {self.threads: self._interp}
 
     # -- loading ----------------------------------------------------------------------------
-    def _make(self, delegate_obj: Any) -> Any:
+    def _make(self, delegate_obj: Any, threads: int | None = None) -> Any:
         """Interpreter + allocate_tensors, turning runtime errors into ModelError types."""
-        kwargs: dict[str, Any] = {"model_path": str(self.path), "num_threads": self.threads}
+        kwargs: dict[str, Any] = {"model_path": str(self.path),
+                                  "num_threads": self.threads if threads is None else threads}
         if delegate_obj is not None:
             kwargs["experimental_delegates"] = [delegate_obj]
         native = None
@@ -241,6 +250,43 @@ class Model:
             log.info("model %s runs on delegate %s", self.path.name, d.library)
             return interp
         return self._make(None)
+
+    # -- fewer threads for a while (module doc) -----------------------------------------------
+    @property
+    def can_use_fewer_threads(self) -> bool:
+        """True for a model on the plain CPU interpreter (no delegate, no CompiledModel) with
+        more than one thread: only there does the thread count change how it runs."""
+        return self.threads > 1 and self.engine is None and self.delegate == CPU
+
+    def prepare_threads(self, threads: int) -> None:
+        """Build (once) and warm up an interpreter of this file with ``threads`` threads, so
+        :meth:`use_threads` can switch to it at once. Any thread may call it while another
+        invokes: the new interpreter is its own. Raises ModelError if it cannot be built."""
+        if threads in self._by_threads:
+            return
+        if not self.can_use_fewer_threads or not 1 <= threads < self.threads:
+            raise ModelError(
+                f"{self.path}: cannot run on {threads} thread(s) "
+                f"(configured {self.threads}, delegate {self.delegate})"
+            )
+        interp = self._make(None, threads)
+        for spec in self.inputs:  # warm it: the first invoke allocates and packs the weights
+            interp.tensor(spec.index)().fill(0)
+        interp.invoke()
+        self._by_threads[threads] = interp
+
+    def prepared_threads(self, threads: int) -> bool:
+        return threads in self._by_threads
+
+    def use_threads(self, threads: int) -> None:
+        """Invoke on the prepared ``threads``-thread interpreter from now on (the configured
+        count: back to the first one). Only the thread that invokes calls it, between frames;
+        ModelError if that count was not prepared."""
+        interp = self._by_threads.get(threads)
+        if interp is None:
+            raise ModelError(f"{self.path}: no interpreter prepared with {threads} thread(s)")
+        self._interp = interp
+        self.threads_in_use = threads
 
     def _fallback(self, pos: int, why: str) -> None:
         """Record and log (one line) why delegate ``pos`` of the chain is skipped."""

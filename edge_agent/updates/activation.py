@@ -45,7 +45,11 @@ BASELINE_SAMPLES = 256
 class WatchedModel:
     """A Model proxy: times ``invoke`` (into a bounded ring) and, while a trial monitor is
     attached, reports each latency and any non-finite output to it, and calls ``on_decided``
-    once the monitor has what it needs for a verdict. Everything else is the wrapped model's."""
+    once the monitor has what it needs for a verdict. Everything else is the wrapped model's.
+
+    The pipeline's economy (one interpreter thread at camera rate) is not used while a trial
+    runs (:attr:`economy_allowed`), and the ring keeps only invokes on the configured thread
+    count: the next update's baseline and the trial are measured alike."""
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
@@ -69,10 +73,16 @@ class WatchedModel:
                 self._observed(mon)
             raise
         ms = (time.perf_counter() - t0) * 1000
-        self.latencies_ms.append(ms)
+        inner = self.inner
+        if getattr(inner, "threads_in_use", 0) == getattr(inner, "threads", 0):
+            self.latencies_ms.append(ms)
         if mon is not None:
             mon.record(ms)
             self._observed(mon)
+
+    @property
+    def economy_allowed(self) -> bool:
+        return self.monitor is None
 
     def outputs_all(self) -> list[np.ndarray]:
         outs: list[np.ndarray] = self.inner.outputs_all()
