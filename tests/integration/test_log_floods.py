@@ -42,4 +42,6 @@ def test_folder_with_non_images_warns_once_per_cause(tmp_path: Path) -> None:
         assert "more like this in the last" in bad[1], bad
     summary = proc.stdout.strip().splitlines()[-1]
     processed = int(summary.split(" processed ")[1].split()[0])
-    assert processed > 100, summary  # the good images went on being read
+    # the good images went on being read, pass after pass (2 a pass; under load the start-up
+    # can take 2 of the 3 s, so no rate is asserted: 94 in a CI run under load, 300+ idle)
+    assert processed >= 20, summary
