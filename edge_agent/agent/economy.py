@@ -3,11 +3,13 @@
 
 At camera rate an interpreter with ``threads = cores`` wakes its thread pool and waits for it on
 every parallel operator; when the frames come far slower than it can run them, one thread does
-the same work for less CPU. Measured on 2 cores (``benchmarks/pipeline.py``'s camera-rate
-case, BlazeFace int8 on the demo clip at 15 fps): the naive loop with 1 thread used 0.917x the
-CPU per frame of the same loop with 2. The price is latency: the invoke takes longer (about
-1.4-1.8x here), so economy only runs while the slower invoke still leaves half of every frame
-interval idle.
+the same work for less CPU. Measured on 2 cores (``benchmarks/pipeline.py``'s camera-rate case,
+BlazeFace int8 on the demo clip, threads = 2, 5 runs with both agents and the naive loops
+running at the same time): the agent's CPU per frame with economy on / off 0.864 at 15 fps and
+0.852 at 30 fps; the naive loop on 1 thread / on 2, 0.859 and 0.846. A model this small even
+invokes faster on one thread here (p50 1.10 against 1.65 ms); a larger one invokes more slowly
+(MobileNetV2 int8: about 1.4-1.8x), so economy only runs while the one-thread invoke is
+projected to leave half of the time idle.
 
 The decision is taken once per window (:data:`WINDOW_S` of wall time and at least
 :data:`MIN_FRAMES` frames) from what the thread that invokes measured in it:

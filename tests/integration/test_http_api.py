@@ -56,7 +56,8 @@ def test_metrics_parse_with_prometheus_names_and_types(agent: HttpAgent) -> None
                     "edge_agent_http_infer_requests"):
         assert types[counter] == "counter", counter
     for gauge in ("edge_agent_fps", "edge_agent_camera_up", "edge_agent_model_info",
-                  "process_resident_memory_bytes", "edge_agent_info"):
+                  "process_resident_memory_bytes", "edge_agent_info",
+                  "edge_agent_interpreter_threads"):
         assert types[gauge] == "gauge", gauge
     hist = fams["edge_agent_stage_latency_seconds"].samples
     stages = {s.labels["stage"] for s in hist}
@@ -76,6 +77,7 @@ def test_metrics_parse_with_prometheus_names_and_types(agent: HttpAgent) -> None
     assert info["name"] == "blazeface_int8" and info["backend"] and len(info["sha256"]) == 64
     assert set(info) == {"name", "version", "sha256", "backend", "delegate"}
     assert fams["edge_agent_camera_up"].samples[0].value == 1
+    assert fams["edge_agent_interpreter_threads"].samples[0].value == 1  # model.threads = 1
     assert fams["process_resident_memory_bytes"].samples[0].value > 10e6
 
 

@@ -4,6 +4,7 @@ to build the one-thread interpreter costs nothing but the saving."""
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import shutil
@@ -20,7 +21,7 @@ from edge_agent.camera import Backoff, CameraReader, LatestFrameSlot, SyntheticS
 from edge_agent.inference import Runner
 from edge_agent.updates.activation import watch
 from edge_agent.updates.trial import TrialMonitor, TrialPolicy
-from tests.support.helpers import MODELS
+from tests.support.helpers import MODELS, run_cli
 
 FACE = MODELS / "blazeface_int8.tflite"
 
@@ -158,3 +159,21 @@ def test_a_one_thread_interpreter_that_cannot_be_built_only_costs_the_saving(
     assert p.counters()["errors"] == 0
     lines = [r.getMessage() for r in caplog.records if "economy off" in r.getMessage()]
     assert len(lines) == 1 and str(path) in lines[0]
+
+
+def test_the_agent_on_the_demo_clip_runs_on_one_thread_and_says_so(tmp_path: Path) -> None:
+    cfg = tmp_path / "agent.toml"
+    cfg.write_text(
+        f'[device]\nstate_dir = "{tmp_path / "state"}"\n'
+        f'[model]\npath = "{FACE}"\nthreads = 2\n'
+        '[camera]\nsource = "demo"\n[metrics]\ninterval_s = 0.5\n',
+        encoding="utf-8",
+    )
+    proc = run_cli("run", "--config", str(cfg), "--duration", str(3 * WINDOW_S + 2), "--json",
+                   timeout=90)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    eco = summary["pipeline"]["economy"]
+    assert eco["setting"] == "auto" and eco["active"] and eco["threads_in_use"] == 1, eco
+    assert "pipeline economy: 1 thread" in proc.stderr
+    assert summary["counters"]["errors"] == 0 and summary["threads_left"] == []
