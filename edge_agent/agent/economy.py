@@ -7,9 +7,9 @@ the same work for less CPU. Measured on 2 cores (``benchmarks/pipeline.py``'s ca
 BlazeFace int8 on the demo clip, threads = 2, 5 runs with both agents and the naive loops
 running at the same time): the agent's CPU per frame with economy on / off 0.864 at 15 fps and
 0.852 at 30 fps; the naive loop on 1 thread / on 2, 0.859 and 0.846. A model this small even
-invokes faster on one thread here (p50 1.10 against 1.65 ms); a larger one invokes more slowly
-(MobileNetV2 int8: about 1.4-1.8x), so economy only runs while the one-thread invoke is
-projected to leave half of the time idle.
+invokes faster on one thread here (p50 1.10 against 1.65 ms); a larger one invokes more
+slowly (MobileNetV2 int8: 3.6 against 2.5 ms, 1.4x, one measurement), so economy only runs
+while the one-thread invoke is projected to leave half of the time idle.
 
 The decision is taken once per window (:data:`WINDOW_S` of wall time and at least
 :data:`MIN_FRAMES` frames) from what the thread that invokes measured in it:
