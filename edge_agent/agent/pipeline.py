@@ -394,16 +394,17 @@ class Pipeline:
         """Called by the invoking thread after each frame: account the window, decide at its
         end, and switch the interpreter's threads (between frames, on this thread)."""
         eco = self._economy
-        now = self.clock()
         if self._eco_swapped:
             self._eco_swapped = False
             eco.threads = _full_threads(self._runner)
             eco.setting = self._economy_setting  # type: ignore[assignment]
+            now = self.clock()
             eco.reset(now)
             self._eco_window(now)
             return
         if not eco.enabled:
             return
+        now = self.clock()
         if not self._eco_t0:  # the first frame opens the first window
             self._eco_window(now)
             return
