@@ -254,6 +254,7 @@ class Pipeline:
         self._eco_invoke0 = 0.0
         self._eco_stale0 = 0
         self._eco_builder: threading.Thread | None = None
+        self._held: _Invoked | None = None  # overlap: outputs handed to post at the next invoke
         self._eco_failed: tuple[Any, str] | None = None  # the builder's model, why it failed
 
     # -- public API --------------------------------------------------------------------------
@@ -600,10 +601,21 @@ class Pipeline:
         return False
 
     # -- overlap: infer ----------------------------------------------------------------------
+    def _hand_over(self) -> None:
+        """Give the held outputs (the previous invoke's) to post. Called right before the next
+        invoke, which releases the GIL at once: post wakes into a free interpreter lock instead
+        of taking it from this thread between two invokes; or before waiting for input, so a
+        result never waits for the next frame."""
+        held, self._held = self._held, None
+        if held is not None and not self._put(self._invoked, held):
+            self._drop("shutdown")
+
     def _infer_loop(self) -> None:
         try:
             while True:
                 t_wait = self.clock()
+                if self._held is not None and self._staged.empty():
+                    self._hand_over()  # no input yet: post must not wait for it
                 try:
                     st = self._staged.get(timeout=WAIT_S)
                 except queue.Empty:
@@ -621,9 +633,10 @@ class Pipeline:
                 # the interpreter waited while prep was still holding back: prep was late
                 late = max(0.0, st.t_woke - t_wait) if st.t_woke else 0.0
                 invoked = self._invoke_staged(st, late)
-                if invoked is not None and not self._put(self._invoked, invoked):
-                    self._drop("shutdown")
+                self._hand_over()  # when a stage failed before the invoke could
+                self._held = invoked
         finally:
+            self._hand_over()
             self._infer_finished.set()
             try:
                 self._invoked.put(None, timeout=0.5)
@@ -650,6 +663,7 @@ class Pipeline:
         self._economy_threads(model)
         try:
             np.copyto(model.input_view(0), st.buffer)
+            self._hand_over()
             self._t_invoke_start = t0 = self.clock()
             self._taken_event.set()
             model.invoke()
