@@ -121,6 +121,10 @@ def render(status: dict[str, Any], *, running: bool) -> str:
     lines.append(f"p95 ms: {_fmt_dict(status.get('latency_p95_ms'))}")
     lines.append(f"camera: {_fmt_dict(status.get('camera'))}")
     lines.append(f"pipeline: {_fmt_dict(status.get('pipeline'))}")
+    eco = _dict(_dict(status, "pipeline"), "economy")
+    if eco:
+        lines.append(f"economy: {_value(eco.get('threads_in_use'))} interpreter thread(s), "
+                     f"{_value(eco.get('setting'))}: {_value(eco.get('reason'))}")
     lines.append(f"broker: {_fmt_dict(status.get('broker'))}")
     lines.append(f"bridge: {_fmt_dict(status.get('bridge'))}")
     thermal = _dict(status, "thermal")

@@ -41,6 +41,9 @@ class TestStatus:
         "fps": {"captured": 30.0, "processed": 29.5, "dropped": 0.5},
         "latency_ms": {"invoke": {"p50": 3.0, "p95": 4.25}, "preprocess": {"p95": 1.0}},
         "bridge": {"connected": True},
+        "pipeline": {"schedule": "serial", "threads": 2,
+                     "economy": {"setting": "auto", "active": True, "threads_in_use": 1,
+                                 "reason": "1 thread: busy 9% of the time"}},
     }
     FACTS: ClassVar[dict[str, Any]] = {
         "version": "1.0",
@@ -64,6 +67,8 @@ class TestStatus:
         assert "agent: running (pid 7" in text
         assert "model: digits 3 sha256 abababababab" in text
         assert "invoke=4.25" in text
+        assert "pipeline: schedule=serial, threads=2" in text
+        assert "economy: 1 interpreter thread(s), auto: 1 thread: busy 9% of the time" in text
         stopped = render(summarize({}, self.FACTS, state="stopped", pid=7), running=False)
         assert stopped.startswith("agent: not running; last state 'stopped'")
         assert "did not stop cleanly" not in stopped
