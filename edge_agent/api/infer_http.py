@@ -9,6 +9,12 @@ The layer keeps every rule of the route: the bearer token (401), the query (422)
 body that is no image (422), no model (503). The image is decoded, run and its reply encoded to
 JSON on the pool's own threads, or inline when the image is small and nothing else is in flight
 (:meth:`InferPool.run_request`, which also applies the duty cap).
+
+The rules are written once, as functions of headers and bytes (:func:`open_request` before the
+body, :func:`run_admitted` / :func:`run_inline` after it, :func:`failure`), for the three ways a
+request reaches them: on httptools the server's HTTP protocol answers ``POST /v1/infer`` itself
+(:mod:`.infer_protocol`, no ASGI at all); what it leaves to ASGI, and every request on h11,
+meets :class:`InferLayer`; the FastAPI route is there for the schema.
 """
 
 from __future__ import annotations
