@@ -100,6 +100,7 @@ class HttpComponent(Component):
     def start(self, agent: Any) -> None:
         from ..common.asgi_thread import ServerThread
         from .infer import InferPool
+        from .infer_protocol import infer_protocol
         from .metrics import build_registry
         from .routes import create_app
 
@@ -117,7 +118,8 @@ class HttpComponent(Component):
             self._server = ServerThread(
                 app, h.host, h.port, name="http",
                 certfile=str(h.cert) if h.cert else None, keyfile=str(h.key) if h.key else None,
-                limit_concurrency=h.max_requests, nice=h.nice)
+                limit_concurrency=h.max_requests, nice=h.nice,
+                protocol=lambda base: infer_protocol(base, self, self.token))
             self._server.start()
         except (OSError, RuntimeError) as exc:
             self._server = None
@@ -169,7 +171,8 @@ class HttpComponent(Component):
 
     def _other_requests(self) -> int:
         """Requests uvicorn serves besides the caller's, stream viewers not counted (its
-        ``server_state.tasks``: one task per request being read or answered)."""
+        ``server_state.tasks``: one task per request being read or answered through ASGI, or
+        answered from a pool thread by :mod:`.infer_protocol`; the caller one of them)."""
         tasks = getattr(getattr(getattr(self._server, "server", None), "server_state", None),
                         "tasks", None)
         return 1 if tasks is None else len(tasks) - 1 - self._streams

@@ -113,8 +113,9 @@ class InferPool:
         self.throttle_wait_s = 0.0
         self._in_flight = 0
         self.others: Callable[[], int] = lambda: 1
-        """HTTP requests the server has besides the caller's (set by the component; while
-        unknown, 1: never inline)"""
+        """HTTP requests the server has as tasks besides the caller's (uvicorn's tasks less
+        one, stream viewers not counted; set by the component; while unknown, 1: never
+        inline)"""
         self._executor: ThreadPoolExecutor | None = None
         self.cap: DutyCap | None = None
         self.watch: ContentionWatch | None = None
@@ -132,11 +133,20 @@ class InferPool:
         """The duty cap is in force now (the pipeline is contended)."""
         return self.watch is not None and self.watch.contended()
 
+    def inline_now(self, pixels: int | None) -> bool:
+        """An admitted request that is no task of the server's (answered in its HTTP protocol:
+        :mod:`.infer_protocol`) may run on the event loop now: the image is small, the duty
+        cap is not in force, and the server has no other request."""
+        if self.capped():
+            return False
+        self._was_capped = False
+        return pixels is not None and pixels <= self.inline_max_pixels and self._can_inline(0)
+
     async def run_request(self, fn: Callable[..., Any], *args: Any,
                           pixels: int | None = None) -> Any:
-        """``fn(*args)`` for one admitted request: inline when the image is small
-        (``pixels``) and the server serves nothing else, else on a pool thread; under the duty
-        cap while the pipeline is contended."""
+        """``fn(*args)`` for one admitted request, the caller a task of the server's: inline
+        when the image is small (``pixels``) and the server serves nothing else, else on a
+        pool thread; under the duty cap while the pipeline is contended."""
         if not self.capped():
             self._was_capped = False
             return await self._run(fn, args, pixels)
@@ -167,20 +177,21 @@ class InferPool:
 
     async def _run(self, fn: Callable[..., Any], args: tuple[Any, ...],
                    pixels: int | None) -> Any:
-        if pixels is not None and pixels <= self.inline_max_pixels and self._can_inline():
+        if pixels is not None and pixels <= self.inline_max_pixels and self._can_inline(1):
             self.count("inline")
             return fn(*args)
         return await self.submit(fn, *args)
 
-    def _can_inline(self) -> bool:
-        """No other request in flight or waiting on the loop (concurrent callers gain more
+    def _can_inline(self, own_tasks: int) -> bool:
+        """No other request in flight or waiting on the loop (``own_tasks``: the caller's own
+        among the server's tasks, 1 or 0) (concurrent callers gain more
         from the pool: one image decoded while another runs, which the loop cannot do while it
         runs one; and they would wait behind it), and an interpreter of the current model made
         (the first one after a model swap builds it: ~170 ms, on a pool thread)."""
         with self._lock:
             if self._in_flight != 1:
                 return False
-        if self.others() > 0:
+        if self.others() + 1 - own_tasks > 0:
             return False
         source = self.source()
         return source is not None and any(w.origin is source for w in list(self._free.queue))

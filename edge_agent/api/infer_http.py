@@ -9,6 +9,12 @@ The layer keeps every rule of the route: the bearer token (401), the query (422)
 body that is no image (422), no model (503). The image is decoded, run and its reply encoded to
 JSON on the pool's own threads, or inline when the image is small and nothing else is in flight
 (:meth:`InferPool.run_request`, which also applies the duty cap).
+
+The rules are written once, as functions of headers and bytes (:func:`open_request` before the
+body, :func:`run_admitted` / :func:`run_inline` after it, :func:`failure`), for the three ways a
+request reaches them: on httptools the server's HTTP protocol answers ``POST /v1/infer`` itself
+(:mod:`.infer_protocol`, no ASGI at all); what it leaves to ASGI, and every request on h11,
+meets :class:`InferLayer`; the FastAPI route is there for the schema.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import hmac
 import json
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from .bodies import BodyError, check_type, image_pixels, infer_query
@@ -50,7 +57,7 @@ async def read_limited(chunks: AsyncIterator[bytes], limit: int) -> bytes:
     async for chunk in chunks:
         buf += chunk
         if len(buf) > limit:
-            raise BodyError(413, f"body over {limit} bytes (http.max_body_bytes)")
+            raise too_big(limit)
     return bytes(buf)
 
 
@@ -77,19 +84,36 @@ async def multipart_image(raw_headers: list[tuple[bytes, bytes]], data: bytes) -
     raise BodyError(422, "multipart body: no file part (send the image as a file field)")
 
 
-async def answer(device: Any, raw_headers: list[tuple[bytes, bytes]],
-                 chunks: AsyncIterator[bytes], threshold: float | None,
-                 top_k: int | None) -> Reply:
-    """The reply to one ``POST /v1/infer`` (auth and the query already checked)."""
+@dataclass
+class Admitted:
+    """A request past every check that needs no body, holding an admission slot (released by
+    :func:`run_admitted`, :func:`run_inline` or the caller when the body never comes)."""
+
+    mt: str
+    threshold: float | None
+    top_k: int | None
+
+
+def open_request(device: Any, token: str | None, raw_headers: list[tuple[bytes, bytes]],
+                 query: bytes) -> Admitted | Reply:
+    """The checks before the body, in order: the bearer token (401), the query (422), the
+    media type (415), Content-Length (413), an admission slot (429); the refusal's reply."""
     pool = device.pool
-    limit = device.limits.max_body
-    ctype = length = None
+    auth = ctype = length = None
     for k, v in raw_headers:
-        if k == b"content-type":
+        if k == b"authorization":
+            if auth is None:
+                auth = v.decode("latin-1")
+        elif k == b"content-type":
             ctype = v.decode("latin-1")
         elif k == b"content-length":
             length = v.decode("latin-1")
+    if token is not None and not bearer_ok(auth or "", token):
+        return detail(401, "missing or wrong token (Authorization: Bearer <token>)",
+                      (b"www-authenticate", b"Bearer"))
+    limit = device.limits.max_body
     try:
+        threshold, top_k = infer_query(query.decode("latin-1"))
         mt = check_type(ctype)
         if length is not None and length.isdigit() and int(length) > limit:
             raise BodyError(413, f"body of {length} bytes is over http.max_body_bytes ({limit})")
@@ -99,24 +123,71 @@ async def answer(device: Any, raw_headers: list[tuple[bytes, bytes]],
         return detail(exc.status, str(exc))
     except Busy as exc:
         return detail(429, str(exc), (b"retry-after", str(exc.retry_after).encode()))
-    try:
-        data = await read_limited(chunks, limit)
-        where = "body"
-        if mt == "multipart/form-data":
-            data, where = await multipart_image(raw_headers, data)
-        body = await pool.run_request(_run_and_encode, device, data, threshold, top_k, where,
-                                      pixels=image_pixels(data))
-    except BodyError as exc:
+    return Admitted(mt, threshold, top_k)
+
+
+def too_big(limit: int) -> BodyError:
+    return BodyError(413, f"body over {limit} bytes (http.max_body_bytes)")
+
+
+def failure(pool: Any, exc: Exception) -> Reply:
+    """The reply to an admitted request that failed: bad input (4xx), no model (503), or the
+    model failing on a valid image (500: said, and the server keeps serving)."""
+    if isinstance(exc, BodyError):
         pool.count("bad_input")
         return detail(exc.status, str(exc))
-    except Unavailable as exc:
+    if isinstance(exc, Unavailable):
         return detail(503, str(exc))
-    except _Gone:
+    pool.count("failed")
+    log.warning("/v1/infer failed: %r", exc)
+    return detail(500, f"inference failed: {exc}")
+
+
+async def answer(device: Any, raw_headers: list[tuple[bytes, bytes]],
+                 chunks: AsyncIterator[bytes], query: bytes, token: str | None) -> Reply:
+    """The reply to one ``POST /v1/infer`` read through ASGI (:func:`open_request`'s checks,
+    then the body, then the run)."""
+    got = open_request(device, token, raw_headers, query)
+    if not isinstance(got, Admitted):
+        return got
+    pool = device.pool
+    try:
+        data = await read_limited(chunks, device.limits.max_body)
+    except BodyError as exc:
+        pool.release()
+        return failure(pool, exc)
+    except BaseException:  # _Gone: the client went; a cancel
+        pool.release()
         raise
-    except Exception as exc:  # the model failed on a valid image: say so, keep serving
-        pool.count("failed")
-        log.warning("/v1/infer failed: %r", exc)
-        return detail(500, f"inference failed: {exc}")
+    return await run_admitted(device, raw_headers, data, got)
+
+
+async def run_admitted(device: Any, raw_headers: list[tuple[bytes, bytes]], data: bytes,
+                       req: Admitted) -> Reply:
+    """The reply for an admitted request's whole body; releases its slot."""
+    pool = device.pool
+    try:
+        where = "body"
+        if req.mt == "multipart/form-data":
+            data, where = await multipart_image(raw_headers, data)
+        body = await pool.run_request(_run_and_encode, device, data, req.threshold, req.top_k,
+                                      where, pixels=image_pixels(data))
+    except Exception as exc:
+        return failure(pool, exc)
+    finally:
+        pool.release()
+    pool.count("ok")
+    return 200, body, []
+
+
+def run_inline(device: Any, data: bytes, req: Admitted) -> Reply:
+    """:func:`run_admitted` for a plain body run on the calling (event loop) thread, when
+    :meth:`InferPool.inline_now` said so."""
+    pool = device.pool
+    try:
+        body = _run_and_encode(device, data, req.threshold, req.top_k, "body")
+    except Exception as exc:
+        return failure(pool, exc)
     finally:
         pool.release()
     pool.count("ok")
@@ -151,24 +222,11 @@ class InferLayer:
         if scope["type"] != "http" or scope["path"] != PATH or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
-        headers: list[tuple[bytes, bytes]] = scope["headers"]
-        reply: Reply
-        if self.token is not None and not bearer_ok(
-                next((v.decode("latin-1") for k, v in headers if k == b"authorization"), ""),
-                self.token):
-            reply = detail(401, "missing or wrong token (Authorization: Bearer <token>)",
-                           (b"www-authenticate", b"Bearer"))
-        else:
-            try:
-                threshold, top_k = infer_query(scope.get("query_string", b"").decode("latin-1"))
-            except BodyError as exc:
-                self.device.pool.count("bad_input")
-                reply = detail(exc.status, str(exc))
-            else:
-                try:
-                    reply = await answer(self.device, headers, _body(receive), threshold, top_k)
-                except _Gone:
-                    return
+        try:
+            reply = await answer(self.device, scope["headers"], _body(receive),
+                                 scope.get("query_string", b""), self.token)
+        except _Gone:
+            return
         status, body, extra = reply
         await send({"type": "http.response.start", "status": status,
                     "headers": [JSON, (b"content-length", str(len(body)).encode()), *extra]})

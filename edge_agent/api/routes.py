@@ -127,7 +127,7 @@ def create_fastapi(device: Any, token: str | None) -> FastAPI:
         (Served by :class:`~edge_agent.api.infer_http.InferLayer` ahead of this route, with
         the same answer.)"""
         code, body, extra = await answer(device, request.headers.raw, request.stream(),
-                                         threshold, top_k)
+                                         request.scope.get("query_string", b""), token)
         return Response(body, status_code=code, media_type="application/json",
                         headers={k.decode(): v.decode() for k, v in extra})
 

@@ -18,7 +18,9 @@ uvicorn does, and at once when :meth:`ServerThread.stop` asks it to exit.
 One write per reply: uvicorn writes a reply's head and its body to the socket apart (two
 ``send`` system calls, two TCP segments, the client woken twice). :class:`_OneWrite` holds a
 short write until the next, and sends the two as one; a write of 64 KiB or more goes out at
-once, so flow control (a slow reader) works as before.
+once, so flow control (a slow reader) works as before. ``protocol``: a function of that
+protocol class giving the class to serve with (a subclass: the agent's API answers
+``POST /v1/infer`` in its own, :mod:`edge_agent.api.infer_protocol`).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 
@@ -74,6 +77,14 @@ class _OneWrite:
             self._loop.call_soon(self.flush)
         else:
             self._transport.write(data)
+
+    def write_now(self, data: bytes) -> None:
+        """``data`` at once, joined to a held write if any (a reply written whole)."""
+        held = self._held
+        if held is not None:
+            self._held = None
+            data = held + data
+        self._transport.write(data)
 
     def flush(self) -> None:
         held = self._held
@@ -161,6 +172,7 @@ class ServerThread:
         nice: int = 0,
         loop: str = "auto",
         http: str = "auto",
+        protocol: Callable[[type[Any]], type[Any]] | None = None,
     ) -> None:
         import uvicorn
 
@@ -179,11 +191,14 @@ class ServerThread:
         self.sock = sock
         self.host = host
         self.port: int = sock.getsockname()[1]
+        http_class = _one_write_protocol(http)
+        if protocol is not None:
+            http_class = protocol(http_class)
         self.server = _sleeping_server(uvicorn.Config(
             app, log_config=None, log_level="warning", access_log=False, lifespan="off",
             ssl_certfile=certfile, ssl_keyfile=keyfile, limit_concurrency=limit_concurrency,
             timeout_graceful_shutdown=graceful_s,  # type: ignore[arg-type]  # a float works
-            loop=loop, http=_one_write_protocol(http), ws="none",
+            loop=loop, http=http_class, ws="none",
             server_header=False,
         ))
         self.thread = threading.Thread(target=self._run, name=name, daemon=True)
