@@ -128,7 +128,12 @@ class HttpComponent(Component):
                          "without its HTTP API (set http.port, or http.enabled = false)"
             log.error("%s", self.error)
             return
-        self.pool.others = self._other_requests
+        tasks = getattr(getattr(getattr(self._server, "server", None), "server_state", None),
+                        "tasks", None)
+        if tasks is not None:  # the same set for the server's life: looked up once
+            self.pool.others = lambda: len(tasks) - 1 - self._streams
+        else:
+            self.pool.others = self._other_requests
         self.url = self._server.url
         log.info("HTTP API on %s (%s)", self.url,
                  "token required" if self.token else "no token: reads only, loopback")

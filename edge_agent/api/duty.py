@@ -40,6 +40,9 @@ class ContentionWatch:
         self._lock = threading.Lock()  # asked by the event loop and by /metrics' scrapes
 
     def contended(self) -> bool:
+        now = self.clock()
+        if now - self._last_look < self.every_s:  # looked lately: the answer stands (a
+            return now < self._until  # float read whole; asked once per /v1/infer request)
         with self._lock:
             return self._look()
 

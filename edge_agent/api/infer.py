@@ -103,7 +103,6 @@ class InferPool:
         self.nice = nice
         self.inline_max_pixels = inline_max_pixels
         self.max_pending = max(max_pending, workers)
-        self._slots = threading.BoundedSemaphore(self.max_pending)
         self._free: queue.Queue[_Worker] = queue.Queue()
         for _ in range(workers):
             self._free.put(_Worker())
@@ -137,10 +136,10 @@ class InferPool:
         """An admitted request that is no task of the server's (answered in its HTTP protocol:
         :mod:`.infer_protocol`) may run on the event loop now: the image is small, the duty
         cap is not in force, and the server has no other request."""
-        if self.capped():
+        if pixels is None or pixels > self.inline_max_pixels or self.capped():
             return False
         self._was_capped = False
-        return pixels is not None and pixels <= self.inline_max_pixels and self._can_inline(0)
+        return self._can_inline(0)
 
     async def run_request(self, fn: Callable[..., Any], *args: Any,
                           pixels: int | None = None) -> Any:
@@ -188,9 +187,8 @@ class InferPool:
         from the pool: one image decoded while another runs, which the loop cannot do while it
         runs one; and they would wait behind it), and an interpreter of the current model made
         (the first one after a model swap builds it: ~170 ms, on a pool thread)."""
-        with self._lock:
-            if self._in_flight != 1:
-                return False
+        if self._in_flight != 1:  # an int, read whole (written under the lock)
+            return False
         if self.others() + 1 - own_tasks > 0:
             return False
         source = self.source()
@@ -218,7 +216,11 @@ class InferPool:
 
     def admit(self) -> None:
         """Take a slot (release with :meth:`release`); :class:`Busy` when none is free."""
-        if not self._slots.acquire(blocking=False):
+        with self._lock:
+            free = self._in_flight < self.max_pending
+            if free:
+                self._in_flight += 1
+        if not free:
             self.count("busy")
             if self._was_capped and self.cap is not None:
                 wait = self.max_pending * self._cost_s / self.cap.duty
@@ -228,13 +230,12 @@ class InferPool:
                            min(60, max(1, math.ceil(wait))))
             raise Busy(f"{self.max_pending} inference requests are running or waiting "
                        "(http.max_infer); retry shortly")
-        with self._lock:
-            self._in_flight += 1
 
     def release(self) -> None:
         with self._lock:
+            if self._in_flight <= 0:
+                raise RuntimeError("InferPool.release() without an admitted request")
             self._in_flight -= 1
-        self._slots.release()
 
     def run_bytes(self, data: bytes, threshold: float | None = None,
                   top_k: int | None = None, where: str = "body") -> dict[str, Any]:

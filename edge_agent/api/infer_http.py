@@ -46,9 +46,34 @@ def detail(status: int, message: str, *headers: tuple[bytes, bytes]) -> Reply:
     return status, json.dumps({"detail": message}).encode(), list(headers)
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
 def encode(doc: dict[str, Any]) -> bytes:
     """JSON as Starlette's JSONResponse writes it (compact, UTF-8, no NaN)."""
-    return json.dumps(doc, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+    return _ENCODER.encode(doc).encode()
+
+
+_TYPES: dict[str | None, str | BodyError] = {}
+"""Content-Type header -> media type or the 415 (:func:`check_type`), for the few a server
+sees; at most :data:`TYPES_KEPT` kept."""
+TYPES_KEPT = 32
+
+
+def media_type_of(ctype: str | None) -> str:
+    """:func:`check_type`, remembered for the Content-Type headers seen last."""
+    got = _TYPES.get(ctype)
+    if got is None:
+        try:
+            got = check_type(ctype)
+        except BodyError as exc:
+            got = exc
+        if len(_TYPES) >= TYPES_KEPT:
+            _TYPES.clear()
+        _TYPES[ctype] = got
+    if isinstance(got, BodyError):
+        raise BodyError(got.status, str(got))
+    return got
 
 
 async def read_limited(chunks: AsyncIterator[bytes], limit: int) -> bytes:
@@ -113,8 +138,8 @@ def open_request(device: Any, token: str | None, raw_headers: list[tuple[bytes, 
                       (b"www-authenticate", b"Bearer"))
     limit = device.limits.max_body
     try:
-        threshold, top_k = infer_query(query.decode("latin-1"))
-        mt = check_type(ctype)
+        threshold, top_k = infer_query(query.decode("latin-1")) if query else (None, None)
+        mt = media_type_of(ctype)
         if length is not None and length.isdigit() and int(length) > limit:
             raise BodyError(413, f"body of {length} bytes is over http.max_body_bytes ({limit})")
         pool.admit()
@@ -180,24 +205,37 @@ async def run_admitted(device: Any, raw_headers: list[tuple[bytes, bytes]], data
     return 200, body, []
 
 
-def run_inline(device: Any, data: bytes, req: Admitted) -> Reply:
+def run_inline(device: Any, data: bytes, req: Admitted, send: Callable[[Reply], None]) -> None:
     """:func:`run_admitted` for a plain body run on the calling (event loop) thread, when
-    :meth:`InferPool.inline_now` said so."""
+    :meth:`InferPool.inline_now` said so; the reply is given to ``send`` before the slot is
+    released and the request counted (the client reads it meanwhile)."""
     pool = device.pool
     try:
-        body = _run_and_encode(device, data, req.threshold, req.top_k, "body")
+        reply: Reply = 200, _run_and_encode(device, data, req.threshold, req.top_k, "body"), []
     except Exception as exc:
-        return failure(pool, exc)
+        reply = failure(pool, exc)
+    try:
+        send(reply)
     finally:
         pool.release()
-    pool.count("ok")
-    return 200, body, []
+    if reply[0] == 200:
+        pool.count("ok")
+
+
+_merged: tuple[Any, Any, dict[str, Any]] = (None, None, {})
+"""(the agent's model info, the run's model fields, the two merged) of the last reply"""
 
 
 def _run_and_encode(device: Any, data: bytes, threshold: float | None, top_k: int | None,
                     where: str) -> bytes:
     out = device.pool.run_bytes(data, threshold, top_k, where)
-    out["model"] = {**device.model_info(), **{k: v for k, v in out["model"].items() if v}}
+    global _merged
+    info, own = device.model_info(), out["model"]
+    last_info, last_own, merged = _merged
+    if info != last_info or own != last_own:  # a new model: merged anew (else the same dict)
+        merged = {**info, **{k: v for k, v in own.items() if v}}
+        _merged = info, own, merged
+    out["model"] = merged
     return encode(out)
 
 

@@ -68,6 +68,29 @@ ATTRIBUTES = ("headers", "parser", "cycle", "expect_100_continue", "connections"
 JSON_HEAD = b"content-type: application/json\r\ncontent-length: "
 
 
+_heads: tuple[Any, dict[int, bytes]] = (None, {})
+"""(uvicorn's default headers, the reply heads made with them), by status"""
+
+
+def _head(status: int, defaults: list[tuple[bytes, bytes]], lines: dict[int, bytes]) -> bytes:
+    """A JSON reply's status line, uvicorn's default headers (``server``, ``date``: a new list
+    each second) and its ``content-type``, up to the value of its ``content-length``
+    (``lines``: uvicorn's status lines)."""
+    global _heads
+    made, heads = _heads
+    if made is not defaults:
+        heads = {}
+        _heads = defaults, heads
+    head = heads.get(status)
+    if head is None:
+        parts = [lines[status]]
+        for name, value in defaults:
+            parts += (name, b": ", value, b"\r\n")
+        parts.append(JSON_HEAD)
+        head = heads[status] = b"".join(parts)
+    return head
+
+
 class _Request:
     """One ``POST /v1/infer`` served by the protocol: stands in ``protocol.cycle`` for uvicorn's
     RequestResponseCycle (``response_complete``, ``keep_alive``, ``disconnected`` and
@@ -189,7 +212,7 @@ def infer_protocol(base: type[Any], device: Any, token: str | None) -> type[Any]
             if req.mt != "multipart/form-data" and pool.inline_now(image_pixels(data)):
                 r.req = None
                 pool.count("inline")
-                self._reply(r, run_inline(device, data, req))
+                run_inline(device, data, req, lambda reply: self._reply(r, reply))
                 return
             task = self.loop.create_task(self._run_task(r, data, req))
             task.add_done_callback(self.tasks.discard)
@@ -213,10 +236,8 @@ def infer_protocol(base: type[Any], device: Any, token: str | None) -> type[Any]
             r.response_complete = True
             transport = self.transport
             if not transport.is_closing():
-                parts = [STATUS_LINE[status]]
-                for name, value in self.server_state.default_headers:
-                    parts += (name, b": ", value, b"\r\n")
-                parts += (JSON_HEAD, str(len(body)).encode(), b"\r\n")
+                parts = [_head(status, self.server_state.default_headers, STATUS_LINE),
+                         str(len(body)).encode(), b"\r\n"]
                 for name, value in extra:
                     parts += (name, b": ", value, b"\r\n")
                 if not r.keep_alive:
