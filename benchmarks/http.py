@@ -8,7 +8,10 @@
    sends a request built once and reads the reply by its Content-Length (~0.05 ms a request:
    what a client in C or Go, or curl, costs), so the figure is the server's and the loopback's;
    and Python's ``http.client``, which spends ~0.5 ms of Python a request of its own (building
-   the request, parsing the reply's headers with the email package) in the timed loop.
+   the request, parsing the reply's headers with the email package) in the timed loop. And
+   beside them the floor (``benchmarks/http_floor.py``): a bare protocol in its own process that
+   answers with the decode, run and JSON alone, what any HTTP server costs on the machine (the
+   loopback, two wake-ups, caches found cold), and the API's figure over it.
 2. Pipeline fps while the API is under that load divided by idle fps, read from the agent's own
    ``/metrics`` (``edge_agent_frames_processed_total`` over a window), for a camera the
    pipeline keeps up with (the demo clip at its own rate) and one it cannot (a synthetic camera
@@ -274,6 +277,27 @@ def direct_call(workers: int) -> Any:
     return call
 
 
+class Floor:
+    """``benchmarks/http_floor.py`` running on a free port."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.proc = subprocess.Popen([sys.executable, str(ROOT / "benchmarks" / "http_floor.py"),
+                                      str(self.port)], stdout=subprocess.PIPE, cwd=ROOT)
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if line.strip() != b"ready":
+            self.proc.kill()
+            raise RuntimeError(f"benchmarks/http_floor.py did not start: {line!r}")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
 def fps_under_load(agent: Agent, seconds: float) -> tuple[float, float]:
     """The pipeline's fps while 4 clients keep /v1/infer busy, and the API's req/s meanwhile."""
     stop = threading.Event()
@@ -339,10 +363,11 @@ def main() -> None:
         tmp = Path(d)
         # 1. throughput and latency, with the demo clip running in the pipeline meanwhile
         agent = Agent(tmp, "demo", "demo", None, True, args.workers, args.nice)
+        floor = Floor()
         try:
             idle_demo = agent.fps(args.seconds)
             calls = {"direct": direct_call(args.workers), "lean": lean_call(agent.port),
-                     "http.client": api_call(agent.port)}
+                     "http.client": api_call(agent.port), "floor": lean_call(floor.port)}
             for f in calls.values():  # warm-up
                 load(f, 1, 10)
             rows = [(conc, side_by_side(calls, conc, args.requests)) for conc in (1, 4)]
@@ -351,6 +376,7 @@ def main() -> None:
             rss_http_after = agent.rss_mb()
         finally:
             agent.stop()
+            floor.stop()
         print("\n/v1/infer vs the Runner called directly (decode + run of the same JPEG; "
               "alternating batches). API clients: lean = a kept-alive socket sending a prebuilt "
               "request (the server's and the loopback's time: the goal's figure); http.client = "
@@ -359,11 +385,17 @@ def main() -> None:
               f"{'direct p50/p99 ms':>18} {'API p50/p99 ms':>15}")
         for conc, got in rows:
             d_ = got["direct"]
-            for client in ("lean", "http.client"):
+            for client in ("lean", "http.client", "floor"):
                 a_ = got[client]
                 print(f"{conc:>4} {d_['rps']:>13.1f} {client:>12} {a_['rps']:>10.1f} "
                       f"{a_['rps'] / d_['rps']:>6.2f} {d_['p50_ms']:>8.2f}/{d_['p99_ms']:<9.2f} "
                       f"{a_['p50_ms']:>6.2f}/{a_['p99_ms']:.2f}")
+        print("  floor = benchmarks/http_floor.py, a bare protocol in its own process answering "
+              "with the decode, run and JSON alone (no parser, checks or agent): what any HTTP "
+              "server costs here. The agent's API over the floor, lean client:")
+        for conc, got in rows:
+            print(f"  conc {conc}: {got['lean']['rps'] / got['floor']['rps']:.2f} "
+                  f"(p50 +{got['lean']['p50_ms'] - got['floor']['p50_ms']:.2f} ms)")
         print(f"  requests held by the duty cap meanwhile: {demo_throttled:.0f} (the demo clip "
               "keeps up: the cap must not apply)")
         # 2. a pipeline running flat out, with the duty cap and without

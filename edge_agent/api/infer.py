@@ -57,6 +57,17 @@ class _Worker:
         self.origin: Any = None  # the pipeline Runner this worker's clone is of
         self.runner: Any = None
         self.variants: OrderedDict[tuple[float | None, int | None], Any] = OrderedDict()
+        self.about_model: Any = None
+        self.about: tuple[str, Any, dict[str, Any]] = ("", None, {})
+        """the backend, delegate and model fields of the replies, made once per model"""
+
+    def describe(self, model: Any) -> tuple[str, Any, dict[str, Any]]:
+        if model is not self.about_model:
+            self.about = (model.backend.label, getattr(model, "delegate", None),
+                          {"file": getattr(getattr(model, "path", None), "name", None),
+                           "sha256": getattr(model, "sha256", None)})
+            self.about_model = model
+        return self.about
 
     def runner_for(self, source: Any, threshold: float | None, top_k: int | None) -> Any:
         if source is not self.origin:
@@ -103,9 +114,10 @@ class InferPool:
         self.nice = nice
         self.inline_max_pixels = inline_max_pixels
         self.max_pending = max(max_pending, workers)
-        self._free: queue.Queue[_Worker] = queue.Queue()
-        for _ in range(workers):
-            self._free.put(_Worker())
+        self.workers = [_Worker() for _ in range(workers)]
+        self._free: queue.SimpleQueue[_Worker] = queue.SimpleQueue()  # C: no Python lock
+        for w in self.workers:
+            self._free.put(w)
         self._lock = threading.Lock()
         self.counts = {"ok": 0, "busy": 0, "bad_input": 0, "failed": 0, "throttled": 0,
                        "inline": 0}
@@ -192,7 +204,7 @@ class InferPool:
         if self.others() + 1 - own_tasks > 0:
             return False
         source = self.source()
-        return source is not None and any(w.origin is source for w in list(self._free.queue))
+        return source is not None and any(w.origin is source for w in self.workers)
 
     async def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
         """``fn(*args)`` on one of the pool's threads (as many as admission slots, each
@@ -258,15 +270,14 @@ class InferPool:
             queued_s = time.perf_counter() - t_wait
             runner = worker.runner_for(source, threshold, top_k)
             result, times = runner.run(image)
+            backend, delegate, about = worker.describe(runner.model)
         finally:
             self._free.put(worker)
-        model = runner.model
         h, w = image.shape[:2]
         return {
-            "backend": model.backend.label,
-            "delegate": getattr(model, "delegate", None),
-            "model": {"file": getattr(getattr(model, "path", None), "name", None),
-                      "sha256": getattr(model, "sha256", None)},
+            "backend": backend,
+            "delegate": delegate,
+            "model": dict(about),
             "image": {"width": w, "height": h},
             "latency_ms": {
                 "total": round(times.total * 1000, 3),

@@ -191,7 +191,7 @@ def test_infer_pool_uses_its_own_interpreter_and_follows_a_swap(runner: Any) -> 
     pool = InferPool(lambda: current[0], workers=1, max_pending=4)
     out = pool.run_bytes(PHOTO.read_bytes())
     assert len(out["detections"]) == 1 and out["detections"][0]["label"] == "face"
-    worker = pool._free.queue[0]
+    worker = pool.workers[0]
     assert worker.runner.model is not runner.model  # a clone, not the pipeline's
     strict = pool.run_bytes(PHOTO.read_bytes(), threshold=0.99)
     assert strict["detections"] == []
