@@ -13,8 +13,10 @@ import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from edge_agent.api import infer_http
 from edge_agent.api.bodies import BodyError, check_type, decode_image
 from edge_agent.api.infer import Busy, InferPool
+from edge_agent.api.infer_http import TYPES_KEPT, media_type_of
 from edge_agent.api.metrics import build_registry, exposition
 from edge_agent.config import is_loopback, parse_config, read_token
 from edge_agent.errors import ConfigError
@@ -184,6 +186,79 @@ def test_infer_pool_admits_a_bounded_number_then_busy(runner: Any) -> None:
     pool.release()
     pool.admit()
     assert pool.counts["busy"] == 1
+    pool.release()
+    pool.release()
+    with pytest.raises(RuntimeError, match="without an admitted request"):
+        pool.release()  # one release too many is a bug, said at once (not a slot made up)
+    assert pool._in_flight == 0
+    pool.admit()
+    pool.admit()  # both slots again
+    with pytest.raises(Busy):
+        pool.admit()
+
+
+def test_content_types_are_remembered_and_a_refusal_stays_a_refusal() -> None:
+    for _ in range(3):  # the second and third answers come from the memo
+        assert media_type_of("image/JPEG; q=1") == "image/jpeg"
+        with pytest.raises(BodyError) as e:
+            media_type_of("text/plain")
+        assert e.value.status == 415 and "text/plain" in str(e.value)
+    for i in range(TYPES_KEPT * 2):  # many distinct headers: the memo stays bounded
+        with pytest.raises(BodyError):
+            media_type_of(f"x/{i}")
+    assert len(infer_http._TYPES) <= TYPES_KEPT
+    assert media_type_of(None) == ""
+
+
+def test_the_reply_model_fields_follow_a_new_model() -> None:
+    class Pool:
+        def __init__(self) -> None:
+            self.model = {"file": "a.tflite", "sha256": "aa"}
+
+        def run_bytes(self, *args: Any) -> dict[str, Any]:
+            return {"model": dict(self.model), "detections": []}
+
+    class Dev:
+        def __init__(self) -> None:
+            self.pool = Pool()
+            self.info = {"name": "m", "version": "1", "sha256": "aa"}
+
+        def model_info(self) -> dict[str, Any]:
+            return dict(self.info)
+
+    import json
+
+    dev = Dev()
+    first = json.loads(infer_http._run_and_encode(dev, b"", None, None, "body"))
+    assert first["model"] == {"name": "m", "version": "1", "sha256": "aa", "file": "a.tflite"}
+    dev.info = {"name": "m", "version": "2", "sha256": "bb"}
+    dev.pool.model = {"file": "b.tflite", "sha256": "bb"}
+    second = json.loads(infer_http._run_and_encode(dev, b"", None, None, "body"))
+    assert second["model"] == {"name": "m", "version": "2", "sha256": "bb", "file": "b.tflite"}
+
+
+def test_an_inline_reply_is_sent_before_its_slot_is_released(runner: Any) -> None:
+    pool = InferPool(lambda: runner, workers=1, max_pending=2)
+
+    class Dev:
+        def model_info(self) -> dict[str, Any]:
+            return {"name": "m"}
+
+    dev = Dev()
+    dev.pool = pool  # type: ignore[attr-defined]
+    seen: list[tuple[int, int]] = []
+    pool.admit()
+    infer_http.run_inline(dev, PHOTO.read_bytes(), infer_http.Admitted("image/jpeg", None, None),
+                          lambda reply: seen.append((reply[0], pool._in_flight)))
+    assert seen == [(200, 1)] and pool._in_flight == 0 and pool.counts["ok"] == 1
+    pool.admit()
+
+    def broken(reply: Any) -> None:
+        raise ConnectionResetError("gone")
+
+    with pytest.raises(ConnectionResetError):  # the send failing still frees the slot
+        infer_http.run_inline(dev, b"not an image", infer_http.Admitted("", None, None), broken)
+    assert pool._in_flight == 0 and pool.counts["bad_input"] == 1 and pool.counts["ok"] == 1
 
 
 def test_infer_pool_uses_its_own_interpreter_and_follows_a_swap(runner: Any) -> None:
@@ -360,3 +435,18 @@ def test_the_lean_layer_checks_the_token() -> None:
     layer = InferLayer(never, Device(), "s3cret-token-0123456789")
     status, headers, doc = _asgi_post(layer, "/v1/infer", b"x", "image/jpeg")
     assert status == 401 and headers["www-authenticate"] == "Bearer" and "token" in doc["detail"]
+
+
+def test_reply_heads_follow_uvicorns_default_headers() -> None:
+    from edge_agent.api.infer_protocol import _head
+
+    lines = {200: b"HTTP/1.1 200 OK\r\n", 429: b"HTTP/1.1 429 Too Many Requests\r\n"}
+    monday = [(b"date", b"Mon, 30 Nov 2026 10:00:00 GMT"), (b"server", b"uvicorn")]
+    head = _head(200, monday, lines)
+    assert head == (b"HTTP/1.1 200 OK\r\ndate: Mon, 30 Nov 2026 10:00:00 GMT\r\n"
+                    b"server: uvicorn\r\ncontent-type: application/json\r\ncontent-length: ")
+    assert _head(200, monday, lines) is head  # made once while the list is the same
+    later = [(b"date", b"Mon, 30 Nov 2026 10:00:01 GMT")]  # uvicorn's next second: a new list
+    assert _head(200, later, lines).count(b"10:00:01") == 1
+    assert b"10:00:00" not in _head(200, later, lines)
+    assert _head(429, later, lines).startswith(b"HTTP/1.1 429 Too Many Requests\r\ndate: ")
