@@ -24,6 +24,7 @@
    warm-up, and after the load), medians of a few samples.
 
     python3 benchmarks/http.py [--seconds 8] [--requests 400] [--rounds 4] [--duty 0.1]
+                               [--model models/mobilenet_v2_int8.tflite]
 """
 
 from __future__ import annotations
@@ -57,7 +58,8 @@ from edge_agent.api.bodies import decode_image  # noqa: E402
 from edge_agent.inference import Runner  # noqa: E402
 
 PHOTO = (ROOT / "tests" / "data" / "astronaut.jpg").read_bytes()
-MODEL = ROOT / "models" / "blazeface_int8.tflite"
+DEFAULT_MODEL = ROOT / "models" / "blazeface_int8.tflite"  # the agent's factory model
+MODEL = DEFAULT_MODEL  # --model
 
 
 def free_port() -> int:
@@ -76,6 +78,8 @@ class Agent:
                  "[camera]", f'source = "{camera}"']
         if fps:
             lines.append(f"fps = {fps}")
+        if MODEL != DEFAULT_MODEL:
+            lines += ["[model]", f'path = "{MODEL}"']
         lines += ["[metrics]", "interval_s = 1", "[http]", f"enabled = {str(http).lower()}",
                   f"port = {self.port}", f"infer_workers = {workers}", "max_infer = 16",
                   f"nice = {nice}"]
@@ -283,7 +287,8 @@ class Floor:
     def __init__(self) -> None:
         self.port = free_port()
         self.proc = subprocess.Popen([sys.executable, str(ROOT / "benchmarks" / "http_floor.py"),
-                                      str(self.port)], stdout=subprocess.PIPE, cwd=ROOT)
+                                      str(self.port), str(MODEL)], stdout=subprocess.PIPE,
+                                     cwd=ROOT)
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
         if line.strip() != b"ready":
@@ -350,13 +355,19 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=4, help="idle/loaded pairs, flat out")
     ap.add_argument("--duty", type=float, default=None,
                     help="http.infer_duty of the capped flat-out agent (default: the config's)")
+    ap.add_argument("--model", type=Path, default=DEFAULT_MODEL,
+                    help="the model of the agent, the direct call and the floor (default: the "
+                    "factory BlazeFace, ~3 ms a call here: the fixed cost of a request weighs "
+                    "most on it)")
     args = ap.parse_args()
+    global MODEL
+    MODEL = args.model.resolve()
     import importlib.util
 
     native = [m for m in ("uvloop", "httptools") if importlib.util.find_spec(m)]
     print(f"# uvicorn on {' + '.join(native) if native else 'asyncio + h11'} "
           "(uvloop/httptools are used when installed: pip install '.[http-native]')")
-    print(f"# {os.cpu_count()} cores, {args.requests} requests per run, "
+    print(f"# {MODEL.name}, {os.cpu_count()} cores, {args.requests} requests per run, "
           f"{args.workers} API interpreter(s), 1 thread each, http.nice = {args.nice}, "
           f"load average {os.getloadavg()[0]:.1f}")
     with tempfile.TemporaryDirectory() as d:

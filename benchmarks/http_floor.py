@@ -7,7 +7,7 @@ tuning (``tune_process``: OpenCV on one thread, a 1 ms GIL switch interval) like
 What it costs over calling the Runner directly is the loopback, the two wake-ups and the caches
 a request finds cold after the other process ran: a server in Python can only add to it.
 
-    python3 benchmarks/http_floor.py PORT      (prints "ready" once it listens)
+    python3 benchmarks/http_floor.py PORT [MODEL]      (prints "ready" once it listens)
 """
 
 from __future__ import annotations
@@ -56,8 +56,8 @@ class Bare(asyncio.Protocol):
                                  b"content-length: %d\r\n\r\n%s" % (len(out), out))
 
 
-async def serve(port: int) -> None:
-    runner = Runner.open(MODEL, threads=1)
+async def serve(port: int, model: Path) -> None:
+    runner = Runner.open(model, threads=1)
     server = await asyncio.get_running_loop().create_server(lambda: Bare(runner), "127.0.0.1",
                                                             port)
     print("ready", flush=True)
@@ -67,12 +67,13 @@ async def serve(port: int) -> None:
 
 def main() -> None:
     tune_process()
+    port, model = int(sys.argv[1]), Path(sys.argv[2]) if len(sys.argv) > 2 else MODEL
     try:
         import uvloop
     except ImportError:
-        asyncio.run(serve(int(sys.argv[1])))
+        asyncio.run(serve(port, model))
     else:
-        uvloop.run(serve(int(sys.argv[1])))
+        uvloop.run(serve(port, model))
 
 
 if __name__ == "__main__":
