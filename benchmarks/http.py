@@ -406,7 +406,7 @@ def main() -> None:
               "server costs here. The agent's API over the floor, lean client:")
         for conc, got in rows:
             print(f"  conc {conc}: {got['lean']['rps'] / got['floor']['rps']:.2f} "
-                  f"(p50 +{got['lean']['p50_ms'] - got['floor']['p50_ms']:.2f} ms)")
+                  f"(p50 {got['lean']['p50_ms'] - got['floor']['p50_ms']:+.2f} ms)")
         print(f"  requests held by the duty cap meanwhile: {demo_throttled:.0f} (the demo clip "
               "keeps up: the cap must not apply)")
         # 2. a pipeline running flat out, with the duty cap and without
