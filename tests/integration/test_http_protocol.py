@@ -351,3 +351,36 @@ def test_without_httptools_every_request_goes_through_asgi(runner: Any) -> None:
         c.close()
     finally:
         s.close()
+
+
+def test_the_benchmarks_floor_answers_what_the_api_answers(server: Server) -> None:
+    """benchmarks/http_floor.py (http.py's floor: a bare server doing the same decode and run)
+    gives the API's detections, kept alive; the figure beside the API's is of the same work."""
+    import subprocess
+    import sys
+
+    from tests.support.helpers import ROOT
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    floor = subprocess.Popen([sys.executable, str(ROOT / "benchmarks" / "http_floor.py"),
+                              str(port), str(MODELS / "blazeface_int8.tflite")],
+                             stdout=subprocess.PIPE, cwd=ROOT)
+    try:
+        assert floor.stdout is not None and floor.stdout.readline().strip() == b"ready"
+        api, bare = Conn(server.port), Conn(port)
+        try:
+            for _ in range(2):
+                api.send(post("/v1/infer", PHOTO))
+                bare.send(post("/v1/infer", PHOTO))
+                (a_status, _, a_body), (b_status, _, b_body) = api.reply(), bare.reply()
+                assert a_status == b_status == 200
+                assert json.loads(a_body)["detections"] == json.loads(b_body)["detections"]
+                assert faces(b_body) == ["face"]
+        finally:
+            api.close()
+            bare.close()
+    finally:
+        floor.terminate()
+        floor.wait(10)
