@@ -326,3 +326,36 @@ def test_stop_is_prompt_with_a_viewer_connected(tmp_path: Path) -> None:
     log = a.log_text()
     assert "did not stop" not in log and "threads still running" not in log, log
     conn.close()
+
+
+def test_tls_serves_https_only_and_infer_on_it(tmp_path: Path) -> None:
+    """http.cert/key: the whole API over TLS (a CA made here), /v1/infer too (on httptools
+    answered by the server's own protocol, through the TLS transport); plain HTTP on that port
+    and a client that does not trust the certificate get no answer."""
+    import http.client
+    import ssl
+
+    from tests.support.updates import make_ca
+
+    ca = make_ca(tmp_path / "tls")
+    client = ssl.create_default_context(cafile=str(ca.ca))
+    a = HttpAgent(tmp_path, tls=client, http={"cert": str(ca.cert), "key": str(ca.key)})
+    try:
+        assert a.get("/healthz").status == 200
+        for _ in range(3):  # kept apart: the first builds the interpreter, the rest inline
+            r = a.post("/v1/infer", PHOTO.read_bytes(), headers={"Content-Type": "image/jpeg"})
+            assert r.status == 200, r
+            assert [d["label"] for d in r.json()["detections"]] == ["face"]
+        text = a.get("/metrics").body.decode()
+        families = {f.name: f for f in text_string_to_metric_families(text)}
+        ok = [s.value for s in families["edge_agent_http_infer_requests"].samples
+              if s.labels.get("outcome") == "ok" and s.name.endswith("_total")]
+        assert ok == [3.0]
+        with pytest.raises((http.client.HTTPException, OSError)):
+            call(a.port, "GET", "/healthz", timeout=5)  # plain HTTP: refused by the TLS layer
+        untrusted = ssl.create_default_context()  # the system's CAs: this one is not among them
+        with pytest.raises(ssl.SSLError):
+            call(a.port, "GET", "/healthz", timeout=5, tls=untrusted)
+        assert a.alive()
+    finally:
+        assert a.stop() == 0, a.log_text()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.client
 import json
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -41,8 +42,9 @@ class Reply:
 
 def call(port: int, method: str, path: str, body: bytes | None = None,
          headers: dict[str, str] | None = None, timeout: float = 30.0,
-         host: str = "127.0.0.1") -> Reply:
-    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+         host: str = "127.0.0.1", tls: ssl.SSLContext | None = None) -> Reply:
+    conn = http.client.HTTPConnection(host, port, timeout=timeout) if tls is None else \
+        http.client.HTTPSConnection(host, port, timeout=timeout, context=tls)
     try:
         conn.request(method, path, body=body, headers=headers or {})
         r = conn.getresponse()
@@ -55,8 +57,9 @@ class HttpAgent:
     """``sections`` add or override config sections, e.g. ``{"camera": {"source": URL}}``."""
 
     def __init__(self, tmp: Path, *, token: bool = False, start: bool = True,
-                 **sections: dict[str, Any]) -> None:
+                 tls: ssl.SSLContext | None = None, **sections: dict[str, Any]) -> None:
         self.tmp = tmp
+        self.tls = tls  # the client's context when the agent serves https (http.cert/key)
         self.port = free_port()
         self.token = TOKEN if token else None
         conf: dict[str, dict[str, Any]] = {
@@ -96,7 +99,7 @@ class HttpAgent:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"agent exited {self.proc.returncode}: {self.log_text()}")
             try:
-                if call(self.port, "GET", "/healthz", timeout=2).status == 200:
+                if call(self.port, "GET", "/healthz", timeout=2, tls=self.tls).status == 200:
                     return
             except OSError:
                 pass
@@ -112,11 +115,12 @@ class HttpAgent:
         return {**h, **(extra or {})}
 
     def get(self, path: str, **kw: Any) -> Reply:
-        return call(self.port, "GET", path, headers=self.headers(kw.pop("headers", None)), **kw)
+        return call(self.port, "GET", path, headers=self.headers(kw.pop("headers", None)),
+                    tls=self.tls, **kw)
 
     def post(self, path: str, body: bytes | None = None, **kw: Any) -> Reply:
         return call(self.port, "POST", path, body=body,
-                    headers=self.headers(kw.pop("headers", None)), **kw)
+                    headers=self.headers(kw.pop("headers", None)), tls=self.tls, **kw)
 
     def processed(self) -> int:
         """Frames processed by the last heartbeat (0 before the first)."""
