@@ -6,8 +6,9 @@ decoder), made again when the pipeline swaps models (an update, a rollback). At 
 ``max_pending`` requests are admitted (running or waiting for a worker); one more is
 :class:`Busy` (429) at once, never queued without bound. ``?threshold=`` / ``?top_k=`` get a
 Runner with those decoder settings over the same interpreter (a few kept per worker). The
-images are decoded and run on the pool's own threads (:meth:`InferPool.submit`: one per
-admission slot, made when first needed), which run ``nice`` lower (``http.nice``, 5): under CPU
+images are decoded and run on the pool's own threads (:meth:`InferPool.submit`: ``workers``
++ 1, made when first needed, so one image is decoded while the interpreters run; the other
+admitted requests wait for a thread), which run ``nice`` lower (``http.nice``, 5): under CPU
 contention the camera's pipeline keeps its share. A small image (``inline_max_pixels`` by its
 header) runs on the event loop itself when the server has no other request (in flight or
 waiting to be read: :attr:`InferPool.others`): the hop to a pool thread and back is ~0.4 ms,
@@ -114,6 +115,10 @@ class InferPool:
         self.nice = nice
         self.inline_max_pixels = inline_max_pixels
         self.max_pending = max(max_pending, workers)
+        self.threads = min(self.max_pending, workers + 1)
+        """the pool's threads: one image decoded while the interpreters run (more would only
+        hold more decoded images, each in its own malloc arena, for no more throughput)"""
+        self._waited = threading.local()  # a pool thread's wait for it, for ``queued``
         self.workers = [_Worker() for _ in range(workers)]
         self._free: queue.SimpleQueue[_Worker] = queue.SimpleQueue()  # C: no Python lock
         for w in self.workers:
@@ -207,15 +212,22 @@ class InferPool:
         return source is not None and any(w.origin is source for w in self.workers)
 
     async def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """``fn(*args)`` on one of the pool's threads (as many as admission slots, each
-        ``nice`` below the pipeline), awaited from the event loop."""
+        """``fn(*args)`` on one of the pool's :attr:`threads` (each ``nice`` below the
+        pipeline; the other admitted requests wait for one, their wait counted in ``queued``),
+        awaited from the event loop."""
         if self._executor is None:
             from ..common.asgi_thread import lower_thread_priority
 
             self._executor = ThreadPoolExecutor(
-                self.max_pending, thread_name_prefix="http-infer",
+                self.threads, thread_name_prefix="http-infer",
                 initializer=lower_thread_priority, initargs=(self.nice,))
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        submitted = time.perf_counter()
+
+        def started() -> Any:
+            self._waited.s = time.perf_counter() - submitted
+            return fn(*args)
+
+        return await asyncio.get_running_loop().run_in_executor(self._executor, started)
 
     def close(self) -> None:
         """End the pool's threads (a running inference finishes first, in the background)."""
@@ -267,7 +279,9 @@ class InferPool:
         t_wait = time.perf_counter()
         worker = self._free.get()
         try:
-            queued_s = time.perf_counter() - t_wait
+            waited = getattr(self._waited, "s", 0.0)  # for one of the pool's threads (submit)
+            self._waited.s = 0.0
+            queued_s = time.perf_counter() - t_wait + waited
             runner = worker.runner_for(source, threshold, top_k)
             result, times = runner.run(image)
             backend, delegate, about = worker.describe(runner.model)

@@ -450,3 +450,34 @@ def test_reply_heads_follow_uvicorns_default_headers() -> None:
     assert _head(200, later, lines).count(b"10:00:01") == 1
     assert b"10:00:00" not in _head(200, later, lines)
     assert _head(429, later, lines).startswith(b"HTTP/1.1 429 Too Many Requests\r\ndate: ")
+
+
+def test_the_pool_runs_on_workers_plus_one_threads_and_counts_the_wait(runner: Any) -> None:
+    """4 admitted at once on 1 interpreter: 2 threads (one decoding while the other runs); the
+    requests that waited for a thread say so in ``queued``, not only those that waited for the
+    interpreter."""
+    import asyncio
+
+    pool = InferPool(lambda: runner, workers=1, max_pending=4)
+    assert pool.threads == 2
+    seen: set[int] = set()
+    photo = PHOTO.read_bytes()
+
+    def job() -> dict[str, Any]:
+        seen.add(threading.get_ident())
+        return pool.run_bytes(photo)
+
+    async def four() -> list[dict[str, Any]]:
+        return list(await asyncio.gather(*(pool.submit(job) for _ in range(4))))
+
+    try:
+        outs = asyncio.run(four())
+    finally:
+        pool.close()
+    assert len(seen) == 2 and all(o["detections"][0]["label"] == "face" for o in outs)
+    queued = sorted(o["latency_ms"]["queued"] for o in outs)
+    # the last had two runs (one a thread's, one the interpreter's) ahead of it: more than
+    # the first, which had none
+    assert queued[-1] > queued[0]
+    assert queued[-1] >= min(o["latency_ms"]["invoke"] for o in outs)
+    assert InferPool(lambda: runner, workers=3, max_pending=2).threads == 3  # max(slots, workers)
