@@ -117,6 +117,7 @@ class BridgeComponent(Component):
         self._last_error = ""
         self._captures: CaptureStore | None = None
         self._uptime_baseline: float | None = None  # board uptime at the last poll
+        self._boots = 0  # BOOT/RESET events seen: a poll that spans one has a stale uptime
         self._seq_reset_counted = False  # a reset seen from the uptime; its seq step follows
         self._log = ThrottledLog(log, clock=clock)  # errors and withheld kicks repeat
         self.stats = {
@@ -299,13 +300,21 @@ class BridgeComponent(Component):
 
     def _poll_telemetry(self) -> None:
         assert self._client is not None
+        with self._lock:
+            boots = self._boots
         tel = self._client.telemetry()
         with self._lock:
             self._telemetry = tel
             self._telemetry_at = self._clock()
+            if boots != self._boots:
+                # a BOOT came in after this answer was sent (the reader handed the answer over,
+                # then read the BOOT before this thread ran): its uptime is from before the
+                # reset, so it is no baseline, and the reset is counted once, from the BOOT
+                self._uptime_baseline = None
+                return
             before, self._uptime_baseline = self._uptime_baseline, tel.uptime_s
-        # the serial stream is ordered: a BOOT the board sent reached _on_event (which clears
-        # the baseline) before this answer did, so a reset is never counted twice
+        # the serial stream is ordered: a BOOT sent before this answer reached _on_event (which
+        # clears the baseline) before the answer did, so a reset is never counted twice
         if before is not None and self._configured and uptime_went_back(before, tel.uptime_s):
             went = f"its uptime went back from {before:.1f} s to {tel.uptime_s:.1f} s"
             self._inferred_reset(went)
@@ -345,6 +354,7 @@ class BridgeComponent(Component):
             self._seq_reset_counted = False
         if event.kind in ("boot", "reset"):
             with self._lock:
+                self._boots += 1
                 self._uptime_baseline = None
                 was_configured, self._configured = self._configured, False
             if not was_configured:

@@ -21,6 +21,7 @@ from edge_agent.bridge.rules import (
 )
 from edge_agent.config import BridgeConfig, OutputRule, parse_config
 from firmware_bridge import BridgeClient, Event
+from firmware_bridge.messages import Telemetry
 from firmware_bridge.testing import SimPort, wait_for
 
 
@@ -249,6 +250,40 @@ def test_board_reset_with_its_boot_event_lost_is_one_reset_and_set_up_again(
     resets = [r.getMessage() for r in caplog.records if "the board reset" in r.getMessage()]
     assert len(resets) == 1, resets
     assert evidence in resets[0] and "the BOOT event was lost" in resets[0], resets
+
+
+def _tel(uptime_s: float) -> Telemetry:
+    return Telemetry(uptime_s, 40.0, 45.0, 5.0, 1.0, 5.0, 3000, 0.5, 1, 600, 0, 0, 0, 0)
+
+
+class _BootBehindAnswer:
+    """A client whose telemetry answer, sent before the board reset, is handed over and then
+    the reader thread reads the BOOT before the worker runs on: the CI flake of stop 27."""
+
+    def __init__(self) -> None:
+        self.uptimes = [2.0, 2.3, 0.1, 0.2]
+        self.comp: BridgeComponent | None = None
+
+    def telemetry(self) -> Telemetry:
+        up = self.uptimes.pop(0)
+        if up == 2.3:  # the answer is out; the board resets and its BOOT is read at once
+            assert self.comp is not None
+            self.comp._on_event(Event("boot", 1, {"reset_reason": "watchdog", "boot_count": 2}))
+        return _tel(up)
+
+
+def test_a_boot_read_between_a_telemetry_answer_and_its_use_is_one_reset() -> None:
+    client = _BootBehindAnswer()
+    comp = BridgeComponent(BridgeConfig(enabled=True), client=client)  # type: ignore[arg-type]
+    client.comp = comp
+    comp._configured = True
+    comp._poll_telemetry()  # baseline 2.0
+    comp._poll_telemetry()  # 2.3 was measured before the reset: no baseline
+    assert comp.stats["board_resets"] == 1  # from the BOOT
+    comp._configured = True  # the worker set the board up again
+    comp._poll_telemetry()  # 0.1: the new board's uptime, not a second reset
+    comp._poll_telemetry()
+    assert comp.stats["board_resets"] == 1
 
 
 def test_on_result_never_blocks_and_bounds_its_queue(tmp_path: Path) -> None:
